@@ -1,0 +1,9 @@
+"""Launch-time configuration, read when a kernel is launched (never frozen into cached code)."""
+
+THREADS_PER_BLOCK = 256  # 1-D CUDA launches (tests patch this small to exercise multi-block paths)
+TILE = 16  # CUDA matmul: a TILE x TILE block of threads computes a (TILE*REG) x TILE output tile
+REG = 4  # CUDA matmul register blocking: outputs per thread along rows
+
+# Activation codes shared by every backend (ints so that Numba kernels can branch on them).
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH}

@@ -1,0 +1,189 @@
+"""Numba twins of kernels/reference/elementwise.py (formulas there)."""
+import math
+
+import numpy as np
+
+from ..dispatch import ops
+from ._jit import kernel
+
+
+@kernel
+def _act1(z, kind, alpha):
+    if kind == 1:
+        return z if z > 0 else 0.0
+    if kind == 2:
+        return z if z > 0 else alpha * z
+    if kind == 3:
+        if z >= 0:
+            return 1 / (1 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1 + e)
+    if kind == 4:
+        return math.tanh(z)
+    return z
+
+
+@kernel
+def _grad1(y, kind, alpha):
+    if kind == 1:
+        return 1.0 if y > 0 else 0.0
+    if kind == 2:
+        return 1.0 if y > 0 else alpha
+    if kind == 3:
+        return y * (1 - y)
+    if kind == 4:
+        return 1 - y * y
+    return 1.0
+
+
+@kernel
+def _act_forward(X, kind, alpha, out):
+    x = X.reshape(-1)
+    o = out.reshape(-1)
+    for i in range(x.size):
+        o[i] = _act1(x[i], kind, alpha)
+
+
+@kernel
+def _bias_act(Z, b, kind, alpha, out):
+    n, d = Z.shape
+    for i in range(n):
+        for j in range(d):
+            out[i, j] = _act1(Z[i, j] + b[j], kind, alpha)
+
+
+@kernel
+def _act_backward(dY, Y, kind, alpha, out):
+    dy = dY.reshape(-1)
+    y = Y.reshape(-1)
+    o = out.reshape(-1)
+    for i in range(dy.size):
+        o[i] = dy[i] * _grad1(y[i], kind, alpha)
+
+
+@kernel
+def _act_backward_bias(dY, Y, kind, alpha, dZ, db):
+    n, d = dY.shape
+    db[:] = 0
+    for i in range(n):
+        for j in range(d):
+            v = dY[i, j] * _grad1(Y[i, j], kind, alpha)
+            dZ[i, j] = v
+            db[j] += v
+
+
+@ops.act_forward.register("cpu")
+def act_forward(X, kind, alpha=0.0, out=None):
+    _act_forward(X, kind, alpha, out)
+    return out
+
+
+@ops.bias_act.register("cpu")
+def bias_act(Z, b, kind, alpha=0.0, out=None):
+    _bias_act(Z, b, kind, alpha, out)
+    return out
+
+
+@ops.act_backward.register("cpu")
+def act_backward(dY, Y, kind, alpha=0.0, out=None):
+    _act_backward(dY, Y, kind, alpha, out)
+    return out
+
+
+@ops.act_backward_bias.register("cpu")
+def act_backward_bias(dY, Y, kind, alpha, dZ, db):
+    _act_backward_bias(dY, Y, kind, alpha, dZ, db)
+    return dZ
+
+
+@kernel
+def _mul(X, M, out):
+    x, m, o = X.reshape(-1), M.reshape(-1), out.reshape(-1)
+    for i in range(x.size):
+        o[i] = x[i] * m[i]
+
+
+@ops.mul.register("cpu")
+def mul(X, M, out=None):
+    _mul(X, M, out)
+    return out
+
+
+@kernel
+def _dropout_mask(U, p, out):
+    u, o = U.reshape(-1), out.reshape(-1)
+    s = 1.0 / (1.0 - p)
+    for i in range(u.size):
+        o[i] = s if u[i] >= p else 0.0
+
+
+@ops.dropout_mask.register("cpu")
+def dropout_mask(U, p, out=None):
+    _dropout_mask(U, p, out)
+    return out
+
+
+@kernel
+def _axpy(a, X, Y):
+    x, y = X.reshape(-1), Y.reshape(-1)
+    for i in range(x.size):
+        y[i] += a * x[i]
+
+
+@ops.axpy.register("cpu")
+def axpy(a, X, Y):
+    _axpy(a, X, Y)
+    return Y
+
+
+@ops.scale.register("cpu")
+def scale(X, a):
+    _scale(X.reshape(-1), a)
+    return X
+
+
+@kernel
+def _scale(x, a):
+    for i in range(x.size):
+        x[i] *= a
+
+
+@kernel
+def _lerp(R, X, m, c):
+    r, x = R.reshape(-1), X.reshape(-1)
+    for i in range(r.size):
+        r[i] = (1 - m) * r[i] + m * c * x[i]
+
+
+@ops.lerp.register("cpu")
+def lerp(R, X, m, c):
+    _lerp(R, X, m, c)
+    return R
+
+
+@kernel
+def _gather(W, idx, out):
+    for i in range(idx.size):
+        out[i, :] = W[idx[i], :]
+
+
+@kernel
+def _scatter(dY, idx, dW):
+    dW[:, :] = 0
+    for i in range(idx.size):  # serial: repeated indices add without races
+        dW[idx[i], :] += dY[i, :]
+
+
+@ops.embedding_gather.register("cpu")
+def embedding_gather(W, idx, out=None):
+    _gather(W, idx, out)
+    return out
+
+
+@ops.embedding_scatter.register("cpu")
+def embedding_scatter(dY, idx, dW):
+    _scatter(dY, idx, dW)
+    return dW
+
+
+_ = np  # numpy is the array type these kernels take

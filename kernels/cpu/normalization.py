@@ -1,0 +1,193 @@
+"""Numba twins of kernels/reference/normalization.py (formulas there); one pass per row where possible."""
+import math
+
+from ..dispatch import ops
+from ._jit import kernel
+
+
+@kernel
+def _softmax_rows(Z, out):
+    for i in range(Z.shape[0]):
+        m = Z[i, 0]
+        for j in range(1, Z.shape[1]):
+            m = max(m, Z[i, j])
+        s = 0.0
+        for j in range(Z.shape[1]):
+            e = math.exp(Z[i, j] - m)
+            out[i, j] = e
+            s += e
+        for j in range(Z.shape[1]):
+            out[i, j] /= s
+
+
+@ops.softmax_rows.register("cpu")
+def softmax_rows(Z, out=None):
+    _softmax_rows(Z, out)
+    return out
+
+
+@kernel
+def _softmax_xent(Z, y, P, loss):
+    for i in range(Z.shape[0]):
+        m = Z[i, 0]
+        for j in range(1, Z.shape[1]):
+            m = max(m, Z[i, j])
+        s = 0.0
+        for j in range(Z.shape[1]):
+            s += math.exp(Z[i, j] - m)
+        lse = m + math.log(s)
+        for j in range(Z.shape[1]):
+            P[i, j] = math.exp(Z[i, j] - lse)
+        loss[i] = lse - Z[i, y[i]]
+
+
+@ops.softmax_xent.register("cpu")
+def softmax_xent(Z, y, P, loss):
+    _softmax_xent(Z, y, P, loss)
+    return loss
+
+
+@kernel
+def _softmax_xent_backward(P, y, w, out):
+    for i in range(P.shape[0]):
+        for j in range(P.shape[1]):
+            out[i, j] = w[i] * P[i, j]
+        out[i, y[i]] -= w[i]
+
+
+@ops.softmax_xent_backward.register("cpu")
+def softmax_xent_backward(P, y, w, out=None):
+    _softmax_xent_backward(P, y, w, out)
+    return out
+
+
+@kernel
+def _sigmoid_xent(Z, T, P, loss):
+    for i in range(Z.shape[0]):
+        s = 0.0
+        for j in range(Z.shape[1]):
+            z = Z[i, j]
+            e = math.exp(-abs(z))
+            P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
+            s += max(z, 0.0) + math.log1p(e) - T[i, j] * z
+        loss[i] = s
+
+
+@ops.sigmoid_xent.register("cpu")
+def sigmoid_xent(Z, T, P, loss):
+    _sigmoid_xent(Z, T, P, loss)
+    return loss
+
+
+@kernel
+def _batchnorm_forward(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
+    n, d = X.shape
+    mean[:] = 0
+    var[:] = 0
+    for i in range(n):
+        for j in range(d):
+            mean[j] += X[i, j]
+    for j in range(d):
+        mean[j] /= n
+    for i in range(n):
+        for j in range(d):
+            c = X[i, j] - mean[j]
+            var[j] += c * c
+    for j in range(d):
+        var[j] /= n
+        inv_std[j] = 1 / math.sqrt(var[j] + eps)
+    for i in range(n):
+        for j in range(d):
+            xh = (X[i, j] - mean[j]) * inv_std[j]
+            xhat[i, j] = xh
+            Y[i, j] = gamma[j] * xh + beta[j]
+
+
+@ops.batchnorm_forward.register("cpu")
+def batchnorm_forward(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
+    _batchnorm_forward(X, gamma, beta, eps, Y, xhat, mean, var, inv_std)
+    return Y
+
+
+@kernel
+def _batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out):
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            out[i, j] = gamma[j] * (X[i, j] - rmean[j]) / math.sqrt(rvar[j] + eps) + beta[j]
+
+
+@ops.batchnorm_eval.register("cpu")
+def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
+    _batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out)
+    return out
+
+
+@kernel
+def _batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    n, d = dY.shape
+    dgamma[:] = 0
+    dbeta[:] = 0
+    for i in range(n):
+        for j in range(d):
+            dbeta[j] += dY[i, j]
+            dgamma[j] += dY[i, j] * xhat[i, j]
+    # Σ_i dxhat = gamma Σ dY = gamma dbeta;  Σ_i dxhat xhat = gamma dgamma
+    for i in range(n):
+        for j in range(d):
+            dX[i, j] = gamma[j] * inv_std[j] / n * (n * dY[i, j] - dbeta[j] - xhat[i, j] * dgamma[j])
+
+
+@ops.batchnorm_backward.register("cpu")
+def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    _batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta)
+    return dX
+
+
+@kernel
+def _layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
+    n, d = X.shape
+    for i in range(n):
+        m = 0.0
+        for j in range(d):
+            m += X[i, j]
+        m /= d
+        v = 0.0
+        for j in range(d):
+            c = X[i, j] - m
+            v += c * c
+        r = 1 / math.sqrt(v / d + eps)
+        inv_std[i] = r
+        for j in range(d):
+            xh = (X[i, j] - m) * r
+            xhat[i, j] = xh
+            Y[i, j] = gamma[j] * xh + beta[j]
+
+
+@ops.layernorm_forward.register("cpu")
+def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
+    _layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std)
+    return Y
+
+
+@kernel
+def _layernorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    n, d = dY.shape
+    dgamma[:] = 0
+    dbeta[:] = 0
+    for i in range(n):
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(d):
+            dbeta[j] += dY[i, j]
+            dgamma[j] += dY[i, j] * xhat[i, j]
+            g = dY[i, j] * gamma[j]
+            s1 += g
+            s2 += g * xhat[i, j]
+        for j in range(d):
+            dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+
+
+@ops.layernorm_backward.register("cpu")
+def layernorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    _layernorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta)
+    return dX

@@ -1,0 +1,60 @@
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import kernels
+
+# Numba compiles on first call, which would trip Hypothesis' default deadline: no deadline, bounded examples.
+settings.register_profile("dev", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", deadline=None, max_examples=30, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("cudasim", deadline=None, max_examples=5, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if kernels.CUDA_AVAILABLE:
+        return
+    skip = pytest.mark.skip(reason="CUDA not available (no GPU; set NUMBA_ENABLE_CUDASIM=1 for the simulator)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+HOST_BACKENDS = ["numpy", "cpu"]
+
+
+@pytest.fixture(params=HOST_BACKENDS)
+def host_backend(request):
+    with kernels.use(request.param):
+        yield request.param
+
+
+def mnist_dir():
+    """The MNIST folder for tests: $TINYNN_DATA_DIR or ../shared/data/mnist beside the checkout."""
+    d = os.environ.get("TINYNN_DATA_DIR")
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    candidates = [d] if d else []
+    candidates.append(os.path.join(here, "..", "shared", "data", "mnist"))
+    for c in candidates:
+        if c and os.path.exists(os.path.join(c, "train-images-idx3-ubyte.gz")):
+            return os.path.abspath(c)
+    return None
+
+
+@pytest.fixture
+def mnist_path():
+    d = mnist_dir()
+    if d is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must find MNIST: set TINYNN_DATA_DIR or keep ../shared/data/mnist beside the checkout")
+        pytest.skip("MNIST not found: set TINYNN_DATA_DIR to a folder with the four IDX .gz files")
+    return d
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)

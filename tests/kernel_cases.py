@@ -1,0 +1,173 @@
+"""Inputs for every op, for the parity tests (host and CUDA): name -> builder(rng, dtype, n, d) -> args.
+
+Array arguments are copied per backend; every array argument (in-place outputs included) and the return
+value are compared with the NumPy reference afterwards.
+"""
+import numpy as np
+
+from kernels.config import ACTIVATIONS
+
+
+def _a(rng, dtype, *shape, lo=-3, hi=3):
+    return rng.uniform(lo, hi, shape).astype(dtype)
+
+
+def _labels(rng, n, c):
+    return rng.integers(0, c, n).astype(np.int64)
+
+
+def _act_cases(rng, dtype, n, d):
+    return [(kind, 0.1 if kind == ACTIVATIONS["leaky_relu"] else 0.0) for kind in ACTIVATIONS.values()]
+
+
+def matmul(rng, dt, n, d):
+    k = d + 2
+    return [((_a(rng, dt, n, k), _a(rng, dt, k, d)), dict(out=np.empty((n, d), dt))),
+            ((_a(rng, dt, k, n), _a(rng, dt, k, d)), dict(trans_a=True, out=np.empty((n, d), dt))),
+            ((_a(rng, dt, n, k), _a(rng, dt, d, k)), dict(trans_b=True, out=np.empty((n, d), dt)))]
+
+
+def act_forward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), kind, alpha), dict(out=np.empty((n, d), dt))) for kind, alpha in _act_cases(rng, dt, n, d)]
+
+
+def bias_act(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, d), kind, alpha), dict(out=np.empty((n, d), dt)))
+            for kind, alpha in _act_cases(rng, dt, n, d)]
+
+
+def act_backward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d, lo=-0.9, hi=0.9), kind, alpha), dict(out=np.empty((n, d), dt)))
+            for kind, alpha in _act_cases(rng, dt, n, d)]
+
+
+def act_backward_bias(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d, lo=-0.9, hi=0.9), kind, alpha, np.empty((n, d), dt),
+              np.empty(d, dt)), {}) for kind, alpha in _act_cases(rng, dt, n, d)]
+
+
+def mul(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d)), dict(out=np.empty((n, d), dt)))]
+
+
+def dropout_mask(rng, dt, n, d):
+    return [((_a(rng, dt, n, d, lo=0, hi=1), 0.3), dict(out=np.empty((n, d), dt)))]
+
+
+def axpy(rng, dt, n, d):
+    return [((0.7, _a(rng, dt, n, d), _a(rng, dt, n, d)), {})]
+
+
+def scale(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), -0.3), {})]
+
+
+def lerp(rng, dt, n, d):
+    return [((_a(rng, dt, d), _a(rng, dt, d), 0.1, 1.25), {})]
+
+
+def embedding_gather(rng, dt, n, d):
+    return [((_a(rng, dt, 5, d), rng.integers(0, 5, n).astype(np.int64)), dict(out=np.empty((n, d), dt)))]
+
+
+def embedding_scatter(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), rng.integers(0, 3, n).astype(np.int64), _a(rng, dt, 3, d)), {})]
+
+
+def sum_rows(rng, dt, n, d):
+    return [((_a(rng, dt, n, d),), dict(out=np.empty(d, dt)))]
+
+
+def sumsq(rng, dt, n, d):
+    return [((_a(rng, dt, n, d),), {})]
+
+
+def sq_err_rows(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d)), dict(out=np.empty(n, dt)))]
+
+
+def diff_backward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d), _a(rng, dt, n)), dict(out=np.empty((n, d), dt)))]
+
+
+def argmax_rows(rng, dt, n, d):
+    return [((_a(rng, dt, n, d),), dict(out=np.empty(n, np.int64)))]
+
+
+def softmax_rows(rng, dt, n, d):
+    return [((_a(rng, dt, n, d) * 10,), dict(out=np.empty((n, d), dt)))]
+
+
+def softmax_xent(rng, dt, n, d):
+    return [((_a(rng, dt, n, d) * 10, _labels(rng, n, d), np.empty((n, d), dt), np.empty(n, dt)), {})]
+
+
+def softmax_xent_backward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d, lo=0, hi=1), _labels(rng, n, d), _a(rng, dt, n)), dict(out=np.empty((n, d), dt)))]
+
+
+def sigmoid_xent(rng, dt, n, d):
+    return [((_a(rng, dt, n, d) * 5, rng.integers(0, 2, (n, d)).astype(dt), np.empty((n, d), dt), np.empty(n, dt)), {})]
+
+
+def batchnorm_forward(rng, dt, n, d):
+    n = max(n, 2)
+    return [((_a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, d), 1e-5, np.empty((n, d), dt), np.empty((n, d), dt),
+              np.empty(d, dt), np.empty(d, dt), np.empty(d, dt)), {})]
+
+
+def batchnorm_eval(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, d), _a(rng, dt, d), _a(rng, dt, d, lo=0.5, hi=2), 1e-5),
+             dict(out=np.empty((n, d), dt)))]
+
+
+def batchnorm_backward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, d, lo=0.5, hi=2),
+              np.empty((n, d), dt), np.empty(d, dt), np.empty(d, dt)), {})]
+
+
+def layernorm_forward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, d), 1e-5, np.empty((n, d), dt), np.empty((n, d), dt),
+              np.empty(n, dt)), {})]
+
+
+def layernorm_backward(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, n, lo=0.5, hi=2),
+              np.empty((n, d), dt), np.empty(d, dt), np.empty(d, dt)), {})]
+
+
+def _opt_arrays(rng, dt, n, d, k):
+    g = _a(rng, dt, n * d)
+    return [_a(rng, dt, n * d), g] + [_a(rng, dt, n * d, lo=0.01, hi=1) for _ in range(k)]
+
+
+def sgd_update(rng, dt, n, d):
+    return [((*_opt_arrays(rng, dt, n, d, 1), 0.1, mom, damp, wd, nest, first), {})
+            for mom, damp, wd, nest, first in [(0, 0, 0, False, True), (0.9, 0.1, 0.01, False, False),
+                                               (0.9, 0, 0.01, True, False), (0.9, 0, 0, False, True)]]
+
+
+def momentum_update(rng, dt, n, d):
+    return [((*_opt_arrays(rng, dt, n, d, 1), 0.1, 0.9, corr, nest), {}) for corr, nest in [(1.0, False), (5.0, True)]]
+
+
+def adagrad_update(rng, dt, n, d):
+    return [((*_opt_arrays(rng, dt, n, d, 1), 0.05, wd, 1e-10), {}) for wd in (0.0, 0.1)]
+
+
+def rmsprop_update(rng, dt, n, d):
+    cases = []
+    for mom, centered, wd in [(0, False, 0), (0.9, True, 0.1), (0.5, False, 0)]:
+        p, g, sq, buf = _opt_arrays(rng, dt, n, d, 2)
+        gavg = _a(rng, dt, n * d, lo=-0.05, hi=0.05)  # |gavg|² < sq keeps the centered root real
+        cases.append(((p, g, sq, gavg, buf, 0.01, 0.99, 1e-8, wd, mom, centered), {}))
+    return cases
+
+
+def adam_update(rng, dt, n, d):
+    return [((*_opt_arrays(rng, dt, n, d, 3), 1e-3, 0.9, 0.999, 1e-8, wd, 0.19, 0.002, ams, dec), {})
+            for wd, ams, dec in [(0.0, False, False), (0.1, True, False), (0.01, False, True)]]
+
+
+CASES = {name: fn for name, fn in globals().items() if not name.startswith("_") and callable(fn)
+         and name not in ("ACTIVATIONS",)}

@@ -1,0 +1,78 @@
+"""Checks at tinynn's boundaries: Numba kernels skip bounds checks, so bad input is refused here,
+with a message naming what was expected and what came."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+import kernels
+
+
+def as_array(X, who: str):
+    """A NumPy array (lists are converted) or a device array, C-contiguous."""
+    if kernels.is_device_array(X):
+        return X
+    if isinstance(X, np.ndarray):
+        return X if X.flags.c_contiguous else np.ascontiguousarray(X)
+    if hasattr(X, "toarray") or hasattr(X, "tocsr"):
+        raise TypeError(f"{who}: sparse matrices are not supported; got {type(X).__name__}, "
+                        "expected a dense array (call .toarray())")
+    try:
+        return np.ascontiguousarray(np.asarray(X))
+    except Exception as e:  # ragged lists and objects NumPy cannot read
+        raise TypeError(f"{who}: expected an array, got {type(X).__name__} ({e})") from None
+
+
+def check_float(X, who: str, *, ndim=None, width=None, dtype=None, rows=None):
+    """Validate a floating-point input: rank, last-axis width, dtype, number of rows."""
+    X = as_array(X, who)
+    if ndim is not None and len(X.shape) != ndim:
+        raise ValueError(f"{who}: expected a {ndim}-D array, got shape {tuple(X.shape)}")
+    if width is not None and X.shape[-1] != width:
+        raise ValueError(f"{who}: expected {width} features (last axis), got shape {tuple(X.shape)}")
+    if rows is not None and X.shape[0] != rows:
+        raise ValueError(f"{who}: batch-size mismatch: expected {rows} rows, got {X.shape[0]}")
+    kind = np.dtype(X.dtype).kind
+    if kind != "f":
+        raise TypeError(f"{who}: expected a floating-point array, got dtype {np.dtype(X.dtype)}")
+    if dtype is not None and np.dtype(X.dtype) != np.dtype(dtype):
+        raise TypeError(f"{who}: expected dtype {np.dtype(dtype).name}, got {np.dtype(X.dtype).name}; "
+                        f"convert with X.astype(np.{np.dtype(dtype).name})")
+    if X.shape[0] == 0:
+        raise ValueError(f"{who}: empty batch (shape {tuple(X.shape)})")
+    return X
+
+
+def check_labels(y, who: str, *, n: int, n_classes: int):
+    """Integer class labels in [0, n_classes), one per row."""
+    y = as_array(y, who)
+    if kernels.is_device_array(y):
+        if np.dtype(y.dtype).kind not in "iu":
+            raise TypeError(f"{who}: expected integer labels, got dtype {np.dtype(y.dtype)}")
+        if y.shape != (n,):
+            raise ValueError(f"{who}: batch-size mismatch: expected labels of shape ({n},), got {tuple(y.shape)}")
+        return y  # range is checked by the device kernel (an out-of-range label gives a NaN loss)
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and y.size and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise TypeError(f"{who}: expected integer class labels, got dtype {y.dtype}")
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"{who}: batch-size mismatch: expected labels of shape ({n},), got {y.shape}")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        bad = y[(y < 0) | (y >= n_classes)][0]
+        raise IndexError(f"{who}: label {bad} out of range; expected labels in [0, {n_classes})")
+    return y.astype(np.int64, copy=False)
+
+
+def check_positive_int(v, name: str):
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_probability(p, name: str, *, upper_open=True):
+    if not isinstance(p, numbers.Real) or not (0 <= p < 1 if upper_open else 0 <= p <= 1):
+        raise ValueError(f"{name} must be in [0, 1{')' if upper_open else ']'}, got {p!r}")
+    return float(p)

@@ -1,0 +1,10 @@
+"""Every layer of tinynn."""
+from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import Layer
+from .dropout import Dropout
+from .embedding import Embedding
+from .linear import Linear
+from .normalization import BatchNorm1d, LayerNorm
+
+__all__ = ["Layer", "Linear", "Activation", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "BatchNorm1d",
+           "LayerNorm", "Dropout", "Embedding", "ACTIVATIONS"]

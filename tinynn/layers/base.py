@@ -1,0 +1,91 @@
+"""Layer: the interface every layer follows.
+
+    Y  = layer.forward(X)      saves what backward needs (and nothing more)
+    dX = layer.backward(dY)    writes ∂L/∂θ into each parameter's .grad, returns ∂L/∂X
+
+Outputs and input gradients are written into per-layer work buffers that are reused from step to step
+(the training step allocates nothing once warmed up): the array returned by ``forward``/``backward`` is
+overwritten by the next call. Copy it (``Y.copy()``) if you keep it across calls.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+
+from ..parameter import Parameter
+
+
+class Layer:
+    training = True
+    needs_input_grad = True  # Sequential sets False on its first layer: no dX is computed there
+
+    # names of non-learnable state arrays (moved by .to, saved by state_dict), e.g. running statistics
+    _state_names: tuple = ()
+
+    def forward(self, X):
+        raise NotImplementedError
+
+    def backward(self, dY):
+        raise NotImplementedError
+
+    def __call__(self, X):
+        return self.forward(X)
+
+    # ------------------------------------------------------------------ parameters
+    def named_parameters(self):
+        return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    # ------------------------------------------------------------------ modes and devices
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def device(self):
+        ps = self.parameters()
+        return kernels.device_of(ps[0].data) if ps else "cpu"
+
+    def to(self, device: str):
+        """Move parameters and state to ``device`` ("cpu" or "cuda"); work buffers are re-made there."""
+        move = kernels.to_host if device == "cpu" else (lambda a: kernels.to_device(a, device))
+        for p in self.parameters():
+            p.data = move(p.data)
+            p.grad = move(p.grad)
+            p.flat = None
+        for name in self._state_names:
+            setattr(self, name, move(getattr(self, name)))
+        self._ws_cache = {}
+        return self
+
+    # ------------------------------------------------------------------ work buffers
+    def _ws(self, name: str, shape, dtype, like):
+        """A reusable work buffer on the device of ``like`` (re-allocated only when the shape changes)."""
+        cache = self.__dict__.setdefault("_ws_cache", {})
+        buf = cache.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype) or \
+                kernels.is_device_array(buf) != kernels.is_device_array(like):
+            buf = kernels.empty(tuple(shape), dtype, like=like)
+            cache[name] = buf
+        return buf
+
+    def _grad_out(self, p: Parameter, name: str):
+        """Where backward writes p's gradient: p.grad, or a scratch buffer when p is frozen."""
+        return p.grad if p.requires_grad else self._ws(name, p.shape, p.dtype, p.data)
+
+    def __getstate__(self):  # pickling: drop work buffers and saved activations
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_ws_cache", "X", "Y")}
+        return state
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"

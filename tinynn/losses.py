@@ -1,0 +1,116 @@
+r"""Losses: ``forward(pred, target) -> float`` and ``backward() -> dpred`` (the gradient of that float).
+
+SoftmaxCrossEntropy (fused, through log-sum-exp, so logits of ±1000 stay finite and exact):
+    L = Σ_i w_i (lse(z_i) - z_{i,y_i}) / Σ_i w_i         (w_i = 1: the batch mean)
+    ∂L/∂z_i = w_i / Σw · (softmax(z_i) - onehot(y_i))      = (P - Y)/n without weights
+SigmoidCrossEntropy (binary / multi-label, on logits):
+    L = Σ_i w_i Σ_j (softplus(z_ij) - t_ij z_ij) / Σ_i w_i,    ∂L/∂z = w_i/Σw (σ(z) - t)
+MSELoss (PyTorch's default 'mean' reduction over all N = n·d elements):
+    L = Σ (p - t)² / N,        ∂L/∂p = 2 (p - t) / N     (per-row weights: w_i/Σw · Σ_j (p-t)²/d)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+from kernels import ops
+
+from ._validation import as_array, check_float, check_labels
+
+
+class Loss:
+    def __call__(self, pred, target, sample_weight=None):
+        return self.forward(pred, target, sample_weight)
+
+    def _ws(self, name, shape, dtype, like):
+        from .layers.base import Layer
+
+        return Layer._ws(self, name, shape, dtype, like)
+
+    def _row_weights(self, n, dtype, like, sample_weight, per_row_scale):
+        """Host and device copies of w_i / Σw · per_row_scale (cached for the unweighted case)."""
+        if sample_weight is None:
+            key = ("w", n, np.dtype(dtype), kernels.device_of(like), per_row_scale)
+            cache = self.__dict__.setdefault("_wcache", {})
+            if key not in cache:
+                w_host = np.full(n, per_row_scale / n, dtype=dtype)
+                cache[key] = (w_host, kernels.to_device(w_host, "cuda") if kernels.is_device_array(like) else w_host)
+            return cache[key]
+        sw = np.asarray(kernels.to_host(sample_weight), dtype=np.float64)
+        if sw.shape != (n,):
+            raise ValueError(f"{type(self).__name__}: sample_weight: expected shape ({n},), got {sw.shape}")
+        if not np.all(np.isfinite(sw)) or np.any(sw < 0) or sw.sum() <= 0:
+            raise ValueError(f"{type(self).__name__}: sample_weight must be finite, >= 0, with a positive sum")
+        w_host = (sw / sw.sum() * per_row_scale).astype(dtype)
+        return w_host, (kernels.to_device(w_host, "cuda") if kernels.is_device_array(like) else w_host)
+
+    def _finish(self, loss_rows, w_host):
+        """L = Σ_i w_i loss_i (the only device -> host copy of a step: n floats)."""
+        value = float(np.dot(np.asarray(kernels.to_host(loss_rows), dtype=np.float64), w_host))
+        return value
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy on logits Z (n, C) and integer labels y (n,) in [0, C)."""
+
+    def forward(self, Z, y, sample_weight=None):
+        Z = check_float(Z, "SoftmaxCrossEntropy", ndim=2)
+        n, C = Z.shape
+        y = check_labels(y, "SoftmaxCrossEntropy: target", n=n, n_classes=C)
+        self.P = self._ws("P", Z.shape, Z.dtype, Z)
+        rows = self._ws("rows", (n,), Z.dtype, Z)
+        ops.softmax_xent(Z, y, self.P, rows)                          # P = softmax(Z), rows_i = lse_i - z_{i,y_i}
+        self.y = y
+        self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
+        return self._finish(rows, self.w_host)
+
+    def backward(self):
+        dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
+        return ops.softmax_xent_backward(self.P, self.y, self.w, out=dZ)   # dZ = w (P - onehot)
+
+
+class SigmoidCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy on logits Z (n, k) and 0/1 targets T (n, k) (binary, multi-label)."""
+
+    def forward(self, Z, T, sample_weight=None):
+        Z = check_float(Z, "SigmoidCrossEntropy", ndim=2)
+        T = check_float(as_array(T, "SigmoidCrossEntropy: target"), "SigmoidCrossEntropy: target", ndim=2,
+                        rows=Z.shape[0], width=Z.shape[1], dtype=Z.dtype)
+        n = Z.shape[0]
+        self.P = self._ws("P", Z.shape, Z.dtype, Z)
+        rows = self._ws("rows", (n,), Z.dtype, Z)
+        ops.sigmoid_xent(Z, T, self.P, rows)
+        self.T = T
+        self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
+        return self._finish(rows, self.w_host)
+
+    def backward(self):
+        dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
+        return ops.diff_backward(self.P, self.T, self.w, out=dZ)      # dZ = w (σ(Z) - T)
+
+
+class MSELoss(Loss):
+    """Mean squared error over all elements; pred and target of the same shape ((n,) or (n, d))."""
+
+    def forward(self, P, T, sample_weight=None):
+        P = check_float(P, "MSELoss")
+        T = check_float(T, "MSELoss: target")
+        if tuple(P.shape) != tuple(T.shape):
+            raise ValueError(f"MSELoss: prediction shape {tuple(P.shape)} and target shape {tuple(T.shape)} differ")
+        if P.dtype != T.dtype:
+            raise TypeError(f"MSELoss: prediction dtype {P.dtype} and target dtype {T.dtype} differ")
+        self.shape = P.shape
+        if len(P.shape) == 1:
+            P, T = P.reshape(-1, 1), T.reshape(-1, 1)
+        n, d = P.shape
+        rows = self._ws("rows", (n,), P.dtype, P)
+        ops.sq_err_rows(P, T, out=rows)                               # rows_i = Σ_j (p - t)²
+        self.P, self.T = P, T
+        self.w_host, _ = self._row_weights(n, P.dtype, P, sample_weight, 1.0 / d)
+        _, self.w2 = self._row_weights(n, P.dtype, P, sample_weight, 2.0 / d)
+        return self._finish(rows, self.w_host)
+
+    def backward(self):
+        dP = self._ws("dP", self.P.shape, self.P.dtype, self.P)
+        ops.diff_backward(self.P, self.T, self.w2, out=dP)            # dP = 2 w (P - T)
+        return dP.reshape(self.shape)

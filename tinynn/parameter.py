@@ -1,0 +1,87 @@
+"""Parameter: a tensor's ``.data`` and its gradient ``.grad``, on one device (a Caffe Blob without sync)."""
+from __future__ import annotations
+
+import numpy as np
+
+import kernels
+
+
+class Parameter:
+    """A learnable array and its gradient.
+
+    Parameters
+    ----------
+    data : array of float, host (NumPy) or CUDA device array
+    requires_grad : bool
+        False freezes the parameter: layers compute no gradient for it and optimizers skip it.
+
+    ``grad`` has the shape, dtype and device of ``data``; ``backward`` *overwrites* it (tinynn has no
+    weight sharing, so nothing needs to accumulate). ``rows`` is set by sparse layers (Embedding) to the
+    rows the last backward touched, for lazy optimizers.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "rows", "flat")
+
+    def __init__(self, data, requires_grad: bool = True):
+        if not kernels.is_device_array(data):
+            data = np.ascontiguousarray(data)
+            if data.dtype.kind != "f":
+                raise TypeError(f"Parameter: expected a floating-point array, got dtype {data.dtype}")
+        self.data = data
+        self.grad = kernels.empty(data.shape, data.dtype, like=data)
+        _zero(self.grad)
+        self.requires_grad = bool(requires_grad)
+        self.rows = None
+        self.flat = None  # the FlatParameters group this parameter is a view into, if any
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __repr__(self):
+        return (f"Parameter(shape={tuple(self.data.shape)}, dtype={np.dtype(self.data.dtype).name}, "
+                f"device={kernels.device_of(self.data)!r}, requires_grad={self.requires_grad})")
+
+
+def _zero(a):
+    """a[...] = 0 (NumPy and Numba device arrays both support slice assignment of a scalar)."""
+    a[...] = 0
+
+
+class FlatParameters:
+    """All parameters of a model as views into one data buffer and one gradient buffer.
+
+    With one flat buffer, an optimizer step is one fused kernel call for the whole model.
+    """
+
+    def __init__(self, params: list[Parameter]):
+        if not params:
+            raise ValueError("FlatParameters: no parameters")
+        dtypes = {np.dtype(p.dtype) for p in params}
+        if len(dtypes) != 1:
+            raise TypeError(f"FlatParameters: parameters must share one dtype, got {sorted(map(str, dtypes))}")
+        dtype = dtypes.pop()
+        like = params[0].data
+        total = sum(int(np.prod(p.shape)) for p in params)
+        self.data = kernels.empty((total,), dtype, like=like)
+        self.grad = kernels.empty((total,), dtype, like=like)
+        _zero(self.grad)
+        self.params = list(params)
+        self.offsets = []
+        o = 0
+        for p in params:
+            size = int(np.prod(p.shape))
+            view = self.data[o:o + size].reshape(p.shape)
+            kernels.assign(view, p.data)
+            p.data = view
+            p.grad = self.grad[o:o + size].reshape(p.shape)
+            p.flat = self
+            self.offsets.append((o, size))
+            o += size
+
+    def __len__(self):
+        return self.data.shape[0]
