@@ -5,7 +5,7 @@ reference, a Numba CPU backend or a numba.cuda GPU backend.
 """
 from kernels import to_device, to_host, use
 
-from . import init, losses
+from . import init, losses, optim, schedules
 from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,
                      ReLU, Sigmoid, Tanh)
 from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
@@ -16,4 +16,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "init", "losses", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "init", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]

@@ -1,0 +1,210 @@
+r"""Learning-rate schedules: each sets ``optimizer.lr`` from the step count t (closed forms).
+
+Construct after the optimizer (its ``lr`` is the base η₀; the schedule sets lr for t = 0 at once) and
+call ``.step()`` once per epoch or per batch, after ``optimizer.step()``, as in PyTorch. Where PyTorch has
+the same name, the sequence of learning rates is PyTorch's:
+
+StepLR             η_t = η₀ γ^⌊t / step_size⌋
+ExponentialLR      η_t = η₀ γᵗ
+CosineAnnealingLR  η_t = η_min + (η₀ - η_min) (1 + cos(π t / T_max)) / 2
+InverseTimeLR      η_t = η₀ / (1 + k t)                      (the lectures' 1/t decay)
+LinearWarmup       η_t = η₀ (t + 1) / warmup_steps for t < warmup_steps, then ``after`` takes over
+CyclicLR           triangular: η rises linearly base_lr → max_lr in step_size_up steps, falls back in step_size_down
+ReduceLROnPlateau  η ← max(η·factor, min_lr) after more than ``patience`` epochs without a relative improvement
+                   of ``threshold`` in the metric (``.step(metric)``)
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+
+def _positive(v, name, who, integer=False):
+    ok = isinstance(v, numbers.Integral) if integer else isinstance(v, numbers.Real)
+    if not ok or isinstance(v, bool) or not v > 0:
+        raise ValueError(f"{who}: {name} must be a positive {'integer' if integer else 'number'}, got {v!r}")
+    return int(v) if integer else float(v)
+
+
+class Schedule:
+    def __init__(self, optimizer):
+        if not hasattr(optimizer, "lr"):
+            raise TypeError(f"{type(self).__name__}: expected a tinynn optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = float(optimizer.lr)
+        self.last_epoch = 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, t: int) -> float:
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+        return self.optimizer.lr
+
+    def get_last_lr(self):
+        return self.optimizer.lr
+
+    def state_dict(self):
+        return {k: v for k, v in vars(self).items() if k != "optimizer" and not isinstance(v, Schedule)}
+
+    def load_state_dict(self, sd):
+        for k, v in sd.items():
+            setattr(self, k, v)
+        return self
+
+
+class StepLR(Schedule):
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.step_size = _positive(step_size, "step_size", "StepLR", integer=True)
+        self.gamma = _positive(gamma, "gamma", "StepLR")
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr * self.gamma ** (t // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    def __init__(self, optimizer, gamma):
+        self.gamma = _positive(gamma, "gamma", "ExponentialLR")
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr * self.gamma ** t
+
+
+class CosineAnnealingLR(Schedule):
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        self.T_max = _positive(T_max, "T_max", "CosineAnnealingLR", integer=True)
+        self.eta_min = float(eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
+
+
+class InverseTimeLR(Schedule):
+    def __init__(self, optimizer, k):
+        if not isinstance(k, numbers.Real) or k < 0:
+            raise ValueError(f"InverseTimeLR: k must be >= 0, got {k!r}")
+        self.k = float(k)
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr / (1 + self.k * t)
+
+
+class LinearWarmup(Schedule):
+    """Linear warm-up over ``warmup_steps``, then ``after`` (a schedule built on the same optimizer before
+    this one, so that it saw the base lr) continues from its own step 0, or the base lr stays."""
+
+    def __init__(self, optimizer, warmup_steps, after=None):
+        self.warmup_steps = _positive(warmup_steps, "warmup_steps", "LinearWarmup", integer=True)
+        self.after = after
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        if t < self.warmup_steps:
+            return self.base_lr * (t + 1) / self.warmup_steps
+        if self.after is None:
+            return self.base_lr
+        return self.after.lr_at(t - self.warmup_steps)
+
+    def step(self):
+        lr = super().step()
+        if self.after is not None and self.last_epoch >= self.warmup_steps:
+            self.after.last_epoch = self.last_epoch - self.warmup_steps
+        return lr
+
+    def state_dict(self):
+        sd = super().state_dict()
+        sd.pop("after", None)
+        if self.after is not None:
+            sd["after_state"] = self.after.state_dict()
+        return sd
+
+    def load_state_dict(self, sd):
+        sd = dict(sd)
+        after = sd.pop("after_state", None)
+        super().load_state_dict(sd)
+        if after is not None and self.after is not None:
+            self.after.load_state_dict(after)
+        return self
+
+
+class CyclicLR(Schedule):
+    """torch.optim.lr_scheduler.CyclicLR, mode 'triangular' (momentum cycling not included)."""
+
+    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None):
+        self.min_lr = _positive(base_lr, "base_lr", "CyclicLR")
+        self.max_lr = _positive(max_lr, "max_lr", "CyclicLR")
+        up = _positive(step_size_up, "step_size_up", "CyclicLR", integer=True)
+        down = up if step_size_down is None else _positive(step_size_down, "step_size_down", "CyclicLR", integer=True)
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle
+        scale = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
+        return self.min_lr + (self.max_lr - self.min_lr) * scale
+
+
+class ReduceLROnPlateau:
+    """torch.optim.lr_scheduler.ReduceLROnPlateau (mode 'min' or 'max', threshold_mode 'rel')."""
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0,
+                 eps=1e-8):
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
+        self.optimizer, self.mode, self.factor = optimizer, mode, float(factor)
+        self.patience, self.threshold, self.cooldown = int(patience), float(threshold), int(cooldown)
+        self.min_lr, self.eps = float(min_lr), float(eps)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+
+    def _better(self, a):
+        if self.mode == "min":
+            return a < self.best * (1 - self.threshold)
+        return a > self.best * (1 + self.threshold)
+
+    def step(self, metric):
+        current = float(metric)
+        self.last_epoch += 1
+        if self._better(current):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            old = self.optimizer.lr
+            new = max(old * self.factor, self.min_lr)
+            if old - new > self.eps:
+                self.optimizer.lr = new
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        return self.optimizer.lr
+
+    def get_last_lr(self):
+        return self.optimizer.lr
+
+    def state_dict(self):
+        return {k: v for k, v in vars(self).items() if k != "optimizer"}
+
+    def load_state_dict(self, sd):
+        for k, v in sd.items():
+            setattr(self, k, v)
+        return self
+
+
+SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR, "inverse_time": InverseTimeLR,
+             "warmup": LinearWarmup, "cyclic": CyclicLR, "plateau": ReduceLROnPlateau}
