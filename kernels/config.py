@@ -7,3 +7,7 @@ REG = 4  # CUDA matmul register blocking: outputs per thread along rows
 # Activation codes shared by every backend (ints so that Numba kernels can branch on them).
 IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH}
+
+# Threads for the CPU backend's prange kernels. 1 measured fastest on 2 cores: the loops still vectorise,
+# and no second thread pool competes with the BLAS threads between GEMMs (DESIGN.md §4).
+CPU_THREADS = 1

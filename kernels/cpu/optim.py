@@ -1,85 +1,98 @@
-"""Numba twins of kernels/reference/optim.py: one pass over the flat parameter buffer per step."""
+"""Numba twins of kernels/reference/optim.py: one pass over the flat parameter buffer per step.
+
+The loops are ``prange`` loops compiled with parallel=True but run on ``config.CPU_THREADS`` threads
+(1 by default): compiled that way Numba assumes the arrays do not alias and vectorises the loop (Adam on
+235k float32 parameters: 0.41 ms serial-compiled, 0.12 ms prange on 1 thread), while a second thread pool
+fighting the 2 BLAS threads made an MNIST epoch 6x slower here (DESIGN.md §4). Scalars are cast to the
+arrays' dtype so float32 models compute in float32.
+"""
 import math
 
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .. import config
 from ..dispatch import ops
-from ._jit import kernel
+
+vector_kernel = njit(cache=True, parallel=True)
 
 
-@kernel
+@vector_kernel
 def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
-    for i in range(p.size):
-        d = g[i] + wd * p[i]
+    T = p.dtype.type
+    lr_, mu, damp, wd_ = T(lr), T(momentum), T(1 - dampening), T(wd)
+    for i in prange(p.size):
+        d = g[i] + wd_ * p[i]                                 # d = g + λθ
         if momentum != 0:
-            if first:
-                b = d
-            else:
-                b = momentum * buf[i] + (1 - dampening) * d
+            b = d if first else mu * buf[i] + damp * d        # b = d (first step) or μb + (1-τ)d
             buf[i] = b
-            d = d + momentum * b if nesterov else b
-        p[i] -= lr * d
+            d = d + mu * b if nesterov else b
+        p[i] -= lr_ * d
 
 
-@kernel
+@vector_kernel
 def _momentum(p, g, u, lr, beta, corr, nesterov):
-    for i in range(p.size):
-        ui = beta * u[i] + (1 - beta) * g[i]
+    T = p.dtype.type
+    step, b, c = T(lr * corr), T(beta), T(1 - beta)
+    for i in prange(p.size):
+        ui = b * u[i] + c * g[i]                              # u = βu + (1-β)g
         u[i] = ui
-        if nesterov:
-            p[i] -= lr * corr * (beta * ui + (1 - beta) * g[i])
-        else:
-            p[i] -= lr * corr * ui
+        p[i] -= step * (b * ui + c * g[i]) if nesterov else step * ui
 
 
-@kernel
+@vector_kernel
 def _adagrad(p, g, s, clr, wd, eps):
-    for i in range(p.size):
-        d = g[i] + wd * p[i]
-        si = s[i] + d * d
+    T = p.dtype.type
+    clr_, wd_, eps_ = T(clr), T(wd), T(eps)
+    for i in prange(p.size):
+        d = g[i] + wd_ * p[i]
+        si = s[i] + d * d                                     # s += d²
         s[i] = si
-        p[i] -= clr * d / (math.sqrt(si) + eps)
+        p[i] -= clr_ * d / (np.sqrt(si) + eps_)
 
 
-@kernel
+@vector_kernel
 def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
-    for i in range(p.size):
-        d = g[i] + wd * p[i]
-        s = alpha * sq[i] + (1 - alpha) * d * d
+    T = p.dtype.type
+    lr_, a, c, eps_, wd_, mu = T(lr), T(alpha), T(1 - alpha), T(eps), T(wd), T(momentum)
+    for i in prange(p.size):
+        d = g[i] + wd_ * p[i]
+        s = a * sq[i] + c * d * d                             # v = αv + (1-α)d²
         sq[i] = s
         if centered:
-            ga = alpha * gavg[i] + (1 - alpha) * d
+            ga = a * gavg[i] + c * d
             gavg[i] = ga
-            avg = math.sqrt(s - ga * ga) + eps
-        else:
-            avg = math.sqrt(s) + eps
+            s = s - ga * ga
+        avg = np.sqrt(s) + eps_
         if momentum > 0:
-            b = momentum * buf[i] + d / avg
+            b = mu * buf[i] + d / avg
             buf[i] = b
-            p[i] -= lr * b
+            p[i] -= lr_ * b
         else:
-            p[i] -= lr * d / avg
+            p[i] -= lr_ * d / avg
 
 
-@kernel
+@vector_kernel
 def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
-    step = lr / bc1
-    sbc2 = math.sqrt(bc2)
-    for i in range(p.size):
-        if decoupled:
-            p[i] *= 1 - lr * wd
-            d = g[i]
-        else:
-            d = g[i] + wd * p[i]
-        mi = b1 * m[i] + (1 - b1) * d
-        vi = b2 * v[i] + (1 - b2) * d * d
+    T = p.dtype.type
+    step, isbc2, b1_, b2_, c1, c2 = T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2)
+    eps_, decay, wd_ = T(eps), T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd)
+    for i in prange(p.size):
+        pi = p[i] * decay                                     # AdamW: θ *= 1 - ηλ
+        d = g[i] + wd_ * pi                                   # Adam:  d = g + λθ
+        mi = b1_ * m[i] + c1 * d
+        vi = b2_ * v[i] + c2 * d * d
         m[i] = mi
         v[i] = vi
         if amsgrad:
             vi = max(vmax[i], vi)
             vmax[i] = vi
-        p[i] -= step * mi / (math.sqrt(vi) / sbc2 + eps)
+        p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps_)
 
 
 def _flat(*arrays):
+    numba.set_num_threads(config.CPU_THREADS)
     return [a.reshape(-1) for a in arrays]
 
 
