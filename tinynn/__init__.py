@@ -10,10 +10,12 @@ from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Lay
                      ReLU, Sigmoid, Tanh)
 from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
+from .estimator import MLPClassifier, MLPRegressor
+from .errors import DivergenceError
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "init", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "init", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
