@@ -348,6 +348,7 @@ class _BaseMLP(BaseEstimator):
         tbuf = np.empty((bs,) + T_train.shape[1:], T_train.dtype)
         order = np.arange(n)
         bar = None
+        ceiling = None  # divergence: a NaN/inf loss, or one 10⁶ times the first batch's
         try:
             for it in range(self.max_iter):
                 kernels.assign(snapshot, flat.data)                        # last completed epoch, for rollback
@@ -369,7 +370,9 @@ class _BaseMLP(BaseEstimator):
                         continue                                           # a batch of zero weight teaches nothing
                     opt.zero_grad()
                     value = self._objective(self._to_dev(Xb), self._to_dev(Tb), swb)
-                    if not math.isfinite(value):
+                    if ceiling is None:
+                        ceiling = 1e6 * max(1.0, abs(value))                 # no sane run climbs 10⁶-fold
+                    if not math.isfinite(value) or value > ceiling:
                         kernels.assign(flat.data, snapshot)
                         raise DivergenceError(
                             f"{type(self).__name__}: the training loss became {value} at epoch {self.n_iter_ + 1}, "
@@ -381,6 +384,12 @@ class _BaseMLP(BaseEstimator):
                     total += value * len(idx)
                     if bar is not None:
                         bar.update(len(idx))
+                if not math.isfinite(ops.sumsq(flat.data)):                # weights blew up, loss not yet
+                    kernels.assign(flat.data, snapshot)
+                    raise DivergenceError(
+                        f"{type(self).__name__}: the weights became non-finite during epoch {self.n_iter_ + 1} "
+                        f"(learning_rate_init={self.learning_rate_init}); the weights of the last completed epoch "
+                        "were kept. Try a lower learning_rate_init.")
                 self.n_iter_ += 1
                 self.loss_ = total / n
                 self.t_ += n
@@ -528,6 +537,12 @@ class _BaseMLP(BaseEstimator):
             fitted[name] = None if v is None else float(v)
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names_in_"] = np.asarray(self.feature_names_in_, dtype=str)
+        if hasattr(self, "_opt"):  # optimizer and generator state: partial_fit after load continues exactly
+            osd = self._opt.state_dict()
+            arrays.update({f"optim/{k}": v for k, v in osd.items() if isinstance(v, np.ndarray)})
+            fitted["optim_scalars"] = {k: v for k, v in osd.items() if not isinstance(v, np.ndarray)}
+        fitted["rng_state"] = io.rng_state(self._rng)
+        fitted["dropout_rngs"] = [io.rng_state(l.rng) for l in self._model.layers if isinstance(l, Dropout)]
         self._save_extra(arrays, fitted)
         io.save_npz(path, arrays, {"params": params, "fitted": fitted}, kind=self._KIND)
         return path
@@ -540,6 +555,7 @@ class _BaseMLP(BaseEstimator):
         """A fitted estimator from ``save``'s file; read with allow_pickle=False (nothing is unpickled)."""
         arrays, meta = io.load_npz(path, kind=cls._KIND)
         params = meta["params"]
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         if params.get("dtype") is not None:
             params["dtype"] = np.dtype(params["dtype"])
         est = cls(**params)
@@ -549,6 +565,15 @@ class _BaseMLP(BaseEstimator):
         est._load_extra(arrays, fitted)
         est._build(fitted["n_features_in_"], fitted["n_outputs_"], est._dtype_)
         est._model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        optim_scalars = fitted.pop("optim_scalars", None)
+        if optim_scalars is not None:
+            est._opt = est._make_optimizer()
+            est._sched = None
+            osd = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+            est._opt.load_state_dict({**osd, **optim_scalars})
+        io.set_rng_state(est._rng, fitted.pop("rng_state"))
+        for l, st in zip([l for l in est._model.layers if isinstance(l, Dropout)], fitted.pop("dropout_rngs")):
+            io.set_rng_state(l.rng, st)
         for k, v in fitted.items():
             if v is not None or k in ("validation_scores_", "best_validation_score_", "best_loss_"):
                 setattr(est, k, v)
