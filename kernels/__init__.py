@@ -67,10 +67,12 @@ def assign(dst, src):
 
 
 def random_uniform(rng, out):
-    """Fill ``out`` with Uniform[0, 1) draws from the NumPy Generator ``rng`` (device arrays: drawn on the
-    host from the same generator and uploaded, so CPU and GPU runs draw identical dropout masks)."""
+    """Fill ``out`` with Uniform[0, 1) draws from the NumPy Generator ``rng``. Device arrays are filled on the
+    device by xoroshiro128+ streams seeded once from ``rng`` (no host->device copy in the training step)."""
     if is_device_array(out):
-        out.copy_to_device(rng.random(out.shape, dtype=out.dtype))
+        from .cuda.random import uniform
+
+        uniform(rng, out)
     else:
         rng.random(out=out, dtype=out.dtype)
     return out

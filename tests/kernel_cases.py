@@ -171,3 +171,10 @@ def adam_update(rng, dt, n, d):
 
 CASES = {name: fn for name, fn in globals().items() if not name.startswith("_") and callable(fn)
          and name not in ("ACTIVATIONS",)}
+
+
+def fill(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), 0.0), {}), ((_a(rng, dt, n, d), 2.5), {})]
+
+
+CASES["fill"] = fill

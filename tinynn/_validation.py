@@ -29,7 +29,7 @@ def check_float(X, who: str, *, ndim=None, width=None, dtype=None, rows=None):
     X = as_array(X, who)
     if ndim is not None and len(X.shape) != ndim:
         raise ValueError(f"{who}: expected a {ndim}-D array, got shape {tuple(X.shape)}")
-    if width is not None and X.shape[-1] != width:
+    if width is not None and _last(X.shape) != width:
         raise ValueError(f"{who}: expected {width} features (last axis), got shape {tuple(X.shape)}")
     if rows is not None and X.shape[0] != rows:
         raise ValueError(f"{who}: batch-size mismatch: expected {rows} rows, got {X.shape[0]}")
@@ -76,3 +76,8 @@ def check_probability(p, name: str, *, upper_open=True):
     if not isinstance(p, numbers.Real) or not (0 <= p < 1 if upper_open else 0 <= p <= 1):
         raise ValueError(f"{name} must be in [0, 1{')' if upper_open else ']'}, got {p!r}")
     return float(p)
+
+
+def _last(shape):
+    """shape[-1] (the CUDA simulator's shapes take no negative index)."""
+    return shape[len(shape) - 1]

@@ -485,7 +485,7 @@ class _BaseMLP(BaseEstimator):
 
         def fun(theta):
             kernels.assign(flat.data, theta.astype(flat.data.dtype))
-            flat.grad[...] = 0
+            ops.fill(flat.grad, 0.0)
             value = self._objective(Xd, Td, sample_weight)
             return value, np.asarray(kernels.to_host(flat.grad), dtype=np.float64).copy()
 

@@ -98,7 +98,7 @@ class Sequential(Layer):
 
     def zero_grad(self):
         if self.flat is not None:
-            self.flat.grad[...] = 0
+            ops.fill(self.flat.grad, 0.0)
         else:
             for layer in self.layers:
                 layer.zero_grad()

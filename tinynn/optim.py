@@ -71,14 +71,14 @@ class Optimizer:
         """Fill state buffers with their initial values (zeros unless overridden)."""
         for bufs in self.state.values():
             for b in bufs:
-                b[...] = 0
+                ops.fill(b, 0.0)
 
     def _alloc_state(self):
         """One state tensor per parameter; views into one flat buffer when the parameters are flat."""
         if self._group is not None:
             g = self._group
             flat = kernels.empty(g.data.shape, g.data.dtype, like=g.data)
-            flat[...] = 0
+            ops.fill(flat, 0.0)
             views = [flat[o:o + s].reshape(p.shape) for (o, s), p in zip(g.offsets, self.params)]
             return _StateList(views, flat)
         return _StateList([kernels.empty(p.shape, p.dtype, like=p.data) for p in self.params], None)
@@ -86,10 +86,10 @@ class Optimizer:
     # ------------------------------------------------------------------ the step
     def zero_grad(self):
         if self._group is not None:
-            self._group.grad[...] = 0
+            ops.fill(self._group.grad, 0.0)
         else:
             for p in self.params:
-                p.grad[...] = 0
+                ops.fill(p.grad, 0.0)
 
     def step(self, closure=None):
         """One update of every trainable parameter; returns closure() if given (called first)."""
@@ -236,7 +236,7 @@ class Adagrad(Optimizer):
 
     def init_state(self):
         for s in self.state["sum"]:
-            s[...] = self.initial_accumulator_value
+            ops.fill(s, self.initial_accumulator_value)
 
     def _scalars(self):
         return dict(clr=self.lr / (1 + (self.t - 1) * self.lr_decay), wd=self.weight_decay, eps=self.eps)

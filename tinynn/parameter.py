@@ -48,8 +48,8 @@ class Parameter:
 
 
 def _zero(a):
-    """a[...] = 0 (NumPy and Numba device arrays both support slice assignment of a scalar)."""
-    a[...] = 0
+    """a[...] = 0 on the array's own device."""
+    kernels.ops.fill(a, 0.0)
 
 
 class FlatParameters:

@@ -187,3 +187,15 @@ def embedding_scatter(dY, idx, dW):
 
 
 _ = np  # numpy is the array type these kernels take
+
+
+@kernel
+def _fill(x, value):
+    for i in range(x.size):
+        x[i] = value
+
+
+@ops.fill.register("cpu")
+def fill(X, value):
+    _fill(X.reshape(-1), value)
+    return X

@@ -121,3 +121,10 @@ def embedding_scatter(dY, idx, dW):
     dW[...] = 0
     np.add.at(dW, idx, dY)
     return dW
+
+
+@define_op
+def fill(X, value):
+    """X[...] = value in place (zeroing gradients and optimizer state)."""
+    X[...] = value
+    return X

@@ -27,7 +27,7 @@ class Activation(Layer):
         return Y
 
     def backward(self, dY):
-        dY = check_float(dY, f"{type(self).__name__}.backward", rows=self.Y.shape[0], width=self.Y.shape[-1])
+        dY = check_float(dY, f"{type(self).__name__}.backward", rows=self.Y.shape[0], width=self.Y.shape[len(self.Y.shape) - 1])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.act_backward(dY, self.Y, self.kind, self.alpha, out=dX)   # dX = dY ⊙ f'(Y)
 

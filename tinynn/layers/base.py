@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
+from kernels import ops
 
 from ..parameter import Parameter
 
@@ -41,7 +42,7 @@ class Layer:
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad[...] = 0
+            ops.fill(p.grad, 0.0)
 
     # ------------------------------------------------------------------ modes and devices
     def train(self, mode: bool = True):

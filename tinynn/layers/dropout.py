@@ -35,7 +35,7 @@ class Dropout(Layer):
     def backward(self, dY):
         if self.M is None:
             return dY
-        dY = check_float(dY, "Dropout.backward", rows=self.M.shape[0], width=self.M.shape[-1])
+        dY = check_float(dY, "Dropout.backward", rows=self.M.shape[0], width=self.M.shape[len(self.M.shape) - 1])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.mul(dY, self.M, out=dX)                           # dX = dY ⊙ M
 

@@ -1,0 +1,211 @@
+"""CUDA twins of kernels/reference/normalization.py.
+
+Row-wise ops (softmax, cross-entropy, layer norm) run one thread per row and column-wise ops (batch norm
+statistics and gradients) one thread per column: for MLP widths (10 classes, up to a few thousand
+features) that keeps every thread's loop short and the column loops coalesced.
+"""
+import math
+
+from numba import cuda
+
+from ..dispatch import ops
+from .launch import launch
+
+
+@cuda.jit
+def softmax_rows_kernel(Z, out):
+    n, d = Z.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        m = Z[i, 0]
+        for j in range(1, d):
+            m = max(m, Z[i, j])
+        s = 0.0
+        for j in range(d):
+            e = math.exp(Z[i, j] - m)
+            out[i, j] = e
+            s += e
+        for j in range(d):
+            out[i, j] /= s
+
+
+@ops.softmax_rows.register("cuda")
+def softmax_rows(Z, out=None):
+    launch(softmax_rows_kernel, Z.shape[0], Z, out)
+    return out
+
+
+@cuda.jit
+def softmax_xent_kernel(Z, y, P, loss):
+    n, d = Z.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        m = Z[i, 0]
+        for j in range(1, d):
+            m = max(m, Z[i, j])
+        s = 0.0
+        for j in range(d):
+            s += math.exp(Z[i, j] - m)
+        lse = m + math.log(s)
+        for j in range(d):
+            P[i, j] = math.exp(Z[i, j] - lse)
+        c = y[i]
+        loss[i] = lse - Z[i, c] if 0 <= c < d else math.nan   # a bad label gives NaN, never a bad read
+
+
+@ops.softmax_xent.register("cuda")
+def softmax_xent(Z, y, P, loss):
+    launch(softmax_xent_kernel, Z.shape[0], Z, y, P, loss)
+    return loss
+
+
+@cuda.jit
+def softmax_xent_backward_kernel(P, y, w, out):
+    n, d = P.shape
+    for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
+        i, j = k // d, k % d
+        out[i, j] = w[i] * (P[i, j] - (1.0 if j == y[i] else 0.0))
+
+
+@ops.softmax_xent_backward.register("cuda")
+def softmax_xent_backward(P, y, w, out=None):
+    launch(softmax_xent_backward_kernel, P.size, P, y, w, out)
+    return out
+
+
+@cuda.jit
+def sigmoid_xent_kernel(Z, T, P, loss):
+    n, d = Z.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        s = 0.0
+        for j in range(d):
+            z = Z[i, j]
+            e = math.exp(-abs(z))
+            P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
+            s += max(z, 0.0) + math.log1p(e) - T[i, j] * z
+        loss[i] = s
+
+
+@ops.sigmoid_xent.register("cuda")
+def sigmoid_xent(Z, T, P, loss):
+    launch(sigmoid_xent_kernel, Z.shape[0], Z, T, P, loss)
+    return loss
+
+
+@cuda.jit
+def batchnorm_forward_kernel(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
+    n, d = X.shape
+    for j in range(cuda.grid(1), d, cuda.gridsize(1)):
+        m = 0.0
+        for i in range(n):
+            m += X[i, j]
+        m /= n
+        v = 0.0
+        for i in range(n):
+            c = X[i, j] - m
+            v += c * c
+        v /= n
+        r = 1 / math.sqrt(v + eps)
+        mean[j], var[j], inv_std[j] = m, v, r
+        for i in range(n):
+            xh = (X[i, j] - m) * r
+            xhat[i, j] = xh
+            Y[i, j] = gamma[j] * xh + beta[j]
+
+
+@ops.batchnorm_forward.register("cuda")
+def batchnorm_forward(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
+    launch(batchnorm_forward_kernel, X.shape[1], X, gamma, beta, eps, Y, xhat, mean, var, inv_std)
+    return Y
+
+
+@cuda.jit
+def batchnorm_eval_kernel(X, gamma, beta, rmean, rvar, eps, out):
+    n, d = X.shape
+    for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
+        i, j = k // d, k % d
+        out[i, j] = gamma[j] * (X[i, j] - rmean[j]) / math.sqrt(rvar[j] + eps) + beta[j]
+
+
+@ops.batchnorm_eval.register("cuda")
+def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
+    launch(batchnorm_eval_kernel, X.size, X, gamma, beta, rmean, rvar, eps, out)
+    return out
+
+
+@cuda.jit
+def batchnorm_backward_kernel(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    n, d = dY.shape
+    for j in range(cuda.grid(1), d, cuda.gridsize(1)):
+        sb = 0.0
+        sg = 0.0
+        for i in range(n):
+            sb += dY[i, j]
+            sg += dY[i, j] * xhat[i, j]
+        dbeta[j], dgamma[j] = sb, sg
+        c = gamma[j] * inv_std[j] / n
+        for i in range(n):
+            dX[i, j] = c * (n * dY[i, j] - sb - xhat[i, j] * sg)
+
+
+@ops.batchnorm_backward.register("cuda")
+def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    launch(batchnorm_backward_kernel, dY.shape[1], dY, xhat, gamma, inv_std, dX, dgamma, dbeta)
+    return dX
+
+
+@cuda.jit
+def layernorm_forward_kernel(X, gamma, beta, eps, Y, xhat, inv_std):
+    n, d = X.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        m = 0.0
+        for j in range(d):
+            m += X[i, j]
+        m /= d
+        v = 0.0
+        for j in range(d):
+            c = X[i, j] - m
+            v += c * c
+        r = 1 / math.sqrt(v / d + eps)
+        inv_std[i] = r
+        for j in range(d):
+            xh = (X[i, j] - m) * r
+            xhat[i, j] = xh
+            Y[i, j] = gamma[j] * xh + beta[j]
+
+
+@ops.layernorm_forward.register("cuda")
+def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
+    launch(layernorm_forward_kernel, X.shape[0], X, gamma, beta, eps, Y, xhat, inv_std)
+    return Y
+
+
+@cuda.jit
+def layernorm_dx_kernel(dY, xhat, gamma, inv_std, dX):
+    n, d = dY.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(d):
+            g = dY[i, j] * gamma[j]
+            s1 += g
+            s2 += g * xhat[i, j]
+        for j in range(d):
+            dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+
+
+@cuda.jit
+def layernorm_dparams_kernel(dY, xhat, dgamma, dbeta):
+    n, d = dY.shape
+    for j in range(cuda.grid(1), d, cuda.gridsize(1)):
+        sb = 0.0
+        sg = 0.0
+        for i in range(n):
+            sb += dY[i, j]
+            sg += dY[i, j] * xhat[i, j]
+        dbeta[j], dgamma[j] = sb, sg
+
+
+@ops.layernorm_backward.register("cuda")
+def layernorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
+    launch(layernorm_dx_kernel, dY.shape[0], dY, xhat, gamma, inv_std, dX)       # rows: dX
+    launch(layernorm_dparams_kernel, dY.shape[1], dY, xhat, dgamma, dbeta)      # columns: dγ, dβ
+    return dX

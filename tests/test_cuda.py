@@ -1,0 +1,129 @@
+"""The CUDA backend against the NumPy reference and the CPU backend.
+
+Runs on a real GPU, or on the simulator: ``NUMBA_ENABLE_CUDASIM=1 python -m pytest -m gpu`` (the variable
+must be set before Numba is imported). Shapes stay tiny, and THREADS_PER_BLOCK is patched small so that
+multi-block grid-stride paths and ragged edges run.
+"""
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import kernels
+from kernels import config, ops
+from tests.kernel_cases import CASES
+from tests.test_kernels import TOL
+
+pytestmark = pytest.mark.gpu
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(config, "THREADS_PER_BLOCK", 8)
+
+
+def dev(a):
+    return kernels.to_device(a, "cuda")
+
+
+def host(a):
+    return kernels.to_host(a)
+
+
+CUDA_DTYPES = [np.float32] if SIM else [np.float32, np.float64]
+SHAPES = [(1, 1), (5, 3), (9, 13)]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("n,d", SHAPES)
+@pytest.mark.parametrize("dtype", CUDA_DTYPES)
+def test_cuda_matches_reference(name, n, d, dtype):
+    from tests.test_kernels import assert_parity
+
+    assert_parity(name, "cuda", dtype, n, d, seed=7 * n + d, to=dev, back=host)
+
+
+def test_device_arrays_detected_and_mixing_refused():
+    x = dev(np.ones(3, np.float32))
+    assert kernels.is_device_array(x) and kernels.backend_of(x) == "cuda"
+    with pytest.raises(TypeError, match="host and device arrays mixed"):
+        ops.mul(x, np.ones(3, np.float32), out=x)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
+def test_matmul_odd_shape_equals_cpu(ta, tb):
+    from kernels.cuda.matmul import matmul_naive
+
+    rng = np.random.default_rng(0)
+    m, k, n = 45, 67, 35
+    A = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    B = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    expected = ops.matmul(A, B, trans_a=ta, trans_b=tb)
+    got = host(ops.matmul(dev(A), dev(B), trans_a=ta, trans_b=tb))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if not ta and not tb:
+        np.testing.assert_allclose(host(matmul_naive(dev(A), dev(B))), expected, rtol=1e-4, atol=1e-4)
+
+
+def _net(seed=0):
+    import tinynn as tn
+
+    return tn.Sequential(tn.Linear(6, 8, rng=seed), tn.ReLU(), tn.LayerNorm(8), tn.Linear(8, 5, rng=seed + 1),
+                         tn.Tanh(), tn.BatchNorm1d(5), tn.Linear(5, 3, rng=seed + 2))
+
+
+def test_small_network_three_adam_steps_equal_cpu():
+    import tinynn as tn
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((7, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 7)
+    cpu, gpu = _net(), _net().to("cuda")
+    opt_c, opt_g = tn.optim.Adam(cpu.parameters(), lr=0.01), tn.optim.Adam(gpu.parameters(), lr=0.01)
+    loss_c, loss_g = tn.SoftmaxCrossEntropy(), tn.SoftmaxCrossEntropy()
+    Xd, yd = dev(X), dev(y)
+    for _ in range(3):
+        values = []
+        for model, opt, loss, xb, yb in ((cpu, opt_c, loss_c, X, y), (gpu, opt_g, loss_g, Xd, yd)):
+            opt.zero_grad()
+            values.append(loss(model.forward(xb), yb))
+            model.backward(loss.backward())
+            opt.step()
+        assert values[1] == pytest.approx(values[0], rel=1e-4)
+    np.testing.assert_allclose(host(gpu.forward(Xd)), cpu.forward(X), rtol=1e-4, atol=1e-4)
+    for (name, pc), (_, pg) in zip(cpu.named_parameters(), gpu.named_parameters()):
+        np.testing.assert_allclose(host(pg.data), pc.data, rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(host(pg.grad), pc.grad, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_device_labels_out_of_range_give_nan_not_a_crash():
+    import tinynn as tn
+
+    Z = dev(np.zeros((3, 4), np.float32))
+    value = tn.SoftmaxCrossEntropy()(Z, dev(np.array([0, 9, 1])))
+    assert np.isnan(value)
+
+
+def test_dropout_on_device_draws_a_mask():
+    import tinynn as tn
+
+    d = tn.Dropout(0.5, rng=0)
+    Y = host(d.forward(dev(np.ones((16, 8), np.float32))))
+    assert set(np.unique(Y)) <= {0.0, 2.0} and 0.2 < (Y == 0).mean() < 0.8
+
+
+def test_estimator_on_cuda_matches_cpu():
+    import tinynn as tn
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 5)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, batch_size=12, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cpu = tn.MLPClassifier(**kw).fit(X, y)
+        gpu = tn.MLPClassifier(device="cuda", **kw).fit(X, y)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-4, atol=1e-4)
