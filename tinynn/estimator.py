@@ -362,7 +362,7 @@ class _BaseMLP(BaseEstimator):
                 for step, s in enumerate(range(0, n, bs)):
                     idx = order[s:s + bs]
                     if len(idx) == bs:
-                        Xb, Tb = np.take(X_train, idx, axis=0, out=xbuf), np.take(T_train, idx, axis=0, out=tbuf)
+                        Xb, Tb = np.take(X_train, idx, axis=0, out=xbuf, mode="clip"), np.take(T_train, idx, axis=0, out=tbuf, mode="clip")
                     else:
                         Xb, Tb = X_train[idx], T_train[idx]
                     swb = None if sw_train is None else sw_train[idx]

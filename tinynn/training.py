@@ -111,7 +111,7 @@ class Trainer:
         self.model.train()
         for step, idx in enumerate(gen_batches(n, bs, self.shuffle_rng)):
             if len(idx) == bs:                                 # gather into preallocated buffers
-                xb, yb = np.take(X, idx, axis=0, out=xbuf), np.take(y, idx, out=ybuf)
+                xb, yb = np.take(X, idx, axis=0, out=xbuf, mode="clip"), np.take(y, idx, out=ybuf, mode="clip")  # clip: unbuffered
             else:
                 xb, yb = X[idx], y[idx]
             if self.device != "cpu":

@@ -18,14 +18,23 @@ from ..dispatch import ops
 vector_kernel = njit(cache=True, parallel=True)
 
 
+@njit(cache=True, inline="always")
+def ftz(x, tiny):
+    """Flush a subnormal state value to zero. Moment estimates of parameters whose gradient stays 0 (MNIST's
+    border pixels: a fifth of the first layer) decay geometrically into the subnormal range, where each
+    operation costs ~100x: Adam took 2 ms instead of 0.13 ms per step. Values below ``tiny`` (the smallest
+    normal float, 1.2e-38 in float32) contribute < 1e-30·lr to any update, so results are unchanged."""
+    return x if abs(x) >= tiny else x - x
+
+
 @vector_kernel
 def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     T = p.dtype.type
-    lr_, mu, damp, wd_ = T(lr), T(momentum), T(1 - dampening), T(wd)
+    lr_, mu, damp, wd_, tiny = T(lr), T(momentum), T(1 - dampening), T(wd), T(np.finfo(p.dtype).tiny)
     for i in prange(p.size):
         d = g[i] + wd_ * p[i]                                 # d = g + λθ
         if momentum != 0:
-            b = d if first else mu * buf[i] + damp * d        # b = d (first step) or μb + (1-τ)d
+            b = ftz(d if first else mu * buf[i] + damp * d, tiny)   # b = d (first step) or μb + (1-τ)d
             buf[i] = b
             d = d + mu * b if nesterov else b
         p[i] -= lr_ * d
@@ -34,9 +43,9 @@ def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
 @vector_kernel
 def _momentum(p, g, u, lr, beta, corr, nesterov):
     T = p.dtype.type
-    step, b, c = T(lr * corr), T(beta), T(1 - beta)
+    step, b, c, tiny = T(lr * corr), T(beta), T(1 - beta), T(np.finfo(p.dtype).tiny)
     for i in prange(p.size):
-        ui = b * u[i] + c * g[i]                              # u = βu + (1-β)g
+        ui = ftz(b * u[i] + c * g[i], tiny)                   # u = βu + (1-β)g
         u[i] = ui
         p[i] -= step * (b * ui + c * g[i]) if nesterov else step * ui
 
@@ -56,17 +65,18 @@ def _adagrad(p, g, s, clr, wd, eps):
 def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
     T = p.dtype.type
     lr_, a, c, eps_, wd_, mu = T(lr), T(alpha), T(1 - alpha), T(eps), T(wd), T(momentum)
+    tiny = T(np.finfo(p.dtype).tiny)
     for i in prange(p.size):
         d = g[i] + wd_ * p[i]
-        s = a * sq[i] + c * d * d                             # v = αv + (1-α)d²
+        s = ftz(a * sq[i] + c * d * d, tiny)                  # v = αv + (1-α)d²
         sq[i] = s
         if centered:
-            ga = a * gavg[i] + c * d
+            ga = ftz(a * gavg[i] + c * d, tiny)
             gavg[i] = ga
             s = s - ga * ga
         avg = np.sqrt(s) + eps_
         if momentum > 0:
-            b = mu * buf[i] + d / avg
+            b = ftz(mu * buf[i] + d / avg, tiny)
             buf[i] = b
             p[i] -= lr_ * b
         else:
@@ -78,11 +88,12 @@ def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     T = p.dtype.type
     step, isbc2, b1_, b2_, c1, c2 = T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2)
     eps_, decay, wd_ = T(eps), T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd)
+    tiny = T(np.finfo(p.dtype).tiny)
     for i in prange(p.size):
         pi = p[i] * decay                                     # AdamW: θ *= 1 - ηλ
         d = g[i] + wd_ * pi                                   # Adam:  d = g + λθ
-        mi = b1_ * m[i] + c1 * d
-        vi = b2_ * v[i] + c2 * d * d
+        mi = ftz(b1_ * m[i] + c1 * d, tiny)                   # m = β₁m + (1-β₁)d
+        vi = ftz(b2_ * v[i] + c2 * d * d, tiny)               # v = β₂v + (1-β₂)d²
         m[i] = mi
         v[i] = vi
         if amsgrad:

@@ -1,0 +1,374 @@
+#!/usr/bin/env python
+"""Speed benchmark: MNIST MLP training epochs, tinynn vs PyTorch CPU vs plain NumPy, plus the estimators.
+
+Model 784-256-128-10, ReLU, softmax cross-entropy, Adam(lr=1e-3), float32, the 60k MNIST training images in
+shuffled mini-batches. The peers run in one process and take turns epoch by epoch, so machine noise hits them
+alike; every peer gets 2 threads. Reported per batch size: median epoch seconds over the timed epochs (after
+one warm-up epoch), the ratio to tinynn per round and its median, test accuracy after the run, and each peer's
+peak RSS (measured in a child process per peer). Also: the BLAS floor (the epoch's matmul FLOPs over the
+GFLOP/s BLAS reaches on the same shapes in this process), Numba JIT cost (first epoch in a fresh process with
+an empty and with a warm cache), and the bytes allocated inside a steady-state training step.
+
+    python scripts/bench.py --data-dir ../shared/data/mnist --out runs/bench.json
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+SIZES = (784, 256, 128, 10)
+
+
+# --------------------------------------------------------------------------- peers
+class TinynnPeer:
+    name = "tinynn"
+
+    def __init__(self, X, y, bs, seed=0):
+        import tinynn as tn
+
+        self.tn = tn
+        self.X, self.y, self.bs = X, y, bs
+        self.model = tn.Sequential(tn.Linear(784, 256, rng=seed), tn.ReLU(), tn.Linear(256, 128, rng=seed + 1),
+                                   tn.ReLU(), tn.Linear(128, 10, rng=seed + 2))
+        self.opt = tn.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.loss = tn.SoftmaxCrossEntropy()
+        self.rng = np.random.default_rng(seed)
+        self.xb = np.empty((bs, 784), np.float32)
+        self.yb = np.empty(bs, np.int64)
+
+    def step(self, idx):
+        if len(idx) == self.bs:
+            xb, yb = np.take(self.X, idx, axis=0, out=self.xb, mode="clip"), np.take(self.y, idx, out=self.yb, mode="clip")
+        else:
+            xb, yb = self.X[idx], self.y[idx]
+        self.opt.zero_grad()
+        value = self.loss(self.model.forward(xb), yb)
+        self.model.backward(self.loss.backward())
+        self.opt.step()
+        return value
+
+    def epoch(self):
+        order = self.rng.permutation(len(self.X))
+        for s in range(0, len(order), self.bs):
+            self.step(order[s:s + self.bs])
+
+    def accuracy(self, X, y):
+        self.model.eval()
+        acc = float(np.mean(np.argmax(self.model.forward(X), axis=1) == y))
+        self.model.train()
+        return acc
+
+
+class TorchPeer:
+    name = "pytorch"
+
+    def __init__(self, X, y, bs, seed=0):
+        import torch
+
+        torch.set_num_threads(2)
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)
+        self.bs = bs
+        nn = torch.nn
+        self.model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.lossf = nn.CrossEntropyLoss()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def epoch(self):
+        torch = self.torch
+        order = torch.randperm(len(self.X), generator=self.gen)
+        for s in range(0, len(order), self.bs):
+            idx = order[s:s + self.bs]
+            xb, yb = self.X.index_select(0, idx), self.y.index_select(0, idx)
+            self.opt.zero_grad()
+            loss = self.lossf(self.model(xb), yb)
+            loss.backward()
+            self.opt.step()
+
+    def accuracy(self, X, y):
+        with self.torch.no_grad():
+            return float((self.model(self.torch.from_numpy(X)).argmax(1).numpy() == y).mean())
+
+
+class NumpyPeer:
+    """A plain NumPy MLP, written the way a course exercise would: allocating, unfused."""
+
+    name = "numpy"
+
+    def __init__(self, X, y, bs, seed=0):
+        rng = np.random.default_rng(seed)
+        self.X, self.y, self.bs, self.rng = X, y, bs, rng
+        self.W = [(rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / a)).astype(np.float32) for a, b in zip(SIZES, SIZES[1:])]
+        self.b = [np.zeros(b, np.float32) for b in SIZES[1:]]
+        self.params = self.W + self.b
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+        self.t = 0
+
+    def forward(self, X):
+        acts = [X]
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            Z = acts[-1] @ W + b
+            acts.append(np.maximum(Z, 0) if i < len(self.W) - 1 else Z)
+        return acts
+
+    def step(self, idx):
+        X, y = self.X[idx], self.y[idx]
+        acts = self.forward(X)
+        Z = acts[-1]
+        P = np.exp(Z - Z.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        dZ = P
+        dZ[np.arange(len(y)), y] -= 1
+        dZ /= len(y)
+        gW, gb = [None] * 3, [None] * 3
+        for i in reversed(range(3)):
+            gW[i] = acts[i].T @ dZ
+            gb[i] = dZ.sum(0)
+            if i:
+                dZ = (dZ @ self.W[i].T) * (acts[i] > 0)
+        self.t += 1
+        bc1, bc2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
+        for p, g, m, v in zip(self.params, gW + gb, self.m, self.v):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            p -= (1e-3 / bc1) * m / (np.sqrt(v / bc2) + 1e-8)
+
+    def epoch(self):
+        order = self.rng.permutation(len(self.X))
+        for s in range(0, len(order), self.bs):
+            self.step(order[s:s + self.bs])
+
+    def accuracy(self, X, y):
+        return float(np.mean(np.argmax(self.forward(X)[-1], axis=1) == y))
+
+
+class EstimatorPeer:
+    """sklearn's or tinynn's MLPClassifier, one epoch per partial_fit, with identical arguments."""
+
+    def __init__(self, cls, name, X, y, bs, seed=0):
+        self.name = name
+        self.X, self.y = X, y
+        self.est = cls(hidden_layer_sizes=SIZES[1:-1], batch_size=bs, learning_rate_init=1e-3, alpha=1e-4,
+                       random_state=seed)
+        self.classes = np.arange(10)
+
+    def epoch(self):
+        self.est.partial_fit(self.X, self.y, classes=self.classes)
+
+    def accuracy(self, X, y):
+        return float(self.est.score(X, y))
+
+
+def make_peer(name, X, y, bs):
+    if name == "tinynn":
+        return TinynnPeer(X, y, bs)
+    if name == "pytorch":
+        return TorchPeer(X, y, bs)
+    if name == "numpy":
+        return NumpyPeer(X, y, bs)
+    if name == "sklearn.MLPClassifier":
+        from sklearn.neural_network import MLPClassifier
+
+        return EstimatorPeer(MLPClassifier, name, X, y, bs)
+    if name == "tinynn.MLPClassifier":
+        import tinynn as tn
+
+        return EstimatorPeer(tn.MLPClassifier, name, X, y, bs)
+    raise ValueError(name)
+
+
+# --------------------------------------------------------------------------- measurements
+def race(peers, rounds):
+    """Warm-up epoch each, then ``rounds`` rounds in which every peer runs one timed epoch in turn."""
+    times = {p.name: [] for p in peers}
+    for p in peers:
+        p.epoch()
+    for _ in range(rounds):
+        for p in peers:
+            t = time.perf_counter()
+            p.epoch()
+            times[p.name].append(time.perf_counter() - t)
+    return times
+
+
+def blas_floor(bs, n=60000, repeats=5):
+    """Seconds of BLAS time one epoch needs: forward X·W for every layer, dW = Xᵀ dY for every layer,
+    dX = dY Wᵀ for all but the first, at this batch size, timed with np.matmul on the same shapes."""
+    rng = np.random.default_rng(0)
+    shapes = []
+    for a, b in zip(SIZES, SIZES[1:]):
+        shapes.append(((bs, a), (a, b), False, False))          # Y = X W
+        shapes.append(((bs, a), (bs, b), True, False))          # dW = Xᵀ dY
+        if a != SIZES[0]:
+            shapes.append(((bs, b), (a, b), False, True))       # dX = dY Wᵀ
+    flops = sum(2 * sa[0] * sa[1] * (sb[0] if tb else sb[1]) for sa, sb, ta, tb in shapes)
+    arrays = [(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32), ta, tb)
+              for sa, sb, ta, tb in shapes]
+    outs = [np.empty(((A.shape[1] if ta else A.shape[0]), (B.shape[0] if tb else B.shape[1])), np.float32)
+            for A, B, ta, tb in arrays]
+    steps = -(-n // bs)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(min(steps, 200)):
+            for (A, B, ta, tb), out in zip(arrays, outs):
+                np.matmul(A.T if ta else A, B.T if tb else B, out=out)
+        best = min(best, (time.perf_counter() - t) / min(steps, 200))
+    gflops = flops / best / 1e9
+    return {"epoch_matmul_gflop": flops * n / bs / 1e9, "blas_gflops": gflops, "floor_seconds": best * steps}
+
+
+def step_allocations(X, y, bs, steps=50):
+    """Bytes allocated (peak above the baseline, traced by tracemalloc) during steady-state steps."""
+    peer = TinynnPeer(X, y, bs)
+    order = np.random.default_rng(0).permutation(len(X))
+    for s in range(0, 20 * bs, bs):
+        peer.step(order[s:s + bs])
+    idx = [order[s:s + bs] for s in range(0, steps * bs, bs)]
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    for i in idx:
+        peer.step(i)
+    cur, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"steps": steps, "peak_bytes_above_baseline": peak - base, "retained_bytes": cur - base,
+            "batch_array_bytes": bs * 784 * 4}
+
+
+def child_rss(peer, bs, data_dir):
+    """Peak RSS (MiB) of a fresh process that loads MNIST and trains one epoch with ``peer``."""
+    code = (f"import sys, resource; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"import bench; X, y, Xt, yt = bench.data({data_dir!r}); "
+            f"p = bench.make_peer({peer!r}, X, y, {bs}); p.epoch(); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    return float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
+
+
+def jit_cost(data_dir, bs=128):
+    """Import -> first step and first-epoch seconds in fresh processes: empty Numba cache, then warm."""
+    code = (f"import time; t0 = time.perf_counter(); import sys; "
+            f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import bench, numpy as np; "
+            f"X, y, Xt, yt = bench.data({data_dir!r}); t_data = time.perf_counter(); "
+            f"p = bench.TinynnPeer(X, y, {bs}); t1 = time.perf_counter(); p.step(np.arange({bs})); "
+            "t2 = time.perf_counter(); p.epoch(); t3 = time.perf_counter(); p.epoch(); t4 = time.perf_counter(); "
+            "print((t_data - t0) - 0, t2 - t1, t3 - t2, t4 - t3)")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty_cache", "warm_cache"):
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+            if r.returncode != 0:
+                out[label] = {"error": r.stderr[-500:]}
+                continue
+            imp, first_step, first_epoch, second_epoch = map(float, r.stdout.split())
+            out[label] = {"import_and_data_s": imp, "first_step_s": first_step, "first_epoch_s": first_epoch,
+                          "steady_epoch_s": second_epoch, "first_over_steady": first_epoch / second_epoch}
+    return out
+
+
+def data(data_dir):
+    from tinynn.data import load_mnist
+
+    return load_mnist(data_dir)
+
+
+def machine():
+    try:
+        import threadpoolctl
+
+        blas = [(i["internal_api"], i["version"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+    except Exception:
+        blas = None
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except Exception:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "blas": blas}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--batch-sizes", default="32,128,512")
+    ap.add_argument("--rounds", type=int, default=3, help="timed epochs per peer (after one warm-up)")
+    ap.add_argument("--peers", default="tinynn,pytorch,numpy")
+    ap.add_argument("--estimators", action="store_true", help="also race sklearn's and tinynn's MLPClassifier")
+    ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--no-jit", action="store_true")
+    ap.add_argument("--out", default="runs/bench.json")
+    args = ap.parse_args(argv)
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(2)
+    except Exception:
+        pass
+    X, y, Xt, yt = data(args.data_dir)
+    names = [p for p in args.peers.split(",") if p]
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        if "pytorch" in names:
+            print("note: torch is not installed; the pytorch row is skipped (pip install torch==2.13.0)")
+            names.remove("pytorch")
+    if args.estimators:
+        names += ["tinynn.MLPClassifier", "sklearn.MLPClassifier"]
+    result = {"machine": machine(), "model": "784-256-128-10 ReLU, softmax CE, Adam 1e-3, float32", "runs": []}
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        peers = [make_peer(n, X, y, bs) for n in names]
+        times = race(peers, args.rounds)
+        rows = {}
+        for p in peers:
+            ratios = [t / tt for t, tt in zip(times[p.name], times["tinynn"])]
+            rows[p.name] = {"median_epoch_s": statistics.median(times[p.name]), "epochs_s": times[p.name],
+                            "ratio_to_tinynn_median": statistics.median(ratios),
+                            "test_accuracy": p.accuracy(Xt, yt)}
+            if not args.no_rss:
+                rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir)
+        floor = blas_floor(bs)
+        floor["tinynn_over_floor"] = rows["tinynn"]["median_epoch_s"] / floor["floor_seconds"]
+        result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor,
+                               "allocations": step_allocations(X, y, bs)})
+        print(f"\nbatch {bs}: BLAS floor {floor['floor_seconds']:.3f} s ({floor['blas_gflops']:.0f} GFLOP/s on "
+              f"{floor['epoch_matmul_gflop']:.0f} GFLOP); tinynn = {floor['tinynn_over_floor']:.2f}x floor")
+        print(f"{'peer':24s} {'median epoch s':>15s} {'x tinynn':>9s} {'test acc':>9s} {'peak RSS MiB':>13s}")
+        for name, r in rows.items():
+            rss = r.get("peak_rss_mib")
+            print(f"{name:24s} {r['median_epoch_s']:15.3f} {r['ratio_to_tinynn_median']:9.2f} "
+                  f"{100 * r['test_accuracy']:8.2f}% {'-' if rss is None else str(round(rss)):>13}")
+        a = result["runs"][-1]["allocations"]
+        print(f"allocations in {a['steps']} steady steps: peak {a['peak_bytes_above_baseline']} B above baseline "
+              f"(one batch array is {a['batch_array_bytes']} B)")
+    if not args.no_jit:
+        result["jit"] = jit_cost(args.data_dir)
+        for k, v in result["jit"].items():
+            print(f"JIT, {k}: {v}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
