@@ -284,6 +284,32 @@ def jit_cost(data_dir, bs=128):
     return out
 
 
+def fit_compare(X, y, Xt, yt, rounds, max_iter):
+    """sklearn's MLPClassifier and tn.MLPClassifier, ``fit`` with identical sklearn arguments, taking turns."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier as SkMLP
+
+    import tinynn as tn
+
+    kw = dict(hidden_layer_sizes=SIZES[1:-1], max_iter=max_iter, random_state=0)  # batch_size="auto" (200), adam
+    out = {"arguments": {**kw, "hidden_layer_sizes": list(SIZES[1:-1])}, "tinynn": [], "sklearn": []}
+    for r in range(rounds):
+        for name, cls in (("tinynn", tn.MLPClassifier), ("sklearn", SkMLP)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                t = time.perf_counter()
+                est = cls(**{**kw, "random_state": r}).fit(X, y)
+                sec = time.perf_counter() - t
+            out[name].append({"fit_s": sec, "test_accuracy": float(est.score(Xt, yt)), "n_iter": est.n_iter_})
+    for name in ("tinynn", "sklearn"):
+        out[name + "_median_fit_s"] = statistics.median(r["fit_s"] for r in out[name])
+        out[name + "_median_accuracy"] = statistics.median(r["test_accuracy"] for r in out[name])
+    out["speedup"] = out["sklearn_median_fit_s"] / out["tinynn_median_fit_s"]
+    return out
+
+
 def data(data_dir):
     from tinynn.data import load_mnist
 
@@ -314,6 +340,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="timed epochs per peer (after one warm-up)")
     ap.add_argument("--peers", default="tinynn,pytorch,numpy")
     ap.add_argument("--estimators", action="store_true", help="also race sklearn's and tinynn's MLPClassifier")
+    ap.add_argument("--fit-compare", type=int, default=0, metavar="ROUNDS",
+                    help="also fit sklearn's and tinynn's MLPClassifier (same arguments) ROUNDS times each")
+    ap.add_argument("--fit-max-iter", type=int, default=10)
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--no-jit", action="store_true")
     ap.add_argument("--out", default="runs/bench.json")
@@ -360,6 +389,12 @@ def main(argv=None):
         a = result["runs"][-1]["allocations"]
         print(f"allocations in {a['steps']} steady steps: peak {a['peak_bytes_above_baseline']} B above baseline "
               f"(one batch array is {a['batch_array_bytes']} B)")
+    if args.fit_compare:
+        fc = fit_compare(X, y, Xt, yt, args.fit_compare, args.fit_max_iter)
+        result["fit_compare"] = fc
+        print(f"\nMLPClassifier.fit {fc['arguments']}: tinynn {fc['tinynn_median_fit_s']:.1f} s, "
+              f"{100 * fc['tinynn_median_accuracy']:.2f}%; sklearn {fc['sklearn_median_fit_s']:.1f} s, "
+              f"{100 * fc['sklearn_median_accuracy']:.2f}%; speed-up {fc['speedup']:.2f}x")
     if not args.no_jit:
         result["jit"] = jit_cost(args.data_dir)
         for k, v in result["jit"].items():

@@ -4,7 +4,9 @@ import math
 import numpy as np
 
 from ..dispatch import ops
-from ._jit import kernel
+from numba import prange
+
+from ._jit import kernel, threads, vector_kernel
 
 
 @kernel
@@ -96,56 +98,60 @@ def act_backward_bias(dY, Y, kind, alpha, dZ, db):
     return dZ
 
 
-@kernel
-def _mul(X, M, out):
-    x, m, o = X.reshape(-1), M.reshape(-1), out.reshape(-1)
-    for i in range(x.size):
+@vector_kernel
+def _mul(x, m, o):
+    for i in prange(x.size):
         o[i] = x[i] * m[i]
 
 
 @ops.mul.register("cpu")
 def mul(X, M, out=None):
-    _mul(X, M, out)
+    threads()
+    _mul(X.reshape(-1), M.reshape(-1), out.reshape(-1))
     return out
 
 
-@kernel
-def _dropout_mask(U, p, out):
-    u, o = U.reshape(-1), out.reshape(-1)
-    s = 1.0 / (1.0 - p)
-    for i in range(u.size):
-        o[i] = s if u[i] >= p else 0.0
+@vector_kernel
+def _dropout_mask(u, p, o):
+    T = o.dtype.type
+    s, p_ = T(1.0 / (1.0 - p)), T(p)
+    for i in prange(u.size):
+        o[i] = s if u[i] >= p_ else T(0)
 
 
 @ops.dropout_mask.register("cpu")
 def dropout_mask(U, p, out=None):
-    _dropout_mask(U, p, out)
+    threads()
+    _dropout_mask(U.reshape(-1), p, out.reshape(-1))
     return out
 
 
-@kernel
-def _axpy(a, X, Y):
-    x, y = X.reshape(-1), Y.reshape(-1)
-    for i in range(x.size):
-        y[i] += a * x[i]
+@vector_kernel
+def _axpy(a, x, y):
+    a_ = y.dtype.type(a)
+    for i in prange(x.size):
+        y[i] += a_ * x[i]
 
 
 @ops.axpy.register("cpu")
 def axpy(a, X, Y):
-    _axpy(a, X, Y)
+    threads()
+    _axpy(a, X.reshape(-1), Y.reshape(-1))
     return Y
 
 
 @ops.scale.register("cpu")
 def scale(X, a):
+    threads()
     _scale(X.reshape(-1), a)
     return X
 
 
-@kernel
+@vector_kernel
 def _scale(x, a):
-    for i in range(x.size):
-        x[i] *= a
+    a_ = x.dtype.type(a)
+    for i in prange(x.size):
+        x[i] *= a_
 
 
 @kernel
@@ -189,13 +195,15 @@ def embedding_scatter(dY, idx, dW):
 _ = np  # numpy is the array type these kernels take
 
 
-@kernel
+@vector_kernel
 def _fill(x, value):
-    for i in range(x.size):
-        x[i] = value
+    v = x.dtype.type(value)
+    for i in prange(x.size):
+        x[i] = v
 
 
 @ops.fill.register("cpu")
 def fill(X, value):
+    threads()
     _fill(X.reshape(-1), value)
     return X

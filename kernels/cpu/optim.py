@@ -8,14 +8,11 @@ arrays' dtype so float32 models compute in float32.
 """
 import math
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from .. import config
 from ..dispatch import ops
-
-vector_kernel = njit(cache=True, parallel=True)
+from ._jit import threads, vector_kernel
 
 
 @njit(cache=True, inline="always")
@@ -103,7 +100,7 @@ def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
 
 
 def _flat(*arrays):
-    numba.set_num_threads(config.CPU_THREADS)
+    threads()
     return [a.reshape(-1) for a in arrays]
 
 
