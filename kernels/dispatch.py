@@ -63,10 +63,16 @@ def is_device_array(a) -> bool:
 def backend_of(*arrays) -> str:
     """The backend that runs an op on these arguments (non-array arguments are ignored)."""
     host = device = False
+    ndarray, cuda_types = np.ndarray, _cuda_types
     for a in arrays:
-        if type(a) is np.ndarray or isinstance(a, np.ndarray):
+        t = type(a)
+        if t is ndarray:                                   # the common case first: one type check
             host = True
-        elif _cuda_types and isinstance(a, _cuda_types):
+        elif t is float or t is int or t is bool or a is None:
+            continue
+        elif isinstance(a, ndarray):
+            host = True
+        elif cuda_types and isinstance(a, cuda_types):
             device = True
     if host and device:
         kinds = ", ".join(type(a).__name__ for a in arrays if hasattr(a, "shape"))
@@ -116,7 +122,7 @@ class KernelOp:
         return decorator
 
     def __call__(self, *args, **kwargs):
-        backend = backend_of(*args, *kwargs.values())
+        backend = backend_of(*args, *kwargs.values()) if kwargs else backend_of(*args)
         impl = self.impls.get(backend)
         if impl is None:  # never a silent fallback
             raise NotImplementedError(f"{self.name}: no {backend!r} kernel; have {sorted(self.impls)}")

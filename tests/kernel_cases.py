@@ -178,3 +178,10 @@ def fill(rng, dt, n, d):
 
 
 CASES["fill"] = fill
+
+
+def add_l2(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d), 0.3), {})]
+
+
+CASES["add_l2"] = add_l2

@@ -13,7 +13,6 @@ import pytest
 import kernels
 from kernels import config, ops
 from tests.kernel_cases import CASES
-from tests.test_kernels import TOL
 
 pytestmark = pytest.mark.gpu
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"

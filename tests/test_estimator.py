@@ -238,3 +238,17 @@ def test_coefs_layout_like_sklearn(digits):
     assert [c.shape for c in clf.coefs_] == [(64, 20), (20, 7), (7, 10)]
     assert [b.shape for b in clf.intercepts_] == [(20,), (7,), (10,)]
     assert clf.n_layers_ == 4 and clf.n_outputs_ == 10 and clf.out_activation_ == "softmax"
+
+
+def test_pickled_estimator_keeps_training_correctly(digits):
+    """Unpickling must rebuild the flat-buffer views: otherwise the optimizer would update a copy."""
+    Xtr, Xte, ytr, _ = digits
+    a = tn.MLPClassifier((16,), random_state=0, dropout=0.1)
+    a.partial_fit(Xtr, ytr, classes=np.arange(10))
+    b = pickle.loads(pickle.dumps(a))
+    flat = b._model.flat
+    assert np.shares_memory(b._model[0].weight.data, flat.data)
+    assert np.shares_memory(b._opt.state["exp_avg"][0], b._opt.state["exp_avg"].flat)
+    for est in (a, b):
+        est.partial_fit(Xtr, ytr)
+    np.testing.assert_array_equal(a.predict_proba(Xte), b.predict_proba(Xte))

@@ -23,7 +23,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_co
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
@@ -35,7 +34,7 @@ from kernels.config import ACTIVATIONS as ACT_CODES
 
 from . import init as _init
 from . import io, optim
-from .errors import DivergenceError
+from .errors import DivergenceError, DivergenceGuard
 from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
@@ -290,22 +289,24 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = None
 
     def _objective(self, Xb, Tb, swb, training=True):
-        """Forward + loss (+ backward into the flat gradient buffer when training); returns the loss value."""
+        """Forward + loss (+ backward into the flat gradient buffer when training); returns the loss value.
+
+        The L2 term touches the weights only; Sequential places every Linear weight at the front of its flat
+        buffer, so W = flat.data[:n_first] and one dot and one axpy cover all layers."""
         model, lossf = self._model, self._lossf
         value = lossf(model.forward(Xb), Tb, swb)
         n = Xb.shape[0] if swb is None else float(np.sum(swb))
-        l2 = 0.0
+        flat = model.flat
+        W = flat.data[:flat.n_first]                                          # every Linear weight
+        if not training:
+            return value + (0.5 * self.alpha * ops.sumsq(W) / n if self.alpha else 0.0)
+        dZ = lossf.backward()
+        if self._grad_scale != 1.0:
+            ops.scale(dZ, self._grad_scale)
+        model.backward(dZ)                                                    # overwrites every gradient
         if self.alpha:
-            l2 = sum(ops.sumsq(l.weight.data) for l in self._linears)
-            value += 0.5 * self.alpha * l2 / n                              # + (α/2)‖W‖² / Σw
-        if training:
-            dZ = lossf.backward()
-            if self._grad_scale != 1.0:
-                ops.scale(dZ, self._grad_scale)
-            model.backward(dZ)
-            if self.alpha:
-                for l in self._linears:
-                    ops.axpy(self.alpha / n, l.weight.data, l.weight.grad)  # ∂/∂W (α/2)‖W‖²/Σw = αW/Σw
+            # ∂/∂W (α/2)‖W‖²/Σw = αW/Σw added to the gradient, ‖W‖² returned by the same pass
+            value += 0.5 * self.alpha * ops.add_l2(W, flat.grad[:flat.n_first], self.alpha / n) / n
         return value
 
     def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental):
@@ -348,7 +349,7 @@ class _BaseMLP(BaseEstimator):
         tbuf = np.empty((bs,) + T_train.shape[1:], T_train.dtype)
         order = np.arange(n)
         bar = None
-        ceiling = None  # divergence: a NaN/inf loss, or one 10⁶ times the first batch's
+        guard = DivergenceGuard()
         try:
             for it in range(self.max_iter):
                 kernels.assign(snapshot, flat.data)                        # last completed epoch, for rollback
@@ -368,11 +369,9 @@ class _BaseMLP(BaseEstimator):
                     swb = None if sw_train is None else sw_train[idx]
                     if swb is not None and swb.sum() <= 0:
                         continue                                           # a batch of zero weight teaches nothing
-                    opt.zero_grad()
+                    # no zero_grad: backward overwrites every gradient of this model (DESIGN: no accumulation)
                     value = self._objective(self._to_dev(Xb), self._to_dev(Tb), swb)
-                    if ceiling is None:
-                        ceiling = 1e6 * max(1.0, abs(value))                 # no sane run climbs 10⁶-fold
-                    if not math.isfinite(value) or value > ceiling:
+                    if guard.diverged(value):
                         kernels.assign(flat.data, snapshot)
                         raise DivergenceError(
                             f"{type(self).__name__}: the training loss became {value} at epoch {self.n_iter_ + 1}, "

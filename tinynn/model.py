@@ -41,7 +41,8 @@ class Sequential(Layer):
         params = self.parameters()
         if params and len({np.dtype(p.dtype) for p in params}) == 1 and \
                 len({kernels.device_of(p.data) for p in params}) == 1:
-            self.flat = FlatParameters(params)
+            weights = [l.weight for l in self.layers if type(l) is Linear]
+            self.flat = FlatParameters(params, first=weights)  # Linear weights first: flat.data[:n_first]
         else:
             self.flat = None
 

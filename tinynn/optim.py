@@ -80,7 +80,7 @@ class Optimizer:
             flat = kernels.empty(g.data.shape, g.data.dtype, like=g.data)
             ops.fill(flat, 0.0)
             views = [flat[o:o + s].reshape(p.shape) for (o, s), p in zip(g.offsets, self.params)]
-            return _StateList(views, flat)
+            return _StateList(views, flat, list(g.offsets))
         return _StateList([kernels.empty(p.shape, p.dtype, like=p.data) for p in self.params], None)
 
     # ------------------------------------------------------------------ the step
@@ -159,9 +159,19 @@ class Optimizer:
 class _StateList(list):
     """Per-parameter state views, plus the flat buffer they share (or None)."""
 
-    def __init__(self, views, flat):
+    def __init__(self, views, flat, offsets=None):
         super().__init__(views)
         self.flat = flat
+        self.offsets = offsets
+
+    def __reduce__(self):  # pickle the flat buffer once and rebuild the views from it
+        if self.flat is None:
+            return (_StateList, (list(self), None))
+        return (_StateList._rebuild, (self.flat, self.offsets, [tuple(v.shape) for v in self]))
+
+    @staticmethod
+    def _rebuild(flat, offsets, shapes):
+        return _StateList([flat[o:o + s].reshape(shape) for (o, s), shape in zip(offsets, shapes)], flat, offsets)
 
 
 class SGD(Optimizer):

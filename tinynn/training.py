@@ -6,7 +6,6 @@ Resuming from it gives a model bitwise identical to the uninterrupted run (CPU).
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ import kernels
 
 from . import io, optim, schedules
 from .data import gen_batches
-from .errors import DivergenceError
+from .errors import DivergenceError, DivergenceGuard
 from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
@@ -97,6 +96,7 @@ class Trainer:
         self.loss = SoftmaxCrossEntropy()
         self.shuffle_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
         self.epoch = 0
+        self.guard = DivergenceGuard()
         self.history = {"train_loss": [], "val_loss": [], "val_accuracy": [], "epoch_seconds": []}
 
     def _dropouts(self):
@@ -118,7 +118,7 @@ class Trainer:
                 xb, yb = kernels.to_device(xb, self.device), kernels.to_device(yb, self.device)
             self.optimizer.zero_grad()
             value = self.loss(self.model.forward(xb), yb)
-            if not math.isfinite(value):
+            if self.guard.diverged(value):
                 raise DivergenceError(
                     f"the training loss became {value} at epoch {self.epoch + 1}, step {step + 1}; the parameters "
                     "of the last completed epoch are in the checkpoint. Try a lower learning rate.")

@@ -24,6 +24,14 @@ def ftz(x, tiny):
     return x if abs(x) >= tiny else x - x
 
 
+@njit(cache=True, inline="always")
+def square(d, root_tiny):
+    """d², or 0 when d² would underflow (|d| < √tiny): computing a subnormal product is itself the slow
+    path. A tenth of a trained MNIST model's gradients are below 1e-19 (L2-decayed weights of pixels that
+    are always 0), and Adam slowed from 0.16 to 0.21 ms per step on them."""
+    return d * d if abs(d) >= root_tiny else d - d
+
+
 @vector_kernel
 def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     T = p.dtype.type
@@ -51,9 +59,10 @@ def _momentum(p, g, u, lr, beta, corr, nesterov):
 def _adagrad(p, g, s, clr, wd, eps):
     T = p.dtype.type
     clr_, wd_, eps_ = T(clr), T(wd), T(eps)
+    root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
     for i in prange(p.size):
         d = g[i] + wd_ * p[i]
-        si = s[i] + d * d                                     # s += d²
+        si = s[i] + square(d, root_tiny)                      # s += d²
         s[i] = si
         p[i] -= clr_ * d / (np.sqrt(si) + eps_)
 
@@ -63,9 +72,10 @@ def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
     T = p.dtype.type
     lr_, a, c, eps_, wd_, mu = T(lr), T(alpha), T(1 - alpha), T(eps), T(wd), T(momentum)
     tiny = T(np.finfo(p.dtype).tiny)
+    root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
     for i in prange(p.size):
         d = g[i] + wd_ * p[i]
-        s = ftz(a * sq[i] + c * d * d, tiny)                  # v = αv + (1-α)d²
+        s = ftz(a * sq[i] + c * square(d, root_tiny), tiny)   # v = αv + (1-α)d²
         sq[i] = s
         if centered:
             ga = ftz(a * gavg[i] + c * d, tiny)
@@ -86,11 +96,12 @@ def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     step, isbc2, b1_, b2_, c1, c2 = T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2)
     eps_, decay, wd_ = T(eps), T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd)
     tiny = T(np.finfo(p.dtype).tiny)
+    root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
     for i in prange(p.size):
         pi = p[i] * decay                                     # AdamW: θ *= 1 - ηλ
         d = g[i] + wd_ * pi                                   # Adam:  d = g + λθ
         mi = ftz(b1_ * m[i] + c1 * d, tiny)                   # m = β₁m + (1-β₁)d
-        vi = ftz(b2_ * v[i] + c2 * d * d, tiny)               # v = β₂v + (1-β₂)d²
+        vi = ftz(b2_ * v[i] + c2 * square(d, root_tiny), tiny)  # v = β₂v + (1-β₂)d²
         m[i] = mi
         v[i] = vi
         if amsgrad:

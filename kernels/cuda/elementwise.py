@@ -195,3 +195,25 @@ def embedding_scatter(dY, idx, dW):
     fill(dW, 0.0)
     launch(scatter_kernel, dY.size, dY, idx, dW)
     return dW
+
+
+@cuda.jit
+def add_l2_kernel(w, g, a, partial):
+    t = cuda.grid(1)
+    s = 0.0
+    for i in range(t, w.size, cuda.gridsize(1)):
+        g[i] += a * w[i]
+        s += w[i] * w[i]
+    partial[t] = s
+
+
+@ops.add_l2.register("cuda")
+def add_l2(W, G, a):
+    import numpy as np
+
+    from .launch import blocks_for
+
+    blocks, tpb = blocks_for(W.size)
+    partial = cuda.device_array(blocks * tpb, dtype=np.float64)
+    add_l2_kernel[blocks, tpb](flat(W), flat(G), a, partial)
+    return float(partial.copy_to_host().sum())

@@ -128,3 +128,10 @@ def fill(X, value):
     """X[...] = value in place (zeroing gradients and optimizer state)."""
     X[...] = value
     return X
+
+
+@define_op
+def add_l2(W, G, a):
+    """G += a W in place and return Σ W² (the L2 penalty's gradient and value in one pass)."""
+    G += a * W
+    return float(np.vdot(W, W))
