@@ -21,7 +21,6 @@ import threading
 import numpy as np
 
 HOST_BACKENDS = ("numpy", "cpu")
-DEVICE_BACKENDS = ("cuda",)
 
 _state = threading.local()
 

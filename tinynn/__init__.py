@@ -5,17 +5,27 @@ reference, a Numba CPU backend or a numba.cuda GPU backend.
 """
 from kernels import to_device, to_host, use
 
-from . import init, losses, optim, schedules
+from . import data, init, io, losses, optim, schedules
 from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,
                      ReLU, Sigmoid, Tanh)
 from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
 from .model import Sequential
-from .estimator import MLPClassifier, MLPRegressor
 from .errors import DivergenceError
 from .parameter import Parameter
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    """MLPClassifier / MLPRegressor load scikit-learn on first use, so the core imports only numpy and numba."""
+    if name in ("MLPClassifier", "MLPRegressor"):
+        try:
+            from . import estimator
+        except ImportError as e:
+            raise ImportError(f"tinynn.{name} needs scikit-learn: pip install 'tinynn[sklearn]' ({e})") from e
+        return getattr(estimator, name)
+    raise AttributeError(f"module 'tinynn' has no attribute {name!r}")
+
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "init", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]

@@ -9,10 +9,6 @@ class DivergenceError(FloatingPointError, ValueError):
     """
 
 
-class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (sklearn's NotFittedError is used when sklearn is present)."""
-
-
 class DivergenceGuard:
     """Decides when training has diverged: a NaN or infinite loss, or a loss 10⁶ times the first one seen
     (no sane run climbs a million-fold; a learning rate far too large can keep the loss finite but huge)."""

@@ -187,13 +187,21 @@ class _BaseMLP(BaseEstimator):
             return np.dtype(self.dtype)
         return np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
 
-    def _validate_X(self, X, reset):
-        dtype = self._dtype_ if hasattr(self, "_dtype_") and not reset else None
-        X = validate_data(self, X, reset=reset, accept_sparse=False,
-                          dtype=dtype if dtype is not None else (np.float64, np.float32))
-        if self.dtype is not None and reset:
-            X = X.astype(self.dtype, copy=False)
-        return np.ascontiguousarray(X, dtype=dtype if dtype is not None else X.dtype)
+    def _validate_X(self, X):
+        """Prediction input: sklearn's checks (finite, 2-D, dense, feature count), in the model's dtype."""
+        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=self._dtype_)
+        return np.ascontiguousarray(X)
+
+    def _validate_X_y(self, X, y, reset):
+        fitted = None if reset else getattr(self, "_dtype_", None)
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=False, multi_output=True,
+                             y_numeric=not self._is_classifier,
+                             dtype=fitted if fitted is not None else (np.float64, np.float32))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self._is_classifier:
+            check_classification_targets(y)
+        return np.ascontiguousarray(X, dtype=fitted if fitted is not None else self._fit_dtype(X)), y
 
     # ------------------------------------------------------------------ forward helpers
     def _to_dev(self, a):
@@ -246,23 +254,19 @@ class _BaseMLP(BaseEstimator):
         first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        X = self._validate_X_y(X, y, first_pass)
-        X, y = X
+        X, y = self._validate_X_y(X, y, first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         T, n_outputs = self._targets(y, incremental, first_pass)
         if first_pass:
             self._rng = _as_generator(self.random_state)
-            self._dtype_ = self._fit_dtype(X)
-            X = X.astype(self._dtype_, copy=False)
+            self._dtype_ = X.dtype
             self._build(X.shape[1], n_outputs, self._dtype_)
             self.n_iter_ = 0
             self.t_ = 0
             self._init_curves()
-        else:
-            X = X.astype(self._dtype_, copy=False)
-            if not hasattr(self, "_rng"):
-                self._rng = _as_generator(self.random_state)
+        elif not hasattr(self, "_rng"):
+            self._rng = _as_generator(self.random_state)
         if T.dtype.kind == "f":
             T = T.astype(self._dtype_)
         self._lossf = self._loss_fn()
@@ -628,21 +632,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _grad_scale = 1.0
     _loss_report_scale = 1.0
 
-    def _validate_X_y(self, X, y, reset):
-        X = self._validate_X(X, reset)
-        if y is None:
-            raise ValueError("requires y to be passed, but the target y is None")
-        y = np.asarray(y) if not hasattr(y, "shape") else y
-        if hasattr(y, "toarray"):
-            raise TypeError("MLPClassifier: sparse targets are not supported")
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{X.shape[0]}, {y.shape[0]}]")
-        check_classification_targets(y)
-        return X, y
-
     def _targets(self, y, incremental, reset):
         y_type = type_of_target(y)
         if y_type == "multiclass-multioutput":
@@ -713,7 +702,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_proba(self, X):
         """Class probabilities, (n_samples, n_classes), columns ordered as ``classes_``."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X)
         P = self._forward_pass_fast(X)
         if self._y_type == "binary":
             p = P[:, 0]
@@ -728,7 +717,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         """Predicted classes (n_samples,), or a (n_samples, n_labels) indicator for multi-label targets."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X)
         P = self._forward_pass_fast(X)
         if self._y_type == "multilabel":
             return (P > 0.5).astype(int)
@@ -789,16 +778,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                          restore_best_weights=restore_best_weights)
         self.loss = loss
 
-    def _validate_X_y(self, X, y, reset):
-        dtype = None if reset or not hasattr(self, "_dtype_") else self._dtype_
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse=False, multi_output=True, y_numeric=True,
-                             dtype=dtype if dtype is not None else (np.float64, np.float32))
-        if self.dtype is not None:
-            X = X.astype(self.dtype, copy=False)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return np.ascontiguousarray(X), y
-
     def _targets(self, y, incremental, reset):
         self.out_activation_ = "identity"
         T = np.asarray(y, dtype=np.float64)
@@ -826,7 +805,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """Predictions, (n_samples,) for one output, else (n_samples, n_outputs)."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X = self._validate_X(X)
         Y = self._forward_pass_fast(X)
         return Y[:, 0].copy() if Y.shape[1] == 1 else Y
 

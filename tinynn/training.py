@@ -6,8 +6,6 @@ Resuming from it gives a model bitwise identical to the uninterrupted run (CPU).
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import kernels
@@ -181,8 +179,3 @@ def load_model(path):
                       dtype=np.dtype(spec["dtype"]), input_dropout=spec.get("input_dropout", 0.0))
     return model.load_state_dict(arrays)
 
-
-def timed(fn, *a, **k):
-    t = time.perf_counter()
-    out = fn(*a, **k)
-    return out, time.perf_counter() - t
