@@ -91,6 +91,8 @@ def plot_curves(history, path):
     if history["val_loss"] and history["val_loss"][0] is not None:
         a.plot(ep, history["val_loss"], "o-", label="validation")
     a.set_xlabel("epoch"), a.set_ylabel("cross-entropy"), a.set_yscale("log"), a.legend(), a.grid(alpha=0.3)
+    if history.get("train_accuracy") and history["train_accuracy"][0] is not None:
+        b.plot(ep, 100 * np.array(history["train_accuracy"]), "o-", color="C0", label="train (running, dropout on)")
     if history["val_accuracy"] and history["val_accuracy"][0] is not None:
         b.plot(ep, 100 * np.array(history["val_accuracy"]), "o-", color="C1", label="validation")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend(), b.grid(alpha=0.3)
@@ -143,7 +145,7 @@ def main(argv=None):
                    leave=False, disable=args.quiet, file=sys.stderr)
         t0 = time.perf_counter()
         try:
-            train_loss = trainer.train_epoch(Xt, yt, progress=bar)
+            train_loss, train_acc = trainer.train_epoch(Xt, yt, progress=bar)
         except DivergenceError as e:
             bar.close()
             print(f"error: {e}", file=sys.stderr)
@@ -155,13 +157,15 @@ def main(argv=None):
         trainer.epoch += 1
         h = trainer.history
         h["train_loss"].append(train_loss)
+        h.setdefault("train_accuracy", []).append(train_acc)
         h["val_loss"].append(val_loss)
         h["val_accuracy"].append(val_acc)
         h["epoch_seconds"].append(seconds)
         trainer.save_checkpoint(ckpt_path, config)
         if not args.quiet:
             vs = f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%" if val_loss is not None else ""
-            print(f"epoch {trainer.epoch:3d}  train loss {train_loss:.4f}  {vs}  {seconds:.1f}s")
+            ta = f"train acc {100 * train_acc:.2f}%  " if train_acc is not None else ""
+            print(f"epoch {trainer.epoch:3d}  train loss {train_loss:.4f}  {ta}{vs}  {seconds:.1f}s")
     if trainer.epoch < config["epochs"]:
         if not args.quiet:
             print(f"stopped after epoch {trainer.epoch}; continue with --resume {ckpt_path} --epochs {config['epochs']}")

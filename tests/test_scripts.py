@@ -25,7 +25,7 @@ def test_train_mnist_writes_its_files(mnist_path, tmp_path):
     out = tmp_path / "run"
     assert train_mnist.main(["--data-dir", mnist_path, "--epochs", "2", "--out", str(out)] + QUICK) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("test_accuracy", "train_loss", "val_loss", "val_accuracy", "epoch_seconds", "config"):
+    for key in ("test_accuracy", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds", "config"):
         assert key in metrics
     assert len(metrics["train_loss"]) == 2 and metrics["train_loss"][1] < metrics["train_loss"][0]
     assert metrics["test_accuracy"] > 0.75

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 import kernels
+from kernels import ops
 
 from . import io, optim, schedules
 from .data import gen_batches
@@ -95,17 +96,21 @@ class Trainer:
         self.shuffle_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
         self.epoch = 0
         self.guard = DivergenceGuard()
-        self.history = {"train_loss": [], "val_loss": [], "val_accuracy": [], "epoch_seconds": []}
+        self.history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [],
+                        "epoch_seconds": []}
 
     def _dropouts(self):
         return [l for l in self.model.layers if isinstance(l, Dropout)]
 
     def train_epoch(self, X, y, progress=None):
-        """One pass over (X, y) in shuffled mini-batches; returns the mean training loss."""
+        """One pass over (X, y) in shuffled mini-batches; returns (mean training loss, running training
+        accuracy). The accuracy is counted from the training forward passes (dropout active), on the CPU only
+        (None on a GPU, where it would cost a device-to-host copy per step)."""
         n, bs = len(X), self.batch_size
         xbuf = np.empty((bs, X.shape[1]), X.dtype)
         ybuf = np.empty(bs, y.dtype)
-        total, seen = 0.0, 0
+        pred = np.empty(bs, np.int64)
+        total, seen, correct = 0.0, 0, 0
         self.model.train()
         for step, idx in enumerate(gen_batches(n, bs, self.shuffle_rng)):
             if len(idx) == bs:                                 # gather into preallocated buffers
@@ -120,6 +125,8 @@ class Trainer:
                 raise DivergenceError(
                     f"the training loss became {value} at epoch {self.epoch + 1}, step {step + 1}; the parameters "
                     "of the last completed epoch are in the checkpoint. Try a lower learning rate.")
+            if self.device == "cpu":                           # running accuracy from this forward pass
+                correct += int(np.count_nonzero(ops.argmax_rows(self.loss.P, out=pred[:len(idx)]) == yb))
             self.model.backward(self.loss.backward())
             self.optimizer.step()
             if self.schedule is not None:
@@ -130,7 +137,7 @@ class Trainer:
                 progress.update(len(idx))
                 if step % 20 == 0:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
-        return total / seen
+        return total / seen, (correct / seen if self.device == "cpu" else None)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_arrays(self):
