@@ -24,7 +24,7 @@ from tinynn.errors import DivergenceError  # noqa: E402
 from tinynn.training import Trainer, build_mlp, evaluate, make_optimizer, make_schedule, save_model  # noqa: E402
 
 DEFAULTS = dict(epochs=20, batch_size=128, hidden="1024,1024", activation="relu", optimizer="adam", lr=1e-3,
-                schedule="cosine", weight_decay=0.0, dropout=0.2, input_dropout=0.0, batch_norm=False,
+                schedule="cosine", weight_decay=0.0, dropout=0.3, input_dropout=0.0, batch_norm=False,
                 init="kaiming_uniform", seed=0, train_size=None, val_size=5000, standardize=False)
 
 
