@@ -113,14 +113,16 @@ def test_dropout_on_device_draws_a_mask():
     assert set(np.unique(Y)) <= {0.0, 2.0} and 0.2 < (Y == 0).mean() < 0.8
 
 
-def test_estimator_on_cuda_matches_cpu():
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_estimator_on_cuda_matches_cpu(early_stopping):
     import tinynn as tn
     from sklearn.exceptions import ConvergenceWarning
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((24, 5)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
-    kw = dict(hidden_layer_sizes=(6,), max_iter=3, batch_size=12, random_state=0, learning_rate_init=0.01)
+    kw = dict(hidden_layer_sizes=(6,), max_iter=3, batch_size=12, random_state=0, learning_rate_init=0.01,
+              early_stopping=early_stopping, validation_fraction=0.25)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cpu = tn.MLPClassifier(**kw).fit(X, y)

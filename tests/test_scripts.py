@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import init_depth  # noqa: E402
 import train_mnist  # noqa: E402
 
-QUICK = ["--lr", "0.003", "--train-size", "1500", "--val-size", "500", "--hidden", "64,32", "--batch-size", "100", "--quiet"]
+QUICK = ["--lr", "0.003", "--dropout", "0.1", "--train-size", "1500", "--val-size", "500", "--hidden", "64,32", "--batch-size", "100", "--quiet"]
 
 
 @pytest.mark.slow
@@ -46,7 +46,7 @@ def test_train_mnist_writes_its_files(mnist_path, tmp_path):
                                             ("warmup_cosine", ["--epochs", "2", "--stop-after", "1"])])
 def test_resume_is_bitwise_identical(mnist_path, tmp_path, schedule, first):
     """2 epochs straight == 1 epoch + resume to 2, bitwise (dropout masks, shuffling, Adam state, schedule)."""
-    common = ["--data-dir", mnist_path, "--dropout", "0.3", "--schedule", schedule] + QUICK
+    common = ["--data-dir", mnist_path, "--schedule", schedule] + QUICK + ["--dropout", "0.3"]
     straight, part = tmp_path / "straight", tmp_path / "part"
     assert train_mnist.main(common + ["--epochs", "2", "--out", str(straight)]) == 0
     assert train_mnist.main(common + first + ["--out", str(part)]) == 0

@@ -270,6 +270,7 @@ class _BaseMLP(BaseEstimator):
         if T.dtype.kind == "f":
             T = T.astype(self._dtype_)
         self._lossf = self._loss_fn()
+        self._val_lossf = self._loss_fn()   # its own work buffers: validation batches differ in size and device
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, T, sample_weight)
         else:
@@ -456,9 +457,8 @@ class _BaseMLP(BaseEstimator):
         if early_stopping:
             score = self._score(X_val, y_val, sample_weight=sw_val)
             self.validation_scores_.append(score)
-            Z = self._raw_output(X_val)
-            val_loss = self._lossf(Z, self._to_dev(T_val) if self.device != "cpu" else T_val, sw_val) * \
-                self._loss_report_scale
+            Z = self._raw_output(X_val)                                  # host logits, on any device
+            val_loss = self._val_lossf(Z, T_val, sw_val) * self._loss_report_scale
             self.validation_loss_curve_.append(val_loss)
             best_loss = getattr(self, "_best_val_loss", np.inf)
             tie_better = score >= self.best_validation_score_ and val_loss < best_loss - self.tol
