@@ -128,3 +128,23 @@ def test_estimator_on_cuda_matches_cpu(early_stopping):
         cpu = tn.MLPClassifier(**kw).fit(X, y)
         gpu = tn.MLPClassifier(device="cuda", **kw).fit(X, y)
     np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), rtol=1e-4, atol=1e-4)
+
+
+def test_trainer_on_cuda_matches_cpu():
+    """The training loop behind train_mnist.py --device cuda: batch uploads, device loss, evaluation."""
+    from tinynn.training import Trainer, build_mlp, evaluate, make_optimizer
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 20)
+    runs = {}
+    for device in ("cpu", "cuda"):
+        model = build_mlp([6, 5, 3], seed=1)
+        if device == "cuda":
+            model.to("cuda")
+        trainer = Trainer(model, make_optimizer("adam", model.parameters(), 0.01), batch_size=8, seed=2,
+                          device=device)
+        losses = [trainer.train_epoch(X, y)[0] for _ in range(2)]
+        runs[device] = (losses, evaluate(model, X, y, batch_size=7))
+    np.testing.assert_allclose(runs["cuda"][0], runs["cpu"][0], rtol=1e-4)
+    np.testing.assert_allclose(runs["cuda"][1], runs["cpu"][1], rtol=1e-4)
