@@ -16,16 +16,12 @@ import kernels
 from kernels import ops
 
 from ._validation import as_array, check_float, check_labels
+from ._workspace import WorkBuffers
 
 
-class Loss:
+class Loss(WorkBuffers):
     def __call__(self, pred, target, sample_weight=None):
         return self.forward(pred, target, sample_weight)
-
-    def _ws(self, name, shape, dtype, like):
-        from .layers.base import Layer
-
-        return Layer._ws(self, name, shape, dtype, like)
 
     def _row_weights(self, n, dtype, like, sample_weight, per_row_scale):
         """Host and device copies of w_i / Σw · per_row_scale (cached for the unweighted case)."""
@@ -46,8 +42,7 @@ class Loss:
 
     def _finish(self, loss_rows, w_host):
         """L = Σ_i w_i loss_i (the only device -> host copy of a step: n floats)."""
-        value = float(np.dot(np.asarray(kernels.to_host(loss_rows), dtype=np.float64), w_host))
-        return value
+        return float(np.dot(np.asarray(kernels.to_host(loss_rows), dtype=np.float64), w_host))
 
 
 class SoftmaxCrossEntropy(Loss):

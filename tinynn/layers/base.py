@@ -9,15 +9,15 @@ overwritten by the next call. Copy it (``Y.copy()``) if you keep it across calls
 """
 from __future__ import annotations
 
-import numpy as np
 
 import kernels
 from kernels import ops
 
+from .._workspace import WorkBuffers
 from ..parameter import Parameter
 
 
-class Layer:
+class Layer(WorkBuffers):
     training = True
     needs_input_grad = True  # Sequential sets False on its first layer: no dX is computed there
 
@@ -69,24 +69,10 @@ class Layer:
         self._ws_cache = {}
         return self
 
-    # ------------------------------------------------------------------ work buffers
-    def _ws(self, name: str, shape, dtype, like):
-        """A reusable work buffer on the device of ``like`` (re-allocated only when the shape changes)."""
-        cache = self.__dict__.setdefault("_ws_cache", {})
-        buf = cache.get(name)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype) or \
-                kernels.is_device_array(buf) != kernels.is_device_array(like):
-            buf = kernels.empty(tuple(shape), dtype, like=like)
-            cache[name] = buf
-        return buf
-
+    # ------------------------------------------------------------------ work buffers (WorkBuffers._ws)
     def _grad_out(self, p: Parameter, name: str):
         """Where backward writes p's gradient: p.grad, or a scratch buffer when p is frozen."""
         return p.grad if p.requires_grad else self._ws(name, p.shape, p.dtype, p.data)
-
-    def __getstate__(self):  # pickling: drop work buffers and saved activations
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_ws_cache", "X", "Y")}
-        return state
 
     def __repr__(self):
         return f"{type(self).__name__}()"
