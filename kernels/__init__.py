@@ -55,6 +55,11 @@ def to_host(x):
     return x
 
 
+def on_device_of(x, like):
+    """The host array ``x`` placed on the device of ``like`` (itself when ``like`` is a host array)."""
+    return to_device(x, "cuda") if is_device_array(like) else x
+
+
 def assign(dst, src):
     """dst[...] = src, where dst and src may each live on the host or the device (an explicit copy)."""
     if is_device_array(dst):
@@ -78,5 +83,5 @@ def random_uniform(rng, out):
     return out
 
 
-__all__ = ["random_uniform", "assign", "ops", "use", "backend_of", "device_of", "empty", "is_device_array", "to_device", "to_host",
+__all__ = ["random_uniform", "assign", "on_device_of", "ops", "use", "backend_of", "device_of", "empty", "is_device_array", "to_device", "to_host",
            "CUDA_AVAILABLE", "BACKENDS"]

@@ -30,7 +30,7 @@ class Loss(WorkBuffers):
             cache = self.__dict__.setdefault("_wcache", {})
             if key not in cache:
                 w_host = np.full(n, per_row_scale / n, dtype=dtype)
-                cache[key] = (w_host, kernels.to_device(w_host, "cuda") if kernels.is_device_array(like) else w_host)
+                cache[key] = (w_host, kernels.on_device_of(w_host, like))
             return cache[key]
         sw = np.asarray(kernels.to_host(sample_weight), dtype=np.float64)
         if sw.shape != (n,):
@@ -38,11 +38,11 @@ class Loss(WorkBuffers):
         if not np.all(np.isfinite(sw)) or np.any(sw < 0) or sw.sum() <= 0:
             raise ValueError(f"{type(self).__name__}: sample_weight must be finite, >= 0, with a positive sum")
         w_host = (sw / sw.sum() * per_row_scale).astype(dtype)
-        return w_host, (kernels.to_device(w_host, "cuda") if kernels.is_device_array(like) else w_host)
+        return w_host, kernels.on_device_of(w_host, like)
 
     def _finish(self, loss_rows, w_host):
         """L = Σ_i w_i loss_i (the only device -> host copy of a step: n floats)."""
-        return float(np.dot(np.asarray(kernels.to_host(loss_rows), dtype=np.float64), w_host))
+        return float(np.dot(kernels.to_host(loss_rows), w_host))   # in the model's dtype: no array allocated
 
 
 class SoftmaxCrossEntropy(Loss):
