@@ -131,16 +131,23 @@ def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
     return out
 
 
+@cuda.jit(device=True)
+def affine_param_grads(dY, xhat, j, dgamma, dbeta):
+    """Column j of dβ = Σ_i dY and dγ = Σ_i dY ⊙ x̂ (shared by batch norm and layer norm); returns both."""
+    sb = 0.0
+    sg = 0.0
+    for i in range(dY.shape[0]):
+        sb += dY[i, j]
+        sg += dY[i, j] * xhat[i, j]
+    dbeta[j], dgamma[j] = sb, sg
+    return sb, sg
+
+
 @cuda.jit
 def batchnorm_backward_kernel(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     n, d = dY.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
-        sb = 0.0
-        sg = 0.0
-        for i in range(n):
-            sb += dY[i, j]
-            sg += dY[i, j] * xhat[i, j]
-        dbeta[j], dgamma[j] = sb, sg
+        sb, sg = affine_param_grads(dY, xhat, j, dgamma, dbeta)
         c = gamma[j] * inv_std[j] / n
         for i in range(n):
             dX[i, j] = c * (n * dY[i, j] - sb - xhat[i, j] * sg)
@@ -194,14 +201,8 @@ def layernorm_dx_kernel(dY, xhat, gamma, inv_std, dX):
 
 @cuda.jit
 def layernorm_dparams_kernel(dY, xhat, dgamma, dbeta):
-    n, d = dY.shape
-    for j in range(cuda.grid(1), d, cuda.gridsize(1)):
-        sb = 0.0
-        sg = 0.0
-        for i in range(n):
-            sb += dY[i, j]
-            sg += dY[i, j] * xhat[i, j]
-        dbeta[j], dgamma[j] = sb, sg
+    for j in range(cuda.grid(1), dY.shape[1], cuda.gridsize(1)):
+        affine_param_grads(dY, xhat, j, dgamma, dbeta)
 
 
 @ops.layernorm_backward.register("cuda")
