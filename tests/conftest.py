@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import kernels
+from tinynn import kernels
 
 # Numba compiles on first call, which would trip Hypothesis' default deadline: no deadline, bounded examples.
 settings.register_profile("dev", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])

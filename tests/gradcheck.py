@@ -7,7 +7,7 @@ Error: |a - n| / max(1, |a|, |n|) (relative, with a floor of 1), asserted below 
 """
 import numpy as np
 
-import kernels
+from tinynn import kernels
 
 H = 1e-6
 TOL = 1e-6

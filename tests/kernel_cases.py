@@ -5,7 +5,7 @@ value are compared with the NumPy reference afterwards.
 """
 import numpy as np
 
-from kernels.config import ACTIVATIONS
+from tinynn.kernels.config import ACTIVATIONS
 
 
 def _a(rng, dtype, *shape, lo=-3, hi=3):

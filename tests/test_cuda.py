@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-import kernels
-from kernels import config, ops
+from tinynn import kernels
+from tinynn.kernels import config, ops
 from tests.kernel_cases import CASES
 
 pytestmark = pytest.mark.gpu
@@ -53,7 +53,7 @@ def test_device_arrays_detected_and_mixing_refused():
 
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True)])
 def test_matmul_odd_shape_equals_cpu(ta, tb):
-    from kernels.cuda.matmul import matmul_naive
+    from tinynn.kernels.cuda.matmul import matmul_naive
 
     rng = np.random.default_rng(0)
     m, k, n = 45, 67, 35

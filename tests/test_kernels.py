@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import kernels
-from kernels import ops
-from kernels.cpu.matmul import matmul_numba
+from tinynn import kernels
+from tinynn.kernels import ops
+from tinynn.kernels.cpu.matmul import matmul_numba
 from tests.kernel_cases import CASES
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-11, atol=1e-11)}

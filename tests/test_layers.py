@@ -4,7 +4,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import kernels
+from tinynn import kernels
 import tinynn as tn
 from tests.gradcheck import check_layer, check_loss
 from tests.strategies import away_from_kinks, dims, finite_arrays

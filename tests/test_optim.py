@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import kernels
+from tinynn import kernels
 import tinynn as tn
 from tinynn import optim, schedules
 

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-import kernels
+from tinynn import kernels
 
 
 def as_array(X, who: str):

@@ -28,9 +28,9 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
-import kernels
-from kernels import ops
-from kernels.config import ACTIVATIONS as ACT_CODES
+from tinynn import kernels
+from tinynn.kernels import ops
+from tinynn.kernels.config import ACTIVATIONS as ACT_CODES
 
 from . import init as _init
 from . import io, optim

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import kernels
-from kernels import ops
+from tinynn import kernels
+from tinynn.kernels import ops
 
 from ._validation import as_array, check_float, check_labels
 from ._workspace import WorkBuffers

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import kernels
-from kernels import ops
+from tinynn import kernels
+from tinynn.kernels import ops
 
 from .layers.activations import Activation
 from .layers.base import Layer

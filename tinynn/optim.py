@@ -22,8 +22,8 @@ import numbers
 
 import numpy as np
 
-import kernels
-from kernels import ops
+from tinynn import kernels
+from tinynn.kernels import ops
 
 from .parameter import Parameter
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import kernels
+from tinynn import kernels
 
 
 class Parameter:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import kernels
-from kernels import ops
+from tinynn import kernels
+from tinynn.kernels import ops
 
 from . import io, optim, schedules
 from .data import gen_batches

@@ -8,8 +8,8 @@ r"""Elementwise activations. Each saves its *output* Y and differentiates throug
 """
 import numbers
 
-from kernels import ops
-from kernels.config import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from tinynn.kernels import ops
+from tinynn.kernels.config import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 from .._validation import check_float
 from .base import Layer

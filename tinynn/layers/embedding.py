@@ -1,7 +1,7 @@
 import numpy as np
 
-import kernels
-from kernels import ops
+from tinynn import kernels
+from tinynn.kernels import ops
 
 from .. import init as _init
 from .._validation import as_array, check_positive_int

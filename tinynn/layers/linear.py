@@ -1,7 +1,7 @@
 import numpy as np
 
-from kernels import ops
-from kernels.config import IDENTITY
+from tinynn.kernels import ops
+from tinynn.kernels.config import IDENTITY
 
 from .. import init as _init
 from .._validation import check_float, check_positive_int

@@ -2,7 +2,7 @@ import numbers
 
 import numpy as np
 
-from kernels import ops
+from tinynn.kernels import ops
 
 from .._validation import check_float, check_positive_int
 from ..parameter import Parameter

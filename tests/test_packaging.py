@@ -1,0 +1,37 @@
+"""The installed names belong to tinynn: the wheel provides one top-level import name, ``tinynn``."""
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_wheel_has_only_tinynn_as_top_level_name(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                        "-w", str(tmp_path), ROOT], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (wheel,) = [p for p in os.listdir(tmp_path) if p.endswith(".whl")]
+    assert wheel.startswith("tinynn_fc-"), wheel               # the distribution name is tinynn-fc
+    with zipfile.ZipFile(tmp_path / wheel) as z:
+        names = z.namelist()
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top == {"tinynn"}, f"top-level names in the wheel: {sorted(top)}"
+    # the kernels (every backend) ship inside tinynn
+    for sub in ("kernels/dispatch.py", "kernels/reference/matmul.py", "kernels/cpu/matmul.py",
+                "kernels/cuda/matmul.py"):
+        assert f"tinynn/{sub}" in names, sub
+    with zipfile.ZipFile(tmp_path / wheel) as z:
+        top_level = [n for n in names if n.endswith("top_level.txt")]
+        if top_level:
+            assert z.read(top_level[0]).decode().split() == ["tinynn"]
+
+
+def test_kernels_import_as_a_tinynn_subpackage():
+    import tinynn.kernels as k
+
+    assert k.__name__ == "tinynn.kernels"
+    assert "kernels" not in sys.modules or sys.modules["kernels"] is not k
