@@ -38,7 +38,7 @@ def norms(model, X, y, depth):
     loss = tn.SoftmaxCrossEntropy()
     loss(model.forward(X), y)
     model.backward(loss.backward())
-    acts = [float(np.linalg.norm(model.layers[2 * i + 1].Y)) for i in range(depth)]
+    acts = [float(np.linalg.norm(model.output(2 * i + 1))) for i in range(depth)]
     grads = [float(np.linalg.norm(model.layers[2 * i].weight.grad)) for i in range(depth)]
     return acts, grads
 

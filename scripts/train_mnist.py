@@ -21,7 +21,7 @@ import tinynn as tn  # noqa: E402
 from tinynn import io  # noqa: E402
 from tinynn.data import load_mnist  # noqa: E402
 from tinynn.errors import DivergenceError  # noqa: E402
-from tinynn.training import Trainer, build_mlp, evaluate, make_optimizer, make_schedule, save_model  # noqa: E402
+from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream  # noqa: E402
 
 DEFAULTS = dict(epochs=20, batch_size=128, hidden="1024,1024", activation="relu", optimizer="adam", lr=1e-3,
                 schedule="cosine", weight_decay=0.0, dropout=0.3, input_dropout=0.0, batch_norm=False,
@@ -38,8 +38,8 @@ def parse(argv=None):
     p.add_argument("--activation", default=DEFAULTS["activation"], choices=sorted(tn.ACTIVATIONS))
     p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=sorted(tn.optim.OPTIMIZERS))
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--schedule", default=DEFAULTS["schedule"],
-                   choices=["none", "cosine", "step", "exponential", "warmup_cosine"])
+    p.add_argument("--schedule", default=DEFAULTS["schedule"], choices=sorted(tn.schedules.SCHEDULES),
+                   help="per-step schedule over all epochs (warmup_cosine: one epoch of warm-up)")
     p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"])
     p.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout after each hidden layer")
     p.add_argument("--input-dropout", type=float, default=DEFAULTS["input_dropout"], help="dropout on the pixels")
@@ -88,12 +88,12 @@ def plot_curves(history, path):
     ep = np.arange(1, len(history["train_loss"]) + 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(ep, history["train_loss"], "o-", label="train")
-    if history["val_loss"] and history["val_loss"][0] is not None:
+    if history.get("val_loss") and history["val_loss"][0] is not None:
         a.plot(ep, history["val_loss"], "o-", label="validation")
     a.set_xlabel("epoch"), a.set_ylabel("cross-entropy"), a.set_yscale("log"), a.legend(), a.grid(alpha=0.3)
     if history.get("train_accuracy") and history["train_accuracy"][0] is not None:
         b.plot(ep, 100 * np.array(history["train_accuracy"]), "o-", color="C0", label="train (running, dropout on)")
-    if history["val_accuracy"] and history["val_accuracy"][0] is not None:
+    if history.get("val_accuracy") and history["val_accuracy"][0] is not None:
         b.plot(ep, 100 * np.array(history["val_accuracy"]), "o-", color="C1", label="validation")
     b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend(), b.grid(alpha=0.3)
     fig.suptitle("tinynn MNIST training")
@@ -125,11 +125,12 @@ def main(argv=None):
     if args.device != "cpu":
         model.to(args.device)
     opt = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["weight_decay"])
-    steps_per_epoch = -(-len(Xt) // config["batch_size"])
-    sched = make_schedule(config["schedule"], opt, config["epochs"] * steps_per_epoch, steps_per_epoch)
-    trainer = Trainer(model, opt, sched, config["batch_size"], config["seed"], args.device)
+    steps = -(-len(Xt) // config["batch_size"])
+    sched = tn.schedules.make(config["schedule"], opt, config["epochs"] * steps, steps)
+    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, sched, batch_size=config["batch_size"],
+                      rng=stream(config["seed"], "shuffle"))
     if resume:
-        trainer.load_checkpoint(*resume)
+        trainer.load_state(*resume)
         if not args.quiet:
             print(f"resumed from {args.resume} at epoch {trainer.epoch}")
     if not args.quiet:
@@ -145,38 +146,34 @@ def main(argv=None):
                    leave=False, disable=args.quiet, file=sys.stderr)
         t0 = time.perf_counter()
         try:
-            train_loss, train_acc = trainer.train_epoch(Xt, yt, progress=bar)
+            rec = trainer.train_epoch(Xt, yt, progress=bar, accuracy=True)
         except DivergenceError as e:
-            bar.close()
             print(f"error: {e}", file=sys.stderr)
             return 3
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = evaluate(model, Xv, yv) if len(Xv) else (None, None)
-        trainer.epoch += 1
-        h = trainer.history
-        h["train_loss"].append(train_loss)
-        h.setdefault("train_accuracy", []).append(train_acc)
-        h["val_loss"].append(val_loss)
-        h["val_accuracy"].append(val_acc)
-        h["epoch_seconds"].append(seconds)
+        val_loss, val_acc = trainer.evaluate(Xv, yv) if len(Xv) else (None, None)
+        trainer.record(val_loss=val_loss, val_accuracy=val_acc, epoch_seconds=seconds)
         trainer.save_checkpoint(ckpt_path, config)
         if not args.quiet:
+            train_acc = rec.get("train_accuracy")
             vs = f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%" if val_loss is not None else ""
             ta = f"train acc {100 * train_acc:.2f}%  " if train_acc is not None else ""
-            print(f"epoch {trainer.epoch:3d}  train loss {train_loss:.4f}  {ta}{vs}  {seconds:.1f}s")
+            print(f"epoch {trainer.epoch:3d}  train loss {rec['train_loss']:.4f}  {ta}{vs}  {seconds:.1f}s")
     if trainer.epoch < config["epochs"]:
         if not args.quiet:
             print(f"stopped after epoch {trainer.epoch}; continue with --resume {ckpt_path} --epochs {config['epochs']}")
         return 0
-    test_loss, test_acc = evaluate(model, Xte, yte)
-    metrics = dict(test_accuracy=test_acc, test_loss=test_loss, **trainer.history, config=config,
+    test_loss, test_acc = trainer.evaluate(Xte, yte)
+    curves = {k: trainer.curve(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                            "epoch_seconds")}
+    metrics = dict(test_accuracy=test_acc, test_loss=test_loss, **curves, config=config,
                    total_seconds=time.perf_counter() - t_start, device=args.device)
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     save_model(os.path.join(args.out, "model.npz"), model, spec)
-    plot_curves(trainer.history, os.path.join(args.out, "curves.png"))
+    plot_curves(curves, os.path.join(args.out, "curves.png"))
     if not args.quiet:
         print(f"test accuracy {100 * test_acc:.2f}%  (test loss {test_loss:.4f}); wrote {args.out}/metrics.json, "
               "curves.png, model.npz, checkpoint.npz")

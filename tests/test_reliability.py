@@ -67,10 +67,10 @@ def test_train_mnist_divergence_exits_nonzero_and_keeps_checkpoint(mnist_path, t
 
     real = training.Trainer.train_epoch
 
-    def diverge_in_epoch_2(self, X, y, progress=None):
+    def diverge_in_epoch_2(self, X, y, *args, **kwargs):
         if self.epoch == 1:
             raise DivergenceError("the training loss became nan at epoch 2, step 3; try a lower learning rate")
-        return real(self, X, y, progress)
+        return real(self, X, y, *args, **kwargs)
 
     monkeypatch.setattr(training.Trainer, "train_epoch", diverge_in_epoch_2)
     out = tmp_path / "run"
@@ -89,6 +89,8 @@ def test_trainer_raises_on_real_divergence(mnist_path):
 
     Xtr, ytr, _, _ = tn.data.load_mnist(mnist_path)
     model = build_mlp([784, 32, 10])
-    trainer = Trainer(model, make_optimizer("sgd", model.parameters(), 1e6), batch_size=64)
+    before = model.flat.data.copy()
+    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), make_optimizer("sgd", model.parameters(), 1e6), batch_size=64)
     with pytest.raises(DivergenceError, match=r"epoch 1, step \d+"):
         trainer.train_epoch(Xtr[:3000], ytr[:3000])
+    np.testing.assert_array_equal(model.flat.data, before)      # rolled back to the start of the epoch

@@ -31,7 +31,7 @@ def test_train_mnist_writes_its_files(mnist_path, tmp_path):
     assert metrics["test_accuracy"] > 0.75
     assert (out / "curves.png").stat().st_size > 10_000
     with np.load(out / "model.npz", allow_pickle=False) as z:      # plain arrays only
-        assert "0.weight" in z.files
+        assert "model/0.weight" in z.files                        # the one state layout (io.pack_state)
     model = load_model(out / "model.npz")
     Xtr, ytr, Xte, yte = tn.data.load_mnist(mnist_path)
     model.eval()

@@ -8,7 +8,7 @@ from tinynn.kernels import to_device, to_host, use
 from . import data, init, io, losses, optim, schedules
 from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,
                      ReLU, Sigmoid, Tanh)
-from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy
+from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
 from .model import Sequential
 from .errors import DivergenceError
 from .parameter import Parameter
@@ -22,10 +22,10 @@ def __getattr__(name):
         try:
             from . import estimator
         except ImportError as e:
-            raise ImportError(f"tinynn.{name} needs scikit-learn: pip install 'tinynn[sklearn]' ({e})") from e
+            raise ImportError(f"tinynn.{name} needs scikit-learn: pip install 'tinynn-fc[sklearn]' ({e})") from e
         return getattr(estimator, name)
     raise AttributeError(f"module 'tinynn' has no attribute {name!r}")
 
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "SquaredError", "MLPClassifier", "MLPRegressor", "DivergenceError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]

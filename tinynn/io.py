@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2                       # 2: one state layout (pack_state) for every file
 META_KEY = "__meta__"
 
 
@@ -92,6 +92,54 @@ def load_npz(path, kind: str | None = None):
     if kind is not None and meta.get("kind") != kind:
         raise ValueError(f"{path}: holds a {meta.get('kind')!r}, expected a {kind!r}")
     return arrays, meta
+
+
+def pack_state(model=None, optimizer=None, schedule=None, rngs=None):
+    """(arrays, meta) holding the state of the parts given: the one format of estimator files, script
+    checkpoints and model files.
+
+    arrays: ``model/<layer>.<name>`` (parameters and running statistics), ``optim/<state>.<i>``;
+    meta:   ``optim`` (step count, lr), ``schedule`` (its state), ``rngs`` (name -> generator state, plus
+            ``model.dropout.<i>`` for each Dropout layer's own generator). Everything JSON or plain arrays."""
+    arrays, meta = {}, {"rngs": {}}
+    if model is not None:
+        arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
+        for i, layer in enumerate(model.layers):
+            if getattr(layer, "rng", None) is not None:
+                meta["rngs"][f"model.{type(layer).__name__.lower()}.{i}"] = rng_state(layer.rng)
+    if optimizer is not None:
+        osd = optimizer.state_dict()
+        arrays.update({f"optim/{k}": v for k, v in osd.items() if isinstance(v, np.ndarray)})
+        meta["optim"] = {k: v for k, v in osd.items() if not isinstance(v, np.ndarray)}
+    if schedule is not None:
+        meta["schedule"] = schedule.state_dict()
+    for name, rng in (rngs or {}).items():
+        meta["rngs"][name] = rng_state(rng)
+    return arrays, meta
+
+
+def unpack_state(arrays, meta, model=None, optimizer=None, schedule=None, rngs=None):
+    """Restore into the parts given what ``pack_state`` wrote (the inverse; missing parts raise ValueError)."""
+    saved_rngs = meta.get("rngs", {})
+
+    def need(key, where):
+        if key not in where:
+            raise ValueError(f"tinynn state: no {key!r} entry (the file holds {sorted(where)})")
+        return where[key]
+
+    if model is not None:
+        model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
+        for i, layer in enumerate(model.layers):
+            if getattr(layer, "rng", None) is not None:
+                set_rng_state(layer.rng, need(f"model.{type(layer).__name__.lower()}.{i}", saved_rngs))
+    if optimizer is not None:
+        osd = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
+        osd.update(need("optim", meta))
+        optimizer.load_state_dict(osd)
+    if schedule is not None:
+        schedule.load_state_dict(need("schedule", meta))
+    for name, rng in (rngs or {}).items():
+        set_rng_state(rng, need(name, saved_rngs))
 
 
 def rng_state(rng: np.random.Generator) -> dict:

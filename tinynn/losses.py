@@ -7,6 +7,10 @@ SigmoidCrossEntropy (binary / multi-label, on logits):
     L = Σ_i w_i Σ_j (softplus(z_ij) - t_ij z_ij) / Σ_i w_i,    ∂L/∂z = w_i/Σw (σ(z) - t)
 MSELoss (PyTorch's default 'mean' reduction over all N = n·d elements):
     L = Σ (p - t)² / N,        ∂L/∂p = 2 (p - t) / N     (per-row weights: w_i/Σw · Σ_j (p-t)²/d)
+SquaredError (scikit-learn's squared_loss, what its MLPRegressor reports and differentiates):
+    L = ½ Σ_i w_i/Σw · mean_j (p_ij - t_ij)²,    "∂L/∂p" = w_i/Σw (p - t)
+    sklearn's backward does not divide by d, so for d > 1 outputs the gradient it follows is d ∂L/∂p; this
+    loss returns that same gradient, so that tinynn's estimator takes sklearn's steps.
 """
 from __future__ import annotations
 
@@ -109,3 +113,13 @@ class MSELoss(Loss):
         dP = self._ws("dP", self.P.shape, self.P.dtype, self.P)
         ops.diff_backward(self.P, self.T, self.w2, out=dP)            # dP = 2 w (P - T)
         return dP.reshape(self.shape)
+
+
+class SquaredError(MSELoss):
+    """scikit-learn's squared loss: value ½ · weighted mean over rows of the mean over outputs of (p - t)²;
+    backward (p - t) w_i / Σw, sklearn's gradient (not divided by the number of outputs)."""
+
+    def forward(self, P, T, sample_weight=None):
+        value = super().forward(P, T, sample_weight)                    # Σ_i w_i/Σw · Σ_j (p-t)²/d
+        _, self.w2 = self._row_weights(self.P.shape[0], self.P.dtype, self.P, sample_weight, 1.0)
+        return 0.5 * value

@@ -6,8 +6,8 @@ import numpy as np
 from tinynn import kernels
 from tinynn.kernels import ops
 
-from .layers.activations import Activation
 from .layers.base import Layer
+from .layers.fused import LinearActivation
 from .layers.linear import Linear
 from .parameter import FlatParameters
 
@@ -16,14 +16,15 @@ class Sequential(Layer):
     r"""Layers applied in order: Y = f_L(… f_2(f_1(X))); backward runs the chain rule in reverse,
     dX_{l} = backward_l(dX_{l+1}).
 
-    Two speed-ups that change no result:
+    Two speed-ups that change no result, both decided once, here:
 
     * all parameters become views into one flat data buffer and one flat gradient buffer, so an optimizer
       updates the whole model with one fused kernel call;
-    * a Linear followed by an activation runs as one fused bias+activation kernel forward, and one fused
-      activation-backward + bias-gradient kernel backward.
+    * the execution plan replaces each Linear (with a bias) directly followed by an activation by one
+      ``LinearActivation`` node: one fused bias+activation kernel forward, one fused activation-backward +
+      bias-gradient kernel backward. ``layers`` stays the list the user gave (indexing, names, state_dict).
 
-    The first layer computes no input gradient, so ``backward`` returns None.
+    The first node computes no input gradient, so ``backward`` returns None.
     """
 
     def __init__(self, *layers):
@@ -33,9 +34,45 @@ class Sequential(Layer):
             if not isinstance(l, Layer):
                 raise TypeError(f"Sequential: layer {i} is a {type(l).__name__}, expected a tinynn Layer")
         self.layers = list(layers)
-        if self.layers:
-            self.layers[0].needs_input_grad = False
+        self.plan = self._plan()
+        self._outputs = {}
+        self.needs_input_grad = False
         self._flatten()
+
+    @property
+    def needs_input_grad(self):
+        """False (the default): the first node skips dX = dY Wᵀ, so ``backward`` returns None. Set True for
+        the input gradient (a gradient check, or a Sequential inside another)."""
+        return bool(self.plan) and self.plan[0][1].needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value):
+        if self.plan:
+            self.plan[0][1].needs_input_grad = bool(value)
+
+    def output(self, i):
+        """The output of layer i in the last forward pass (a work buffer: copy it to keep it). The output of
+        a Linear fused with the activation after it is not materialised; ask for the activation's."""
+        if i < 0:
+            i += len(self.layers)
+        if i not in self._outputs:
+            fused = any(isinstance(node, LinearActivation) and end == i + 1 for end, node in self.plan)
+            raise ValueError(f"Sequential.output({i}): " + (
+                f"layer {i} is a Linear fused with the activation after it; its output before the activation is "
+                f"not kept: ask for output({i + 1})" if fused else "no forward pass has run yet"))
+        return self._outputs[i]
+
+    def _plan(self):
+        """[(index of the node's last layer, node)]: layers as given, Linear+activation pairs fused."""
+        plan, i, n = [], 0, len(self.layers)
+        while i < n:
+            if i + 1 < n and LinearActivation.fusable(self.layers[i], self.layers[i + 1]):
+                plan.append((i + 1, LinearActivation(self.layers[i], self.layers[i + 1])))
+                i += 2
+            else:
+                plan.append((i, self.layers[i]))
+                i += 1
+        return plan
 
     def _flatten(self):
         params = self.parameters()
@@ -52,41 +89,24 @@ class Sequential(Layer):
     def named_parameters(self):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()]
 
-    def _fusable(self, i):
-        """Layer i is a Linear with a trainable bias and layer i+1 an activation: fuse them."""
-        if i + 1 >= len(self.layers):
-            return False
-        lin, act = self.layers[i], self.layers[i + 1]
-        return type(lin) is Linear and lin.bias is not None and lin.bias.requires_grad and \
-            isinstance(act, Activation)
+    @property
+    def accumulates_grad(self):
+        """True when some layer adds into its gradients (Embedding): zero them before each backward."""
+        return any(layer.accumulates_grad for layer in self.layers)
 
     def forward(self, X):
-        i, n = 0, len(self.layers)
-        while i < n:
-            layer = self.layers[i]
-            if self._fusable(i):
-                act = self.layers[i + 1]
-                X = layer.forward(X, act.kind, act.alpha)             # Y = act(X W + b), one kernel after the GEMM
-                act.Y = X
-                i += 2
-            else:
-                X = layer.forward(X)
-                i += 1
+        outputs = self._outputs
+        for i, node in self.plan:
+            X = outputs[i] = node.forward(X)
         return X
 
-    def backward(self, dY):
-        i = len(self.layers) - 1
-        while i >= 0:
-            layer = self.layers[i]
-            if i >= 1 and self._fusable(i - 1) and isinstance(layer, Activation):
-                lin = self.layers[i - 1]
-                dZ = lin._ws("dZ", dY.shape, dY.dtype, dY)
-                ops.act_backward_bias(dY, layer.Y, layer.kind, layer.alpha, dZ, lin.bias.grad)  # dZ, db = Σ dZ
-                dY = lin.backward(dZ, bias_done=True)
-                i -= 2
-            else:
-                dY = layer.backward(dY)
-                i -= 1
+    def backward(self, dY, hook=None):
+        """dX of the first layer (None: not computed). ``hook(i, layer)``, if given, is called as soon as the
+        gradients of layer i's parameters are final (data-parallel training starts their reduction there)."""
+        for i, node in reversed(self.plan):
+            dY = node.backward(dY)
+            if hook is not None:
+                hook(i, node)
             if dY is None:
                 break
         return dY
@@ -107,6 +127,8 @@ class Sequential(Layer):
     def to(self, device):
         for layer in self.layers:
             layer.to(device)
+        for _, node in self.plan:
+            node.to(device)
         self._flatten()
         return self
 

@@ -13,7 +13,25 @@ Adagrad   d = g + λθ;  s += d²;  θ -= η/(1+(t-1)·decay) · d / (√s + ε)
 RMSprop   d = g + λθ;  v = α v + (1-α) d²;  [ḡ = α ḡ + (1-α) d;  v - ḡ²];  b = μ b + d/(√v+ε);  θ -= η b
 Adam      d = g + λθ;  m = β₁m + (1-β₁)d;  v = β₂v + (1-β₂)d²;  θ -= η/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε)
 AdamW     as Adam with θ *= 1 - ηλ first and d = g (decoupled weight decay)
+Adadelta  d = g + λθ;  s = ρ s + (1-ρ) d²;  δ = √(a + ε)/√(s + ε) · d;  a = ρ a + (1-ρ) δ²;  θ -= η δ
 Newton    θ -= η H⁻¹ g  (H from central differences of the gradient; small problems only)
+
+L1 regularisation (every optimizer but Newton; torch has none): ``l1=c`` adds the penalty c Σ|θ_i| to the
+loss (c = λ/2 in the lectures' λ/2 ‖w‖₁). The default ``l1_mode="subgradient"`` adds its subgradient to the
+gradient before the update rule sees it,
+
+          g ← g + c sign(θ)      (sign(0) = 0; in place in ``p.grad``, as the estimator's L2 term is added)
+
+so it passes through momentum and adaptive scalings like any loss term. ``SGD(..., l1_mode="proximal")``
+instead takes the plain step and then the proximal step of η c Σ|θ| (soft thresholding; ISTA),
+
+          θ ← sign(θ) max(|θ| - η c, 0)
+
+which sets every weight that lands within η c of zero to exactly 0 (the subgradient only makes weights
+oscillate around 0). ``l1_scope="all"`` (default, as ``weight_decay``) penalises every parameter the
+optimizer updates; ``l1_scope="weights"`` only those with two or more dimensions (Linear weight matrices,
+Embedding tables), leaving biases and normalisation scales/shifts free. With ``l1=0`` (default) nothing
+runs: the step is the unregularised one, at the same speed.
 """
 from __future__ import annotations
 
@@ -56,12 +74,15 @@ class Optimizer:
     """Base class: parameter bookkeeping, state buffers, fused dispatch, state_dict."""
 
     state_names: tuple = ()
+    l1, l1_scope, l1_mode = 0.0, "all", "subgradient"   # class defaults: optimizers pickled before L1 existed
+    l1_modes: tuple = ("subgradient",)                   # SGD adds "proximal"
 
-    def __init__(self, params, lr):
+    def __init__(self, params, lr, l1=0.0, l1_scope="all", l1_mode="subgradient"):
         who = type(self).__name__
         self.params = _check_params(params, who)
         self.lr = _check_nonneg(lr, "lr", who)
         self.t = 0
+        self._init_l1(l1, l1_scope, l1_mode)
         group = self.params[0].flat
         self._group = group if group is not None and group.params == self.params else None
         self.state = {name: self._alloc_state() for name in self.state_names}
@@ -94,8 +115,15 @@ class Optimizer:
     def step(self, closure=None):
         """One update of every trainable parameter; returns closure() if given (called first)."""
         loss = closure() if closure is not None else None
+        if self._group is not None and self.params[0].flat is not self._group:
+            raise RuntimeError(f"{type(self).__name__}: the model's parameters were moved or re-flattened "
+                               "(model.to(device)) after this optimizer was built, so it would update the old "
+                               "buffers; build the optimizer after model.to(device)")
         self.t += 1
         scalars = self._scalars()
+        if self.l1 and self.l1_mode == "subgradient":
+            for data, grad in self._l1_targets():
+                ops.add_l1(data, grad, self.l1)                       # g += c sign(θ)
         if self._group is not None and all(p.requires_grad and p.rows is None for p in self.params):
             flat_state = [self.state[n].flat for n in self.state_names]
             self._update(self._group.data, self._group.grad, *flat_state, **scalars)
@@ -108,7 +136,47 @@ class Optimizer:
                     self._lazy_update(p, st, scalars)
                 else:
                     self._update(p.data, p.grad, *st, **scalars)
+        if self.l1 and self.l1_mode == "proximal":
+            for data, _ in self._l1_targets():
+                ops.l1_prox(data, self.lr * self.l1)                  # θ = sign(θ) max(|θ| - ηc, 0)
         return loss
+
+    # ------------------------------------------------------------------ L1 (see the module docstring)
+    def _init_l1(self, l1, scope, mode):
+        who = type(self).__name__
+        self.l1 = _check_nonneg(l1, "l1", who)
+        if scope not in ("all", "weights"):
+            raise ValueError(f"{who}: l1_scope must be 'all' or 'weights', got {scope!r}")
+        if mode not in self.l1_modes:
+            raise ValueError(f"{who}: l1_mode must be one of {self.l1_modes}, got {mode!r}"
+                             + ("" if "proximal" in self.l1_modes else " (the proximal form is SGD's)"))
+        self.l1_scope, self.l1_mode = scope, mode
+        self._l1_cache = {}
+
+    def _l1_targets(self):
+        """(data, grad) array pairs the L1 term applies to: slices of the flat buffers when the step is one
+        fused call (contiguous runs of penalised parameters merged: Sequential keeps its Linear weights
+        first, so "weights" is one slice), else one pair per penalised trainable parameter."""
+        flat = self._group is not None and all(p.requires_grad and p.rows is None for p in self.params)
+        key = (flat,) + tuple(p.requires_grad for p in self.params)
+        where = self._l1_cache.get(key)      # index ranges only: views are taken afresh (pickling stays safe)
+        if where is None:
+            chosen = [self.l1_scope == "all" or len(p.shape) >= 2 for p in self.params]
+            if flat:
+                where = []
+                for (o, size), c in sorted(zip(self._group.offsets, chosen)):
+                    if c and size:
+                        if where and where[-1][1] == o:
+                            where[-1] = (where[-1][0], o + size)
+                        else:
+                            where.append((o, o + size))
+            else:
+                where = [i for i, (p, c) in enumerate(zip(self.params, chosen)) if c and p.requires_grad]
+            self._l1_cache[key] = where
+        if flat:
+            g = self._group
+            return [(g.data[a:b], g.grad[a:b]) for a, b in where]
+        return [(self.params[i].data, self.params[i].grad) for i in where]
 
     def _lazy_update(self, p, st, scalars):
         """Update only the rows an Embedding touched (torch's SparseAdam behaviour); host arrays only."""
@@ -175,11 +243,19 @@ class _StateList(list):
 
 
 class SGD(Optimizer):
-    """torch.optim.SGD (see the module docstring); ``lr`` is required, as in torch."""
+    """torch.optim.SGD (see the module docstring); ``lr`` is required, as in torch.
+
+    ``l1=c, l1_mode="proximal"``: after the step, θ ← sign(θ) max(|θ| - η c, 0): proximal gradient (ISTA)
+    when momentum = 0, converging (full batch, η ≤ 1/Lipschitz) to the minimiser of L + c Σ|θ|, zeros exact.
+    With momentum μ (and dampening τ) the threshold stays η c, the usual heuristic; its steady step is
+    η(1-τ)/(1-μ) times the gradient, so its fixed points are those of the penalty c (1-μ)/(1-τ) Σ|θ|.
+    """
 
     state_names = ("momentum_buffer",)
+    l1_modes = ("subgradient", "proximal")
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, l1=0.0,
+                 l1_scope="all", l1_mode="subgradient"):
         who = "SGD"
         self.momentum = _check_nonneg(momentum, "momentum", who)
         self.dampening = _check_nonneg(dampening, "dampening", who)
@@ -187,7 +263,7 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
         self.nesterov = bool(nesterov)
-        super().__init__(params, lr)
+        super().__init__(params, lr, l1, l1_scope, l1_mode)
 
     def _scalars(self):
         return dict(lr=self.lr, momentum=self.momentum, dampening=self.dampening, wd=self.weight_decay,
@@ -215,11 +291,11 @@ class Momentum(Optimizer):
 
     state_names = ("u",)
 
-    def __init__(self, params, lr=1e-2, beta=0.9, unbias=False, nesterov=False):
+    def __init__(self, params, lr=1e-2, beta=0.9, unbias=False, nesterov=False, *, l1=0.0, l1_scope="all"):
         self.beta = _check_unit(beta, "beta", "Momentum")
         self.unbias = bool(unbias)
         self.nesterov = bool(nesterov)
-        super().__init__(params, lr)
+        super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):
         corr = 1.0 / (1.0 - self.beta ** self.t) if self.unbias and self.beta > 0 else 1.0
@@ -235,14 +311,14 @@ class Adagrad(Optimizer):
     state_names = ("sum",)
 
     def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                 lazy=False):
+                 lazy=False, *, l1=0.0, l1_scope="all"):
         who = "Adagrad"
         self.lr_decay = _check_nonneg(lr_decay, "lr_decay", who)
         self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
         self.initial_accumulator_value = _check_nonneg(initial_accumulator_value, "initial_accumulator_value", who)
         self.eps = _check_nonneg(eps, "eps", who)
         self.lazy = bool(lazy)
-        super().__init__(params, lr)
+        super().__init__(params, lr, l1, l1_scope)
 
     def init_state(self):
         for s in self.state["sum"]:
@@ -260,14 +336,15 @@ class RMSprop(Optimizer):
 
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
+                 l1=0.0, l1_scope="all"):
         who = "RMSprop"
         self.alpha = _check_nonneg(alpha, "alpha", who)
         self.eps = _check_nonneg(eps, "eps", who)
         self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
         self.momentum = _check_nonneg(momentum, "momentum", who)
         self.centered = bool(centered)
-        super().__init__(params, lr)
+        super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):
         return dict(lr=self.lr, alpha=self.alpha, eps=self.eps, wd=self.weight_decay, momentum=self.momentum,
@@ -283,7 +360,8 @@ class Adam(Optimizer):
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, lazy=False):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, lazy=False, *,
+                 l1=0.0, l1_scope="all"):
         who = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -292,7 +370,7 @@ class Adam(Optimizer):
         self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
         self.amsgrad = bool(amsgrad)
         self.lazy = bool(lazy)
-        super().__init__(params, lr)
+        super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):
         b1, b2 = self.betas
@@ -309,8 +387,9 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, lazy=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, lazy)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, lazy=False, *,
+                 l1=0.0, l1_scope="all"):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, lazy, l1=l1, l1_scope=l1_scope)
 
 
 class Newton(Optimizer):
@@ -383,4 +462,50 @@ def clip_grad_norm_(params, max_norm):
     return total
 
 
+def make(name, params, lr, **hyper):
+    """The optimizer called ``name`` in ``OPTIMIZERS`` on ``params``. ``hyper`` may hold the hyper-parameters
+    of several optimizers (momentum, nesterov, betas, eps, weight_decay, ...): each optimizer takes those its
+    constructor names and ignores the rest."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    import inspect
+
+    cls = OPTIMIZERS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(params, lr=lr, **{k: v for k, v in hyper.items() if k in accepted})
+
+
+class Adadelta(Optimizer):
+    r"""torch.optim.Adadelta (Zeiler 2012, "an adaptive learning rate method"), step for step.
+
+        d_t = g_t + λ θ_{t-1}                                   (weight_decay λ, coupled, as torch)
+        s_t = ρ s_{t-1} + (1-ρ) d_t²                             (running average of squared gradients)
+        δ_t = √(a_{t-1} + ε) / √(s_t + ε) · d_t                  (RMS of past updates / RMS of gradients)
+        a_t = ρ a_{t-1} + (1-ρ) δ_t²                             (running average of squared updates)
+        θ_t = θ_{t-1} - η δ_t                                    (s_0 = a_0 = 0)
+
+    The ratio of the two RMS terms gives the update the units of θ, so Zeiler's rule needs no learning
+    rate: η = 1 (the default) is his method; torch keeps η as a multiplier. Defaults as torch: η = 1,
+    ρ = 0.9, ε = 1e-6, λ = 0. State: ``square_avg`` (s) and ``acc_delta`` (a).
+    """
+
+    state_names = ("square_avg", "acc_delta")
+
+    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, l1=0.0, l1_scope="all"):
+        who = "Adadelta"
+        if not isinstance(rho, numbers.Real) or isinstance(rho, bool) or not 0 <= rho <= 1:
+            raise ValueError(f"{who}: rho must be in [0, 1], got {rho!r}")
+        self.rho = float(rho)
+        self.eps = _check_nonneg(eps, "eps", who)
+        self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
+        super().__init__(params, lr, l1, l1_scope)
+
+    def _scalars(self):
+        return dict(lr=self.lr, rho=self.rho, eps=self.eps, wd=self.weight_decay)
+
+    def _update(self, p, g, sq, acc, **s):
+        ops.adadelta_update(p, g, sq, acc, s["lr"], s["rho"], s["eps"], s["wd"])
+
+
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
+OPTIMIZERS["adadelta"] = Adadelta

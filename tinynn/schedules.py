@@ -12,6 +12,17 @@ LinearWarmup       η_t = η₀ (t + 1) / warmup_steps for t < warmup_steps, the
 CyclicLR           triangular: η rises linearly base_lr → max_lr in step_size_up steps, falls back in step_size_down
 ReduceLROnPlateau  η ← max(η·factor, min_lr) after more than ``patience`` epochs without a relative improvement
                    of ``threshold`` in the metric (``.step(metric)``)
+
+scikit-learn's two learning-rate policies for solver='sgd' live here too, as schedules of unit "epoch" (the
+training loop calls ``epoch_end(samples_seen)`` after each epoch, and ``trigger_stopping()`` when the
+estimator sees no improvement):
+
+InvScaling         η = η₀ / (t + 1)^power_t,  t = samples seen, set at the end of each epoch      ('invscaling')
+Adaptive           η constant; η ← η/5 each time there is no improvement; stop once η <= 1e-6    ('adaptive')
+
+``SCHEDULES`` is the one table of schedule names: name -> builder(optimizer, total_steps, steps_per_epoch,
+**options) returning a schedule (or None for a constant rate). The estimators' parameter constraints, the
+script's --schedule choices and every factory read it.
 """
 from __future__ import annotations
 
@@ -27,6 +38,8 @@ def _positive(v, name, who, integer=False):
 
 
 class Schedule:
+    unit = "step"        # "step": .step() after every optimizer step; "epoch": .epoch_end(samples) per epoch
+
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"{type(self).__name__}: expected a tinynn optimizer, got {type(optimizer).__name__}")
@@ -42,6 +55,13 @@ class Schedule:
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
         return self.optimizer.lr
+
+    def epoch_end(self, samples_seen: int):
+        """Called by the training loop after each epoch (per-epoch schedules act here)."""
+
+    def trigger_stopping(self) -> bool:
+        """The estimator saw no improvement for n_iter_no_change epochs: True means stop training."""
+        return True
 
     def get_last_lr(self):
         return self.optimizer.lr
@@ -206,5 +226,65 @@ class ReduceLROnPlateau:
         return self
 
 
-SCHEDULES = {"step": StepLR, "exponential": ExponentialLR, "cosine": CosineAnnealingLR, "inverse_time": InverseTimeLR,
-             "warmup": LinearWarmup, "cyclic": CyclicLR, "plateau": ReduceLROnPlateau}
+class InvScaling(Schedule):
+    """scikit-learn's learning_rate='invscaling': η = η₀ / (t + 1)^power_t with t the samples seen so far,
+    updated at the end of each epoch."""
+
+    unit = "epoch"
+
+    def __init__(self, optimizer, power_t=0.5):
+        if not isinstance(power_t, numbers.Real) or power_t < 0:
+            raise ValueError(f"InvScaling: power_t must be >= 0, got {power_t!r}")
+        self.power_t = float(power_t)
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        return self.base_lr / (t + 1) ** self.power_t
+
+    def epoch_end(self, samples_seen):
+        self.last_epoch = int(samples_seen)
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+
+class Adaptive(Schedule):
+    """scikit-learn's learning_rate='adaptive': η stays η₀ while training improves; each time the estimator
+    reports n_iter_no_change epochs without improvement, η ← η / 5, and training stops once η <= 1e-6."""
+
+    unit = "epoch"
+
+    def lr_at(self, t):
+        return self.base_lr / 5.0 ** t
+
+    def trigger_stopping(self):
+        if self.optimizer.lr <= 1e-6:
+            return True
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+        return False
+
+
+def _warmup_cosine(opt, total_steps, steps_per_epoch, **_):
+    after = CosineAnnealingLR(opt, T_max=max(1, total_steps - steps_per_epoch))
+    return LinearWarmup(opt, warmup_steps=max(1, steps_per_epoch), after=after)
+
+
+SCHEDULES = {
+    "constant": lambda opt, total_steps, steps_per_epoch, **_: None,
+    "none": lambda opt, total_steps, steps_per_epoch, **_: None,
+    "cosine": lambda opt, total_steps, steps_per_epoch, **_: CosineAnnealingLR(opt, T_max=max(1, total_steps)),
+    "step": lambda opt, total_steps, steps_per_epoch, **_: StepLR(opt, step_size=max(1, total_steps // 3), gamma=0.1),
+    "exponential": lambda opt, total_steps, steps_per_epoch, **_: ExponentialLR(
+        opt, gamma=0.01 ** (1.0 / max(1, total_steps))),                  # down to 1 % of η₀ at the end
+    "warmup_cosine": _warmup_cosine,                                     # one epoch of warm-up, then cosine
+    "invscaling": lambda opt, total_steps, steps_per_epoch, power_t=0.5, **_: InvScaling(opt, power_t),
+    "adaptive": lambda opt, total_steps, steps_per_epoch, **_: Adaptive(opt),
+}
+
+
+def make(name, optimizer, total_steps=1, steps_per_epoch=1, **options):
+    """The schedule called ``name`` in ``SCHEDULES`` on ``optimizer`` (None for a constant rate)."""
+    if name is None:
+        return None
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}")
+    return SCHEDULES[name](optimizer, total_steps, steps_per_epoch, **options)

@@ -1,181 +1,348 @@
-"""The training loop behind scripts/train_mnist.py: model building, epochs, evaluation, checkpoints.
+"""The one training loop of tinynn: ``Trainer``.
 
-A checkpoint holds everything an exact resume needs: model parameters and running statistics, optimizer
-state, schedule state, the states of the shuffling and dropout generators, the epoch and the history.
-Resuming from it gives a model bitwise identical to the uninterrupted run (CPU).
+MLPClassifier / MLPRegressor, scripts/train_mnist.py and tinynn.parallel all train through it. It owns
+
+* the mini-batches: a shuffled order per epoch drawn from its own generator, gathered into reused buffers;
+* the step: forward, loss, backward (with an optional per-layer hook), an optional gradient reduction across
+  processes (``strategy``), an optional penalty (the estimators' L2 term), the optimizer and schedule steps;
+* the divergence guard: a snapshot of the parameters at the start of each epoch, restored (and
+  ``DivergenceError`` raised) when the loss becomes NaN/inf or a million-fold, or the weights non-finite;
+* progress (a tqdm-like bar), the epoch count and the history of per-epoch records;
+* chunked prediction and evaluation in eval mode, on any device;
+* its state for checkpoints (``state()``/``load_state()``, one format with ``tinynn.io.pack_state``).
+
+Policy stays with the caller: which model, loss and optimizer; when to stop; what to record beyond the
+training loss.
 """
 from __future__ import annotations
+
+import math
+import zlib
 
 import numpy as np
 
 from tinynn import kernels
 from tinynn.kernels import ops
 
+from . import init as _init
 from . import io, optim, schedules
-from .data import gen_batches
 from .errors import DivergenceError, DivergenceGuard
 from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
+
+PREDICT_CHUNK = 4096                      # rows per forward pass in prediction and evaluation
+
+
+def stream(seed, *key) -> np.random.Generator:
+    """An independent generator for one random consumer, e.g. ``stream(seed, "init", 2)``.
+
+    Streams with different keys are independent (SeedSequence spawn keys), so the shuffle order never
+    shares a stream with the initialisation of a layer or a dropout mask."""
+    spawn_key = tuple(k if isinstance(k, int) else zlib.crc32(str(k).encode()) for k in key)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=spawn_key))
 
 
 def build_mlp(sizes, activation="relu", dropout=0.0, batch_norm=False, init="kaiming_uniform", dtype=np.float32,
               seed=0, input_dropout=0.0):
     """Linear → [BatchNorm1d] → activation → [Dropout] per hidden layer, then a Linear output layer.
 
-    ``sizes`` = [d_in, h_1, …, h_k, d_out]. Dropout generators are seeded from ``seed`` as well.
-    """
+    ``sizes`` = [d_in, h_1, …, h_k, d_out]. Layer i is initialised from ``stream(seed, "init", i)`` and each
+    Dropout draws its masks from ``stream(seed, "dropout", i)``."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-    seeds = np.random.SeedSequence(seed).spawn(2 * len(sizes))
+    _init.get(init)                                                      # unknown names fail here, listed
     layers = []
     if input_dropout:
-        layers.append(Dropout(input_dropout, rng=np.random.default_rng(seeds[-1])))
+        layers.append(Dropout(input_dropout, rng=stream(seed, "dropout", "input")))
     for i in range(len(sizes) - 1):
-        last = i == len(sizes) - 2
-        layers.append(Linear(sizes[i], sizes[i + 1], dtype=dtype, init=init, rng=np.random.default_rng(seeds[2 * i])))
-        if last:
+        layers.append(Linear(sizes[i], sizes[i + 1], dtype=dtype, init=init, rng=stream(seed, "init", i)))
+        if i == len(sizes) - 2:
             break
         if batch_norm:
             layers.append(BatchNorm1d(sizes[i + 1], dtype=dtype))
         layers.append(ACTIVATIONS[activation]())
         if dropout:
-            layers.append(Dropout(dropout, rng=np.random.default_rng(seeds[2 * i + 1])))
+            layers.append(Dropout(dropout, rng=stream(seed, "dropout", i)))
     return Sequential(*layers)
 
 
-def make_optimizer(name, params, lr, weight_decay=0.0):
-    if name not in optim.OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(optim.OPTIMIZERS)}")
-    cls = optim.OPTIMIZERS[name]
-    kw = {"weight_decay": weight_decay} if name != "momentum" else {}
-    if name == "sgd":
-        kw["momentum"] = 0.9
-    return cls(params, lr=lr, **kw)
+class L2Penalty:
+    r"""The estimators' weight penalty (α/2) ‖W‖² / n over every Linear weight (not the biases).
+
+    Sequential keeps every Linear weight at the front of its flat buffer, so W = flat.data[:n_first] and one
+    fused pass adds ∂/∂W = α W / n to the gradient and returns ‖W‖²."""
+
+    def __init__(self, alpha):
+        self.alpha = float(alpha)
+
+    def __call__(self, model, n, grad=True):
+        if not self.alpha:
+            return 0.0
+        flat = model.flat
+        W = flat.data[:flat.n_first]
+        if not grad:
+            return 0.5 * self.alpha * ops.sumsq(W) / n
+        return 0.5 * self.alpha * ops.add_l2(W, flat.grad[:flat.n_first], self.alpha / n) / n
 
 
-def make_schedule(name, opt, total_steps, warmup_steps):
-    """'none', 'cosine', 'step' (×0.1 at 50% and 75%: as two StepLRs is not possible, use gamma per third),
-    'exponential', 'warmup_cosine': per-step schedules over ``total_steps``."""
-    if name in (None, "none", "constant"):
-        return None
-    if name == "cosine":
-        return schedules.CosineAnnealingLR(opt, T_max=total_steps)
-    if name == "step":
-        return schedules.StepLR(opt, step_size=max(1, total_steps // 3), gamma=0.1)
-    if name == "exponential":
-        return schedules.ExponentialLR(opt, gamma=0.01 ** (1.0 / max(1, total_steps)))
-    if name == "warmup_cosine":
-        after = schedules.CosineAnnealingLR(opt, T_max=max(1, total_steps - warmup_steps))
-        return schedules.LinearWarmup(opt, warmup_steps=max(1, warmup_steps), after=after)
-    raise ValueError(f"unknown schedule {name!r}; expected none, cosine, step, exponential or warmup_cosine")
+class LocalStrategy:
+    """One process computes the whole batch (the default). ``tinynn.parallel`` provides the others."""
 
+    is_root = True
+    grad_ready = None                                   # per-layer backward hook (data parallel: bucketing)
 
-def evaluate(model, X, y, batch_size=2000):
-    """(mean cross-entropy, accuracy) in eval mode, in batches."""
-    was = model.training
-    model.eval()
-    loss = SoftmaxCrossEntropy()
-    total, correct = 0.0, 0
-    for s in range(0, len(X), batch_size):
-        xb, yb = X[s:s + batch_size], y[s:s + batch_size]
-        Z = model.forward(kernels.to_device(xb, model.device) if model.device != "cpu" else xb)
-        total += loss(Z, kernels.to_device(yb, model.device) if model.device != "cpu" else yb) * len(xb)
-        correct += int(np.sum(np.argmax(kernels.to_host(Z), axis=1) == yb))
-    model.train(was)
-    return total / len(X), correct / len(X)
+    def shard(self, idx):
+        return idx
+
+    def reduce_gradients(self, model, n_local, n_global):
+        pass
+
+    def allsum(self, value):
+        return value
 
 
 class Trainer:
-    """Mini-batch training of a Sequential classifier with softmax cross-entropy."""
+    """Mini-batch training of ``model`` on ``loss`` with ``optimizer`` (and ``schedule``).
 
-    def __init__(self, model, optimizer, schedule=None, batch_size=128, seed=0, device="cpu"):
-        self.model, self.optimizer, self.schedule = model, optimizer, schedule
-        self.batch_size, self.device = int(batch_size), device
-        self.loss = SoftmaxCrossEntropy()
-        self.shuffle_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
-        self.epoch = 0
+    Parameters
+    ----------
+    model : Sequential (with flat buffers)
+    loss : a tinynn loss: ``loss(Z, T, sample_weight) -> float``, ``loss.backward() -> dZ``
+    optimizer, schedule : tinynn.optim optimizer; a tinynn.schedules schedule or None
+    batch_size : int
+    rng : np.random.Generator or int, the shuffle stream (its own: see ``stream``)
+    shuffle : bool
+    penalty : callable(model, n, grad=True) -> float or None (e.g. ``L2Penalty``): added to each batch's loss
+        after backward, its gradient added to the model's
+    strategy : LocalStrategy or a tinynn.parallel strategy (data parallel)
+    epoch, samples_seen : int, where a continued fit starts counting (messages, per-epoch schedules)
+    """
+
+    def __init__(self, model, loss, optimizer, schedule=None, *, batch_size=128, rng=0, shuffle=True,
+                 penalty=None, strategy=None, epoch=0, samples_seen=0):
+        if not isinstance(model, Sequential) or model.flat is None:
+            raise TypeError("Trainer: expected a tinynn Sequential whose parameters share one dtype and device")
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
+        self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
+        self.batch_size = int(batch_size)
+        self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self.shuffle, self.penalty = bool(shuffle), penalty
+        self.strategy = strategy if strategy is not None else LocalStrategy()
+        self.device = model.device
+        self._epoch = int(epoch)                        # a caller continuing a fit starts from its count
+        self._history = []
+        self.samples_seen = int(samples_seen)
         self.guard = DivergenceGuard()
-        self.history = {"train_loss": [], "train_accuracy": [], "val_loss": [], "val_accuracy": [],
-                        "epoch_seconds": []}
+        self._snapshot = None
 
-    def _dropouts(self):
-        return [l for l in self.model.layers if isinstance(l, Dropout)]
+    # ------------------------------------------------------------------ read-only views
+    @property
+    def epoch(self):
+        """Completed epochs."""
+        return self._epoch
 
-    def train_epoch(self, X, y, progress=None):
-        """One pass over (X, y) in shuffled mini-batches; returns (mean training loss, running training
-        accuracy). The accuracy is counted from the training forward passes (dropout active), on the CPU only
-        (None on a GPU, where it would cost a device-to-host copy per step)."""
-        n, bs = len(X), self.batch_size
-        xbuf = np.empty((bs, X.shape[1]), X.dtype)
-        ybuf = np.empty(bs, y.dtype)
-        pred = np.empty(bs, np.int64)
-        total, seen, correct = 0.0, 0, 0
+    @property
+    def history(self):
+        """One dict per completed epoch: what ``train_epoch`` measured plus what ``record`` added."""
+        return [dict(h) for h in self._history]
+
+    def curve(self, key):
+        """The per-epoch values of ``key`` in the history (None where an epoch did not record it)."""
+        return [h.get(key) for h in self._history]
+
+    def record(self, **values):
+        """Add measurements (validation loss, accuracy, ...) to the last completed epoch's record."""
+        if not self._history:
+            raise RuntimeError("Trainer.record: no epoch completed yet")
+        self._history[-1].update(values)
+
+    # ------------------------------------------------------------------ the step
+    def on_device(self, a):
+        """A host batch on the model's device (itself on the CPU)."""
+        return a if self.device == "cpu" else kernels.to_device(np.ascontiguousarray(a), self.device)
+
+    def loss_and_grad(self, Xb, Tb, sample_weight=None, n_global=None, weight_sum=None):
+        """Forward, loss, backward (+ reduction across processes, + penalty): the batch's objective, with its
+        gradient in ``model.flat.grad``. ``n_global``: rows of the whole batch when this process holds a shard."""
+        model, loss, strategy = self.model, self.loss, self.strategy
+        if model.accumulates_grad:
+            model.zero_grad()
+        n_local = Xb.shape[0]
+        n_global = n_local if n_global is None else n_global
+        value = loss(model.forward(Xb), Tb, sample_weight)
+        model.backward(loss.backward(), hook=strategy.grad_ready)          # overwrites every gradient
+        if n_global != n_local:
+            strategy.reduce_gradients(model, n_local, n_global)
+            value = strategy.allsum(value * n_local) / n_global
+        if self.penalty is not None:
+            n = n_global if sample_weight is None else weight_sum
+            value += self.penalty(model, n)
+        return value
+
+    def step(self, Xb, Tb, sample_weight=None, n_global=None, weight_sum=None, where=""):
+        """One optimizer step on a batch; returns the batch's loss. Raises DivergenceError (parameters rolled
+        back to the last snapshot) when the loss is NaN/inf or a million times the first batch's."""
+        value = self.loss_and_grad(Xb, Tb, sample_weight, n_global, weight_sum)
+        if self.guard.diverged(value):
+            self.rollback()
+            raise DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
+                                  "completed epoch were kept. Try a lower learning rate.")
+        self.optimizer.step()
+        if self.schedule is not None and self.schedule.unit == "step":
+            self.schedule.step()
+        return value
+
+    # ------------------------------------------------------------------ epochs
+    def batches(self, n):
+        """This epoch's mini-batches of indices into range(n) (the global batch; see ``strategy.shard``)."""
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        return [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)]
+
+    def train_epoch(self, X, T, sample_weight=None, progress=None, accuracy=False):
+        """One pass over (X, T); returns a dict with the mean training loss ("train_loss") and, when
+        ``accuracy`` (CPU, integer labels), the running accuracy of the training forward passes
+        ("train_accuracy"). Appends that dict to the history."""
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("Trainer.train_epoch: no training samples")
+        bs = min(self.batch_size, n)
+        self.snapshot()
         self.model.train()
-        for step, idx in enumerate(gen_batches(n, bs, self.shuffle_rng)):
-            if len(idx) == bs:                                 # gather into preallocated buffers
-                xb, yb = np.take(X, idx, axis=0, out=xbuf, mode="clip"), np.take(y, idx, out=ybuf, mode="clip")  # clip: unbuffered
+        xbuf = np.empty((bs,) + X.shape[1:], X.dtype)
+        tbuf = np.empty((bs,) + T.shape[1:], T.dtype)
+        count_correct = accuracy and self.device == "cpu" and T.ndim == 1 and T.dtype.kind in "iu"
+        pred = np.empty(bs, np.int64) if count_correct else None
+        total, seen, correct = 0.0, 0, 0
+        for step, idx in enumerate(self.batches(n)):
+            local = self.strategy.shard(idx)
+            if len(local) == bs:                           # gather into reused buffers (mode="clip": unbuffered)
+                Xb = np.take(X, local, axis=0, out=xbuf, mode="clip")
+                Tb = np.take(T, local, axis=0, out=tbuf, mode="clip")
             else:
-                xb, yb = X[idx], y[idx]
-            if self.device != "cpu":
-                xb, yb = kernels.to_device(xb, self.device), kernels.to_device(yb, self.device)
-            self.optimizer.zero_grad()
-            value = self.loss(self.model.forward(xb), yb)
-            if self.guard.diverged(value):
-                raise DivergenceError(
-                    f"the training loss became {value} at epoch {self.epoch + 1}, step {step + 1}; the parameters "
-                    "of the last completed epoch are in the checkpoint. Try a lower learning rate.")
-            if self.device == "cpu":                           # running accuracy from this forward pass
-                correct += int(np.count_nonzero(ops.argmax_rows(self.loss.P, out=pred[:len(idx)]) == yb))
-            self.model.backward(self.loss.backward())
-            self.optimizer.step()
-            if self.schedule is not None:
-                self.schedule.step()
+                Xb, Tb = X[local], T[local]
+            swb, wsum = None, None
+            if sample_weight is not None:
+                swb = sample_weight[local]
+                wsum = float(np.sum(sample_weight[idx]))
+                if wsum <= 0:
+                    continue                               # a batch of zero weight teaches nothing
+            value = self.step(self.on_device(Xb), self.on_device(Tb), swb, n_global=len(idx), weight_sum=wsum,
+                              where=f"at epoch {self._epoch + 1}, step {step + 1}")
+            if count_correct:
+                correct += int(np.count_nonzero(ops.argmax_rows(self.loss.P, out=pred[:len(local)]) == Tb))
             total += value * len(idx)
             seen += len(idx)
             if progress is not None:
                 progress.update(len(idx))
                 if step % 20 == 0:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
-        return total / seen, (correct / seen if self.device == "cpu" else None)
+        if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
+            self.rollback()
+            raise DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
+                                  "of the last completed epoch were kept. Try a lower learning rate.")
+        self._epoch += 1
+        self.samples_seen += n
+        if self.schedule is not None:
+            self.schedule.epoch_end(self.samples_seen)
+        rec = {"train_loss": total / max(seen, 1)}
+        if count_correct:
+            rec["train_accuracy"] = self.strategy.allsum(correct) / max(seen, 1) if seen else None
+        self._history.append(rec)
+        return dict(rec)
+
+    # ------------------------------------------------------------------ rollback
+    @staticmethod
+    def capture(model):
+        """A host copy of the model's parameters and running statistics (``restore`` puts it back)."""
+        return (np.array(kernels.to_host(model.flat.data)),
+                [np.array(kernels.to_host(getattr(l, s))) for l in model.layers for s in l._state_names])
+
+    def restore(self, captured):
+        params, states = captured
+        kernels.assign(self.model.flat.data, params)
+        it = iter(states)
+        for l in self.model.layers:
+            for s in l._state_names:
+                kernels.assign(getattr(l, s), next(it))
+
+    def snapshot(self):
+        """Keep a copy of the parameters and running statistics (restored by ``rollback``)."""
+        self._snapshot = self.capture(self.model)
+
+    def rollback(self):
+        """Back to the last snapshot (the start of the current epoch)."""
+        if self._snapshot is not None:
+            self.restore(self._snapshot)
+
+    # ------------------------------------------------------------------ prediction
+    def predict_raw(self, X, chunk=PREDICT_CHUNK):
+        """The network's output (logits) for X on the host, in eval mode, ``chunk`` rows at a time."""
+        return predict_raw(self.model, X, chunk)
+
+    def evaluate(self, X, y, chunk=PREDICT_CHUNK):
+        """(mean loss, accuracy) of the model on (X, y) in eval mode (accuracy for integer labels only)."""
+        return evaluate(self.model, X, y, chunk, loss=type(self.loss)())
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint_arrays(self):
-        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-        osd = self.optimizer.state_dict()
-        arrays.update({f"optim/{k}": v for k, v in osd.items() if isinstance(v, np.ndarray)})
-        meta = {
-            "epoch": self.epoch,
-            "history": self.history,
-            "optim_scalars": {k: v for k, v in osd.items() if not isinstance(v, np.ndarray)},
-            "schedule": None if self.schedule is None else self.schedule.state_dict(),
-            "shuffle_rng": io.rng_state(self.shuffle_rng),
-            "dropout_rngs": [io.rng_state(d.rng) for d in self._dropouts()],
-        }
+    def state(self):
+        """(arrays, meta) for a checkpoint: model, optimizer, schedule, generators, epoch and history."""
+        arrays, meta = io.pack_state(self.model, self.optimizer, self.schedule, rngs={"shuffle": self.rng})
+        meta.update(epoch=self._epoch, history=self._history, samples_seen=self.samples_seen)
         return arrays, meta
 
+    def load_state(self, arrays, meta):
+        io.unpack_state(arrays, meta, self.model, self.optimizer, self.schedule, rngs={"shuffle": self.rng})
+        self._epoch = int(meta["epoch"])
+        self._history = [dict(h) for h in meta["history"]]
+        self.samples_seen = int(meta.get("samples_seen", 0))
+        return self
+
     def save_checkpoint(self, path, config):
-        arrays, meta = self.checkpoint_arrays()
+        arrays, meta = self.state()
         meta["config"] = config
         io.save_npz(path, arrays, meta, kind="checkpoint")
 
-    def load_checkpoint(self, arrays, meta):
-        self.model.load_state_dict({k[6:]: v for k, v in arrays.items() if k.startswith("model/")})
-        osd = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
-        osd.update(meta["optim_scalars"])
-        self.optimizer.load_state_dict(osd)
-        if self.schedule is not None and meta["schedule"] is not None:
-            self.schedule.load_state_dict(meta["schedule"])
-        io.set_rng_state(self.shuffle_rng, meta["shuffle_rng"])
-        for d, st in zip(self._dropouts(), meta["dropout_rngs"]):
-            io.set_rng_state(d.rng, st)
-        self.epoch = int(meta["epoch"])
-        self.history = meta["history"]
+
+def predict_raw(model, X, chunk=PREDICT_CHUNK):
+    """Model output for X (host array) on the host, in eval mode, ``chunk`` rows at a time."""
+    was = model.training
+    model.eval()
+    try:
+        out = None
+        for s in range(0, X.shape[0], chunk):
+            xb = X[s:s + chunk]
+            Z = kernels.to_host(model.forward(xb if model.device == "cpu" else kernels.to_device(
+                np.ascontiguousarray(xb), model.device)))
+            if out is None:
+                out = np.empty((X.shape[0],) + Z.shape[1:], Z.dtype)
+            out[s:s + chunk] = Z
+    finally:
+        model.train(was)
+    return out
+
+
+def evaluate(model, X, y, chunk=PREDICT_CHUNK, loss=None):
+    """(mean loss, accuracy) of a classifier in eval mode, in chunks; softmax cross-entropy by default."""
+    Z = predict_raw(model, X, chunk)
+    loss = SoftmaxCrossEntropy() if loss is None else loss
+    value = loss(Z, y)
+    acc = float(np.mean(np.argmax(Z, axis=1) == y)) if np.asarray(y).ndim == 1 else None
+    return value, acc
+
+
+def make_optimizer(name, params, lr, weight_decay=0.0, **hyper):
+    """The script's optimizer: ``optim.make`` with torch's defaults (SGD with momentum 0.9)."""
+    hyper.setdefault("momentum", 0.9)
+    return optim.make(name, params, lr=lr, weight_decay=weight_decay, **hyper)
 
 
 def save_model(path, model, spec):
     """model.npz: the parameters and running statistics as arrays, the architecture ``spec`` as JSON."""
-    io.save_npz(path, model.state_dict(), {"spec": spec}, kind="sequential")
+    arrays, meta = io.pack_state(model)
+    meta["spec"] = spec
+    io.save_npz(path, arrays, meta, kind="sequential")
 
 
 def load_model(path):
@@ -184,5 +351,13 @@ def load_model(path):
     spec = meta["spec"]
     model = build_mlp(spec["sizes"], spec["activation"], spec["dropout"], spec["batch_norm"],
                       dtype=np.dtype(spec["dtype"]), input_dropout=spec.get("input_dropout", 0.0))
-    return model.load_state_dict(arrays)
+    io.unpack_state(arrays, meta, model)
+    return model
 
+
+def steps_per_epoch(n, batch_size):
+    return -(-n // batch_size)
+
+
+__all__ = ["Trainer", "L2Penalty", "LocalStrategy", "build_mlp", "evaluate", "predict_raw", "make_optimizer",
+           "save_model", "load_model", "stream", "schedules"]

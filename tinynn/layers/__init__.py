@@ -3,8 +3,9 @@ from .activations import ACTIVATIONS, Activation, Identity, LeakyReLU, ReLU, Sig
 from .base import Layer
 from .dropout import Dropout
 from .embedding import Embedding
+from .fused import LinearActivation
 from .linear import Linear
 from .normalization import BatchNorm1d, LayerNorm
 
 __all__ = ["Layer", "Linear", "Activation", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "BatchNorm1d",
-           "LayerNorm", "Dropout", "Embedding", "ACTIVATIONS"]
+           "LayerNorm", "Dropout", "Embedding", "LinearActivation", "ACTIVATIONS"]

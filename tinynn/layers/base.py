@@ -19,7 +19,8 @@ from ..parameter import Parameter
 
 class Layer(WorkBuffers):
     training = True
-    needs_input_grad = True  # Sequential sets False on its first layer: no dX is computed there
+    needs_input_grad = True  # Sequential sets False on its first node: no dX is computed there
+    accumulates_grad = False  # True where backward adds into .grad (Embedding): zero_grad before each step
 
     # names of non-learnable state arrays (moved by .to, saved by state_dict), e.g. running statistics
     _state_names: tuple = ()

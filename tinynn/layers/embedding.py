@@ -19,6 +19,8 @@ class Embedding(Layer):
     Default init: N(0, 1), as torch.nn.Embedding.
     """
 
+    accumulates_grad = True                                           # dW[idx] += dY
+
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, init=None, rng=None):
         self.num_embeddings = check_positive_int(num_embeddings, "Embedding: num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "Embedding: embedding_dim")

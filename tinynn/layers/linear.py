@@ -38,27 +38,25 @@ class Linear(Layer):
         self.weight = Parameter(np.asarray(W, dtype=self.dtype))
         self.bias = Parameter(np.zeros(self.out_features, self.dtype)) if bias else None
 
-    def forward(self, X, act=IDENTITY, alpha=0.0):
-        """Y = act(X W + b); ``act`` lets Sequential fuse a following activation into the bias add."""
+    def forward(self, X):
+        """Y = X W + b."""
         W = self.weight.data
         X = check_float(X, "Linear", ndim=2, width=self.in_features, dtype=W.dtype)
         self.X = X                                                    # saved for backward
         Y = self._ws("Y", (X.shape[0], self.out_features), W.dtype, X)
         ops.matmul(X, W, out=Y)                                       # Y = X W
         if self.bias is not None:
-            ops.bias_act(Y, self.bias.data, act, alpha, out=Y)        # Y = act(Y + b), in place
-        elif act != IDENTITY:
-            ops.act_forward(Y, act, alpha, out=Y)
+            ops.bias_act(Y, self.bias.data, IDENTITY, 0.0, out=Y)     # Y += b, in place
         return Y
 
-    def backward(self, dY, bias_done=False):
-        """dW = Xᵀ dY, db = Σ_n dY (skipped when ``bias_done``: a fused kernel wrote it), dX = dY Wᵀ."""
+    def backward(self, dY):
+        """dW = Xᵀ dY, db = Σ_n dY, dX = dY Wᵀ."""
         X = self.X
         W = self.weight.data
         dY = check_float(dY, "Linear.backward", ndim=2, width=self.out_features, rows=X.shape[0])
         if self.weight.requires_grad:
             ops.matmul(X, dY, trans_a=True, out=self.weight.grad)     # dW = Xᵀ dY
-        if self.bias is not None and self.bias.requires_grad and not bias_done:
+        if self.bias is not None and self.bias.requires_grad:
             ops.sum_rows(dY, out=self.bias.grad)                      # db = Σ_n dY
         if not self.needs_input_grad:                                 # first layer: skip dX
             return None

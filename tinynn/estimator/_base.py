@@ -1,0 +1,359 @@
+"""_BaseMLP: scikit-learn's policy around tinynn's one training loop (``tinynn.training.Trainer``).
+
+What stays here is sklearn's: the constructor, validation and encoding of X and y, the early-stopping split,
+the n_iter_no_change rule, best weights, warnings, predict. The batches, the step, the L2 penalty, the
+divergence guard and rollback, progress and chunked prediction are the Trainer's.
+
+What sklearn optimises, and so does this:
+    L = Σ_i w_i ℓ_i / Σ_i w_i  +  (α/2) Σ_layers ‖W‖² / Σ_i w_i        (per mini-batch; w_i = 1 by default)
+    ℓ_i: softmax cross-entropy (multiclass), Σ_j binary cross-entropy (binary, multi-label),
+         ½ mean_j (ŷ_ij - y_ij)² (regression: tinynn.losses.SquaredError, sklearn's convention)
+"""
+from __future__ import annotations
+
+import functools
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+from sklearn.utils.multiclass import check_classification_targets
+
+from tinynn import kernels
+from tinynn.kernels import ops
+
+from .. import init as _init
+from .. import optim, schedules
+from ..errors import DivergenceError
+from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
+from ..model import Sequential
+from ..training import L2Penalty, Trainer, predict_raw
+from ._files import FilesMixin
+from ._lbfgs import fit_lbfgs
+from ._params import PARAMETER_CONSTRAINTS
+
+
+def _as_generator(random_state):
+    """random_state (None, int, RandomState, Generator) -> a np.random.Generator (no global np.random)."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    return np.random.default_rng(random_state)
+
+
+class _BaseMLP(FilesMixin, BaseEstimator):
+    _parameter_constraints: dict = PARAMETER_CONSTRAINTS
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, init="auto",
+                 optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.init = init
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.device = device
+        self.dtype = dtype
+        self.restore_best_weights = restore_best_weights
+
+    # ------------------------------------------------------------------ model pieces
+    def _hidden(self):
+        h = self.hidden_layer_sizes
+        h = [h] if not hasattr(h, "__iter__") else list(h)
+        if any((not isinstance(v, numbers.Integral)) or v <= 0 for v in h):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {h}.")
+        return [int(v) for v in h]
+
+    def _build(self, n_features, n_outputs, dtype):
+        sizes = [n_features] + self._hidden() + [n_outputs]
+        rng = self._rng
+        layers = []
+        for i in range(len(sizes) - 1):
+            if self.init == "auto":  # sklearn's: Glorot-uniform weights and intercepts, factor 2 for logistic
+                lin = Linear(sizes[i], sizes[i + 1], dtype=dtype, rng=rng,
+                             init=functools.partial(_init.glorot_sklearn, activation=self.activation))
+                bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (sizes[i] + sizes[i + 1]))
+                lin.bias.data[...] = rng.uniform(-bound, bound, sizes[i + 1])
+            else:
+                lin = Linear(sizes[i], sizes[i + 1], dtype=dtype, init=self.init, rng=rng)
+            layers.append(lin)
+            if i == len(sizes) - 2:
+                break
+            if self.batch_norm:
+                layers.append(BatchNorm1d(sizes[i + 1], dtype=dtype))
+            layers.append(ACTIVATIONS[self.activation]())
+            if self.dropout:
+                layers.append(Dropout(self.dropout, rng=np.random.default_rng(rng.integers(2**63))))
+        model = Sequential(*layers)
+        if self.device != "cpu":
+            model.to(self.device)
+        self._model = model
+        self._linears = [l for l in model.layers if isinstance(l, Linear)]
+        self.n_layers_ = len(sizes)
+        self.n_outputs_ = n_outputs
+
+    def _make_optimizer(self):
+        """The optimizer named by ``optimizer`` (or ``solver``) from tinynn.optim's table."""
+        return optim.make(self.optimizer or self.solver, self._model.parameters(), lr=self.learning_rate_init,
+                          momentum=self.momentum, beta=self.momentum,
+                          nesterov=bool(self.nesterovs_momentum and self.momentum > 0),
+                          betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+
+    def _make_schedule(self, steps_per_epoch):
+        """``lr_schedule`` (per step, over max_iter epochs) if given, else sklearn's ``learning_rate`` for sgd."""
+        if self.lr_schedule is not None:
+            return schedules.make(self.lr_schedule, self._opt, self.max_iter * steps_per_epoch, steps_per_epoch)
+        if (self.optimizer or self.solver) == "sgd":
+            return schedules.make(self.learning_rate, self._opt, power_t=self.power_t)
+        return None
+
+    # ------------------------------------------------------------------ validation
+    def _fit_dtype(self, X):
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        return np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
+
+    def _validate_X(self, X):
+        """Prediction input: sklearn's checks (finite, 2-D, dense, feature count), in the model's dtype."""
+        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=self._dtype_)
+        return np.ascontiguousarray(X)
+
+    def _validate_X_y(self, X, y, reset):
+        fitted = None if reset else getattr(self, "_dtype_", None)
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=False, multi_output=True,
+                             y_numeric=not self._is_classifier,
+                             dtype=fitted if fitted is not None else (np.float64, np.float32))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self._is_classifier:
+            check_classification_targets(y)
+        return np.ascontiguousarray(X, dtype=fitted if fitted is not None else self._fit_dtype(X)), y
+
+    # ------------------------------------------------------------------ outputs
+    def _forward_pass_fast(self, X):
+        """sklearn's name: the output after the output activation (softmax, or an activation of the table)."""
+        Z = predict_raw(self._model, X)
+        if self.out_activation_ == "softmax":
+            return ops.softmax_rows(Z, out=Z)
+        act = ACTIVATIONS[self.out_activation_]
+        return ops.act_forward(Z, act.kind, act.alpha, out=Z)
+
+    @property
+    def coefs_(self):
+        if not hasattr(self, "_linears"):
+            raise AttributeError("coefs_: the estimator is not fitted yet")
+        return [kernels.to_host(l.weight.data) for l in self._linears]
+
+    @property
+    def intercepts_(self):
+        if not hasattr(self, "_linears"):
+            raise AttributeError("intercepts_: the estimator is not fitted yet")
+        return [kernels.to_host(l.bias.data) for l in self._linears]
+
+    # ------------------------------------------------------------------ fitting
+    def _targets(self, y, incremental, reset):
+        """Encode y for the loss: sets out_activation_ (on a first pass) and returns (T, n_outputs)."""
+        raise NotImplementedError
+
+    def _loss_fn(self):
+        raise NotImplementedError
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._hidden()
+        first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        X, y = self._validate_X_y(X, y, first_pass)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        T, n_outputs = self._targets(y, incremental, first_pass)
+        if first_pass:
+            self._rng = _as_generator(self.random_state)
+            self._dtype_ = X.dtype
+            self._build(X.shape[1], n_outputs, self._dtype_)
+            self.n_iter_ = 0
+            self.t_ = 0
+            self._init_curves()
+        elif not hasattr(self, "_rng"):
+            self._rng = _as_generator(self.random_state)
+        if T.dtype.kind == "f":
+            T = T.astype(self._dtype_)
+        if self.solver == "lbfgs":
+            fit_lbfgs(self, Trainer(self._model, self._loss_fn(), None, penalty=L2Penalty(self.alpha)),
+                      X, T, sample_weight)
+        else:
+            self._fit_stochastic(X, T, y, sample_weight, incremental)
+        return self
+
+    def _init_curves(self):
+        if self.solver == "lbfgs":
+            return
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.validation_loss_curve_ = []
+            self.best_validation_score_ = -np.inf
+            self._best_val_loss = np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _split(self, X, T, y_raw, sample_weight):
+        """sklearn's early-stopping split (stratified for single-output classification)."""
+        stratify = y_raw if (self._is_classifier and self.n_outputs_ == 1 or
+                             getattr(self, "_y_type", "") == "multiclass") else None
+        split_seed = int(self._rng.integers(2**31 - 1))
+        sw = () if sample_weight is None else (sample_weight,)
+        parts = train_test_split(X, T, *sw, y_raw, random_state=split_seed, test_size=self.validation_fraction,
+                                 stratify=stratify)
+        X_train, X_val, T_train, T_val = parts[:4]
+        sw_train, sw_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                             "your dataset.")
+        return (X_train, T_train, sw_train), (X_val, T_val, parts[-1], sw_val)
+
+    def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental):
+        if not incremental or not hasattr(self, "_opt"):
+            self._opt = self._make_optimizer()
+            self._sched = None
+        if self.early_stopping:
+            (X_train, T_train, sw_train), val = self._split(X, T, y_raw, sample_weight)
+        else:
+            (X_train, T_train, sw_train), val = (X, T, sample_weight), None
+        n = X_train.shape[0]
+        if self.batch_size == "auto":
+            bs = min(200, n)
+        else:
+            if self.batch_size > n:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            bs = int(np.clip(self.batch_size, 1, n))
+        if not incremental or self._sched is None:
+            self._sched = self._make_schedule(-(-n // bs))
+        trainer = Trainer(self._model, self._loss_fn(), self._opt, self._sched, batch_size=bs, rng=self._rng,
+                          shuffle=self.shuffle, penalty=L2Penalty(self.alpha), epoch=self.n_iter_,
+                          samples_seen=self.t_)
+        self._val_loss = self._loss_fn()
+        bar = None
+        try:
+            for it in range(self.max_iter):
+                if self.verbose:
+                    from tqdm.auto import tqdm
+                    bar = tqdm(total=n, desc=f"epoch {self.n_iter_ + 1}", unit="smp", leave=False)
+                try:
+                    rec = trainer.train_epoch(X_train, T_train, sw_train, progress=bar)
+                except DivergenceError as e:
+                    raise DivergenceError(f"{type(self).__name__}: {e} (learning_rate_init="
+                                          f"{self.learning_rate_init}: try a lower learning_rate_init)") from None
+                self.n_iter_ += 1
+                self.loss_ = rec["train_loss"]
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                self._update_no_improvement_count(val)
+                if bar is not None:
+                    bar.close()
+                    bar = None
+                if self.verbose:
+                    print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}" + (
+                        f", validation score = {self.validation_scores_[-1]:.6f}" if val else ""))
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if val else "Training loss"
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                           "consecutive epochs.")
+                    if self._sched is None or self._sched.trigger_stopping():
+                        if self.verbose:
+                            print(msg + " Stopping.")
+                        break
+                    if self.verbose:
+                        print(msg + f" Setting learning rate to {self._opt.lr:f}")
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if it == self.max_iter - 1:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                                  "optimization hasn't converged yet.", ConvergenceWarning)
+        except KeyboardInterrupt:
+            trainer.rollback()
+            warnings.warn(f"Training interrupted by user; the estimator keeps the weights of the last completed "
+                          f"epoch ({self.n_iter_}).")
+        finally:
+            if bar is not None:
+                bar.close()
+        if val and self.restore_best_weights and hasattr(self, "_best"):
+            trainer.restore(self._best)
+
+    def _update_no_improvement_count(self, val):
+        """sklearn's rule: no improvement = validation score below best + tol (or training loss above
+        best - tol). One addition: a validation score *equal* to the best, with a validation loss lower by
+        more than tol, counts as an improvement (and as a new best). Accuracy on a small validation set
+        moves in steps of 1/n_val and plateaus while the model still improves; sklearn then stops early
+        and, on load_digits, sometimes 10 points short."""
+        if val is None:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
+            return
+        X_val, T_val, y_val, sw_val = val
+        score = self._score(X_val, y_val, sample_weight=sw_val)
+        self.validation_scores_.append(score)
+        val_loss = self._val_loss(predict_raw(self._model, X_val), T_val, sw_val)
+        self.validation_loss_curve_.append(val_loss)
+        best_loss = getattr(self, "_best_val_loss", np.inf)
+        tie_better = score >= self.best_validation_score_ and val_loss < best_loss - self.tol
+        if score < self.best_validation_score_ + self.tol and not tie_better:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if score > self.best_validation_score_ or (score == self.best_validation_score_ and val_loss < best_loss):
+            self.best_validation_score_ = score
+            self._best_val_loss = val_loss
+            self._best = Trainer.capture(self._model)
+
+    def _check_solver(self):
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")
+        return True
+
+    def _score(self, X, y, sample_weight=None):
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags

@@ -1,0 +1,148 @@
+"""MLPClassifier: sklearn.neural_network.MLPClassifier's interface on tinynn."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.metrics import accuracy_score
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+from ..losses import SigmoidCrossEntropy, SoftmaxCrossEntropy
+from ._base import _BaseMLP
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: sklearn.neural_network.MLPClassifier's interface on tinynn.
+
+    Parameters: see ``tinynn.estimator.PARAMETERS_DOC`` (sklearn's, plus dropout, batch_norm, init, optimizer,
+    lr_schedule, device, dtype, restore_best_weights).
+
+    Attributes
+    ----------
+    classes_ : ndarray (n_classes,);  loss_ : float;  best_loss_ : float or None;  loss_curve_ : list
+    validation_scores_ : list or None;  validation_loss_curve_ : list (early stopping only)
+    best_validation_score_ : float or None;  t_ : int;  coefs_ : list of (n_in, n_out) arrays
+    intercepts_ : list of (n_out,) arrays;  n_features_in_ : int;  n_iter_ : int;  n_layers_ : int
+    n_outputs_ : int;  out_activation_ : "softmax" or "logistic"
+    """
+
+    _KIND = "MLPClassifier"
+    _is_classifier = True
+
+    def _targets(self, y, incremental, reset):
+        y_type = type_of_target(y)
+        if y_type == "multiclass-multioutput":
+            raise ValueError("MLPClassifier: multiclass-multioutput targets are not supported")
+        if reset and not (incremental and hasattr(self, "classes_")):
+            if y_type.startswith("multilabel"):
+                self.classes_ = np.arange(y.shape[1])
+                self._y_type = "multilabel"
+            else:
+                self.classes_ = unique_labels(y)
+                if len(self.classes_) < 2:
+                    raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, but the data "
+                                     f"contains only one class: {self.classes_[0]!r}")
+                self._y_type = "binary" if len(self.classes_) == 2 else "multiclass"
+        else:
+            classes = unique_labels(y)
+            if self._y_type == "multilabel":
+                if y.ndim != 2 or y.shape[1] != len(self.classes_):
+                    raise ValueError(f"expected a multi-label indicator with {len(self.classes_)} columns")
+            elif self.warm_start and not incremental:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
+                                     f"call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
+        if self._y_type == "multilabel":
+            self.out_activation_ = "logistic"
+            return np.asarray(y, dtype=np.float64), len(self.classes_)
+        idx = np.searchsorted(self.classes_, y).astype(np.int64)
+        if self._y_type == "binary":
+            self.out_activation_ = "logistic"
+            return idx.reshape(-1, 1).astype(np.float64), 1
+        self.out_activation_ = "softmax"
+        return idx, len(self.classes_)
+
+    def _loss_fn(self):
+        return SoftmaxCrossEntropy() if self.out_activation_ == "softmax" else SigmoidCrossEntropy()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and y (n_samples,) or a (n_samples, n_labels) indicator.
+
+        Returns self.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y). ``classes`` (all labels) is required on the first call."""
+        if not hasattr(self, "classes_"):
+            if classes is None and not type_of_target(y).startswith("multilabel"):
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            if type_of_target(y).startswith("multilabel"):
+                self.classes_ = np.arange(np.asarray(y).shape[1])
+                self._y_type = "multilabel"
+            else:
+                self.classes_ = unique_labels(classes)
+                self._y_type = "binary" if len(self.classes_) == 2 else "multiclass"
+                if len(self.classes_) < 2:
+                    raise ValueError("partial_fit needs at least 2 classes in `classes`")
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"`classes={classes}` is not the same as on the first call to partial_fit, "
+                             f"which was {self.classes_}")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_proba(self, X):
+        """Class probabilities, (n_samples, n_classes), columns ordered as ``classes_``."""
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        P = self._forward_pass_fast(X)
+        if self._y_type == "binary":
+            p = P[:, 0]
+            return np.vstack([1 - p, p]).T
+        return P
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted classes (n_samples,), or a (n_samples, n_labels) indicator for multi-label targets."""
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        P = self._forward_pass_fast(X)
+        if self._y_type == "multilabel":
+            return (P > 0.5).astype(int)
+        if self._y_type == "binary":
+            return self.classes_[(P[:, 0] > 0.5).astype(int)]
+        return self.classes_[np.argmax(P, axis=1)]
+
+    def _score(self, X, y, sample_weight=None):
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def _save_extra(self, arrays, fitted):
+        classes = np.asarray(self.classes_)
+        if classes.dtype.kind == "O":
+            if not all(isinstance(c, str) for c in classes):
+                raise ValueError("save: classes_ must be numbers or strings to be written without pickle")
+            classes = classes.astype(str)
+        arrays["classes_"] = classes
+        fitted["y_type"] = self._y_type
+        fitted["classes_object"] = bool(np.asarray(self.classes_).dtype.kind == "O")
+
+    def _load_extra(self, arrays, fitted):
+        self.classes_ = arrays["classes_"]
+        if fitted.pop("classes_object", False):
+            self.classes_ = self.classes_.astype(object)
+        self._y_type = fitted.pop("y_type")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -1,0 +1,38 @@
+"""solver='lbfgs': scipy's L-BFGS-B on the flat parameter vector, with the Trainer's objective and gradient."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from tinynn import kernels
+
+from ..errors import DivergenceError
+
+
+def fit_lbfgs(est, trainer, X, T, sample_weight):
+    """Minimise the estimator's full-batch objective (loss + L2 penalty) over every parameter at once."""
+    import scipy.optimize
+
+    flat = trainer.model.flat
+    Xd, Td = trainer.on_device(X), trainer.on_device(T)
+    wsum = None if sample_weight is None else float(np.sum(sample_weight))
+    trainer.model.train()
+
+    def fun(theta):
+        kernels.assign(flat.data, theta.astype(flat.data.dtype))
+        value = trainer.loss_and_grad(Xd, Td, sample_weight, weight_sum=wsum)
+        return value, np.asarray(kernels.to_host(flat.grad), dtype=np.float64).copy()
+
+    theta0 = np.asarray(kernels.to_host(flat.data), dtype=np.float64).copy()
+    res = scipy.optimize.minimize(fun, theta0, method="L-BFGS-B", jac=True,
+                                  options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+    if res.status != 0:
+        warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
+                      f"{res.message}. Increase max_iter or max_fun, or scale the data.", ConvergenceWarning)
+    if not np.all(np.isfinite(res.x)):
+        raise DivergenceError(f"{type(est).__name__}: L-BFGS produced non-finite weights")
+    kernels.assign(flat.data, res.x.astype(flat.data.dtype))
+    est.n_iter_ = int(res.nit)
+    est.loss_ = float(res.fun)

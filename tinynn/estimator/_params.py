@@ -1,0 +1,76 @@
+"""The estimators' constructor arguments: sklearn's names, defaults and constraints, plus tinynn's own.
+
+Every name-valued argument is checked against the one table of its kind: activations (tinynn.layers),
+optimizers (tinynn.optim), schedules (tinynn.schedules) and initialisers (tinynn.init)."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+
+from .. import init as _init
+from .. import optim, schedules
+from ..layers import ACTIVATIONS
+
+SKLEARN_RATES = ("constant", "invscaling", "adaptive")      # sklearn's learning_rate: SCHEDULES entries
+
+PARAMETER_CONSTRAINTS: dict = {
+    "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+    "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions(set(SKLEARN_RATES) & set(schedules.SCHEDULES))],
+    "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+    "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+    "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state", np.random.Generator],
+    "tol": [Interval(numbers.Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(numbers.Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+    "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+    "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+    "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+    "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+    "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+    "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+    "batch_norm": ["boolean"],
+    "init": [StrOptions({"auto"} | set(_init.INITIALIZERS)), callable],
+    "optimizer": [StrOptions(set(optim.OPTIMIZERS)), None],
+    "lr_schedule": [StrOptions(set(schedules.SCHEDULES) - set(SKLEARN_RATES)), None],
+    "device": [StrOptions({"cpu", "cuda"})],
+    "dtype": [None, type, np.dtype, str],
+    "restore_best_weights": ["boolean"],
+}
+
+PARAMETERS_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, learning_rate_init, power_t,
+    max_iter, shuffle, random_state, tol, verbose, warm_start, momentum, nesterovs_momentum, early_stopping,
+    validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change, max_fun
+        As in scikit-learn (same names, defaults and meaning). ``activation`` also takes the other names of
+        ``tinynn.ACTIVATIONS``; ``random_state`` seeds a ``np.random.Generator``; ``verbose=True`` shows a
+        tqdm progress bar per epoch.
+    dropout : float in [0, 1), default 0.0
+        Inverted dropout after every hidden activation.
+    batch_norm : bool, default False
+        BatchNorm1d between every hidden Linear and its activation.
+    init : "auto" or a name of ``tinynn.init.INITIALIZERS``, default "auto" (sklearn's Glorot-uniform)
+    optimizer : None or a name of ``tinynn.optim.OPTIMIZERS``
+        Overrides ``solver`` (None: use ``solver``); learning_rate_init is its learning rate; ``momentum``,
+        ``nesterovs_momentum``, ``beta_1``, ``beta_2`` and ``epsilon`` go to every optimizer that has them.
+    lr_schedule : None or a per-step name of ``tinynn.schedules.SCHEDULES`` ("cosine", "step", ...)
+        A per-step schedule over max_iter epochs; it replaces ``learning_rate`` (which applies to sgd only).
+    device : "cpu" or "cuda"
+    dtype : None, float32 or float64
+        None: float32 input trains in float32, anything else in float64 (as sklearn); float32 forces the fast path.
+    restore_best_weights : bool, default True
+        With early stopping, end with the weights of the best validation score (sklearn always does).
+"""

@@ -1,0 +1,73 @@
+"""MLPRegressor: sklearn.neural_network.MLPRegressor's interface on tinynn."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin, _fit_context
+from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted
+
+from ..losses import SquaredError
+from ._base import _BaseMLP
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: sklearn.neural_network.MLPRegressor's interface on tinynn.
+
+    Parameters and attributes as ``MLPClassifier`` (no ``classes_``; ``out_activation_`` is "identity"), plus
+    ``loss="squared_error"`` (sklearn's first argument; "poisson" is not supported).
+    """
+
+    _KIND = "MLPRegressor"
+    _is_classifier = False
+    _parameter_constraints = {**_BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False,
+                 init="auto", optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dropout=dropout, batch_norm=batch_norm, init=init, optimizer=optimizer,
+                         lr_schedule=lr_schedule, device=device, dtype=dtype,
+                         restore_best_weights=restore_best_weights)
+        self.loss = loss
+
+    def _targets(self, y, incremental, reset):
+        self.out_activation_ = "identity"
+        T = np.asarray(y, dtype=np.float64)
+        T = T.reshape(-1, 1) if T.ndim == 1 else T
+        if not reset and hasattr(self, "n_outputs_") and T.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {T.shape[1]} outputs, but the model was fitted with {self.n_outputs_}")
+        return np.ascontiguousarray(T), T.shape[1]
+
+    def _loss_fn(self):
+        return SquaredError()
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y)."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predictions, (n_samples,) for one output, else (n_samples, n_outputs)."""
+        check_is_fitted(self)
+        X = self._validate_X(X)
+        Y = self._forward_pass_fast(X)
+        return Y[:, 0].copy() if Y.shape[1] == 1 else Y
+
+    def _score(self, X, y, sample_weight=None):
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
