@@ -112,7 +112,8 @@ class Trainer:
     optimizer, schedule : tinynn.optim optimizer; a tinynn.schedules schedule or None
     batch_size : int
     rng : np.random.Generator or int, the shuffle stream (its own: see ``stream``)
-    shuffle : bool
+    shuffle : bool, or a callable ``order -> new order`` applied to the previous epoch's order (which
+        starts as arange(n)); True draws a fresh ``rng.permutation(n)`` per epoch
     penalty : callable(model, n, grad=True) -> float or None (e.g. ``L2Penalty``): added to each batch's loss
         after backward, its gradient added to the model's
     strategy : LocalStrategy or a tinynn.parallel strategy (data parallel)
@@ -128,7 +129,9 @@ class Trainer:
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.batch_size = int(batch_size)
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        self.shuffle, self.penalty = bool(shuffle), penalty
+        self.shuffle = shuffle if callable(shuffle) else bool(shuffle)
+        self.penalty = penalty
+        self._order = None
         self.strategy = strategy if strategy is not None else LocalStrategy()
         self.device = model.device
         self._epoch = int(epoch)                        # a caller continuing a fit starts from its count
@@ -187,8 +190,10 @@ class Trainer:
         value = self.loss_and_grad(Xb, Tb, sample_weight, n_global, weight_sum)
         if self.guard.diverged(value):
             self.rollback()
-            raise DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
+            err = DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
                                   "completed epoch were kept. Try a lower learning rate.")
+            err.value = value
+            raise err
         self.optimizer.step()
         if self.schedule is not None and self.schedule.unit == "step":
             self.schedule.step()
@@ -197,7 +202,12 @@ class Trainer:
     # ------------------------------------------------------------------ epochs
     def batches(self, n):
         """This epoch's mini-batches of indices into range(n) (the global batch; see ``strategy.shard``)."""
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        if callable(self.shuffle):
+            if self._order is None or len(self._order) != n:
+                self._order = np.arange(n)
+            order = self._order = self.shuffle(self._order)
+        else:
+            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         return [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)]
 
     def train_epoch(self, X, T, sample_weight=None, progress=None, accuracy=False):
@@ -240,8 +250,10 @@ class Trainer:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
         if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
             self.rollback()
-            raise DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
+            err = DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
                                   "of the last completed epoch were kept. Try a lower learning rate.")
+            err.value = float("nan")
+            raise err
         self._epoch += 1
         self.samples_seen += n
         if self.schedule is not None:
@@ -346,11 +358,27 @@ def save_model(path, model, spec):
 
 
 def load_model(path):
-    """A working Sequential back from ``save_model``'s file (read with allow_pickle=False)."""
+    """A working Sequential back from ``save_model``'s file (read with allow_pickle=False).
+
+    The architecture ``spec`` is checked (sizes, activation from tinynn.ACTIVATIONS, dropout, batch_norm,
+    dtype) and every array against it (names, dtype, shapes, finite values) before the model is built; any
+    mismatch raises ``tinynn.errors.FileFormatError`` (a ValueError) naming the file and the entry."""
     arrays, meta = io.load_npz(path, kind="sequential")
-    spec = meta["spec"]
-    model = build_mlp(spec["sizes"], spec["activation"], spec["dropout"], spec["batch_norm"],
-                      dtype=np.dtype(spec["dtype"]), input_dropout=spec.get("input_dropout", 0.0))
+    path = meta.source
+    spec = io.MetaReader(path, meta).sub("spec")
+    sizes = spec.list("sizes")
+    if len(sizes) < 2 or not all(io._is_int(v) and v >= 1 for v in sizes):
+        spec.fail(f"{spec.name('sizes')} must list at least 2 positive integers (input, ..., output), got {sizes!r}")
+    activation = spec.str("activation", ACTIVATIONS, table=" (tinynn.ACTIVATIONS)")
+    dropout = spec.number("dropout", lo=0, hi=1, hi_open=True)
+    batch_norm = spec.bool("batch_norm")
+    dtype = np.dtype(spec.str("dtype", io.FLOAT_DTYPES))
+    input_dropout = spec.number("input_dropout", lo=0, hi=1, hi_open=True, default=0.0)
+    io.check_model_arrays(path, arrays, io.mlp_state_layout(sizes, batch_norm, dropout, input_dropout), dtype)
+    extra = sorted(k for k in arrays if not k.startswith("model/"))
+    if extra:
+        raise io.FileFormatError(path, f"unexpected array(s) {extra} in a model file")
+    model = build_mlp(sizes, activation, dropout, batch_norm, dtype=dtype, input_dropout=input_dropout)
     io.unpack_state(arrays, meta, model)
     return model
 

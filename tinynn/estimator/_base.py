@@ -11,21 +11,21 @@ What sklearn optimises, and so does this:
 """
 from __future__ import annotations
 
-import functools
 import numbers
+import types
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 from tinynn import kernels
 from tinynn.kernels import ops
 
-from .. import init as _init
 from .. import optim, schedules
 from ..errors import DivergenceError
 from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
@@ -34,15 +34,15 @@ from ..training import L2Penalty, Trainer, predict_raw
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
 from ._params import PARAMETER_CONSTRAINTS
+from ._sklearn_optim import SklearnAdam, SklearnSGD
 
 
-def _as_generator(random_state):
-    """random_state (None, int, RandomState, Generator) -> a np.random.Generator (no global np.random)."""
+def _random_state(random_state):
+    """sklearn's check_random_state, also taking a np.random.Generator (which seeds a RandomState from it).
+    Like sklearn, the estimator calls it at every fit: an int gives the same draws each time."""
     if isinstance(random_state, np.random.Generator):
-        return random_state
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
-    return np.random.default_rng(random_state)
+        return np.random.RandomState(random_state.integers(2**32, dtype=np.uint64))
+    return check_random_state(random_state)
 
 
 class _BaseMLP(FilesMixin, BaseEstimator):
@@ -95,25 +95,28 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         return [int(v) for v in h]
 
     def _build(self, n_features, n_outputs, dtype):
+        """The network, with sklearn's draws: per layer W ~ U(-a, a) then b ~ U(-a, a) from the estimator's
+        RandomState, a = √(f / (fan_in + fan_out)), f = 2 for logistic else 6 (init="auto")."""
         sizes = [n_features] + self._hidden() + [n_outputs]
-        rng = self._rng
+        rs = self._rs
         layers = []
         for i in range(len(sizes) - 1):
-            if self.init == "auto":  # sklearn's: Glorot-uniform weights and intercepts, factor 2 for logistic
-                lin = Linear(sizes[i], sizes[i + 1], dtype=dtype, rng=rng,
-                             init=functools.partial(_init.glorot_sklearn, activation=self.activation))
-                bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (sizes[i] + sizes[i + 1]))
-                lin.bias.data[...] = rng.uniform(-bound, bound, sizes[i + 1])
+            fan_in, fan_out = sizes[i], sizes[i + 1]
+            if self.init == "auto":
+                lin = Linear(fan_in, fan_out, dtype=dtype, init="zeros")
+                bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (fan_in + fan_out))
+                lin.weight.data[...] = rs.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False)
+                lin.bias.data[...] = rs.uniform(-bound, bound, fan_out).astype(dtype, copy=False)
             else:
-                lin = Linear(sizes[i], sizes[i + 1], dtype=dtype, init=self.init, rng=rng)
+                lin = Linear(fan_in, fan_out, dtype=dtype, init=self.init, rng=rs.randint(2**31))
             layers.append(lin)
             if i == len(sizes) - 2:
                 break
             if self.batch_norm:
-                layers.append(BatchNorm1d(sizes[i + 1], dtype=dtype))
+                layers.append(BatchNorm1d(fan_out, dtype=dtype))
             layers.append(ACTIVATIONS[self.activation]())
             if self.dropout:
-                layers.append(Dropout(self.dropout, rng=np.random.default_rng(rng.integers(2**63))))
+                layers.append(Dropout(self.dropout, rng=rs.randint(2**31)))
         model = Sequential(*layers)
         if self.device != "cpu":
             model.to(self.device)
@@ -123,7 +126,14 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         self.n_outputs_ = n_outputs
 
     def _make_optimizer(self):
-        """The optimizer named by ``optimizer`` (or ``solver``) from tinynn.optim's table."""
+        """sklearn's update rule for solver 'sgd'/'adam'; with ``optimizer=`` the one named in tinynn.optim's
+        table (torch's rules)."""
+        params = self._model.parameters()
+        if self.optimizer is None and self.solver == "sgd":
+            return SklearnSGD(params, self.learning_rate_init, self.momentum, self.nesterovs_momentum)
+        if self.optimizer is None:
+            return SklearnAdam(params, lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
+                               eps=self.epsilon)
         return optim.make(self.optimizer or self.solver, self._model.parameters(), lr=self.learning_rate_init,
                           momentum=self.momentum, beta=self.momentum,
                           nesterov=bool(self.nesterovs_momentum and self.momentum > 0),
@@ -169,6 +179,13 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         return ops.act_forward(Z, act.kind, act.alpha, out=Z)
 
     @property
+    def _optimizer(self):
+        """sklearn's attribute name: the optimizer's current learning rate as ``learning_rate``."""
+        if not hasattr(self, "_opt"):
+            raise AttributeError("_optimizer: no stochastic fit yet")
+        return types.SimpleNamespace(learning_rate=self._opt.lr)
+
+    @property
     def coefs_(self):
         if not hasattr(self, "_linears"):
             raise AttributeError("coefs_: the estimator is not fitted yet")
@@ -197,15 +214,13 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
         T, n_outputs = self._targets(y, incremental, first_pass)
+        self._rs = _random_state(self.random_state)                     # as sklearn: at every fit
         if first_pass:
-            self._rng = _as_generator(self.random_state)
             self._dtype_ = X.dtype
             self._build(X.shape[1], n_outputs, self._dtype_)
             self.n_iter_ = 0
             self.t_ = 0
             self._init_curves()
-        elif not hasattr(self, "_rng"):
-            self._rng = _as_generator(self.random_state)
         if T.dtype.kind == "f":
             T = T.astype(self._dtype_)
         if self.solver == "lbfgs":
@@ -213,9 +228,13 @@ class _BaseMLP(FilesMixin, BaseEstimator):
                       X, T, sample_weight)
         else:
             self._fit_stochastic(X, T, y, sample_weight, incremental)
+        if not np.isfinite(ops.sumsq(self._model.flat.data)):
+            raise DivergenceError("Solver produced non-finite parameter weights. The input data may contain large "
+                                  "values and need to be preprocessed.")
         return self
 
     def _init_curves(self):
+        self._best = Trainer.capture(self._model)                        # sklearn's _best_coefs start here
         if self.solver == "lbfgs":
             return
         self.loss_curve_ = []
@@ -224,7 +243,6 @@ class _BaseMLP(FilesMixin, BaseEstimator):
             self.validation_scores_ = []
             self.validation_loss_curve_ = []
             self.best_validation_score_ = -np.inf
-            self._best_val_loss = np.inf
             self.best_loss_ = None
         else:
             self.best_loss_ = np.inf
@@ -232,12 +250,13 @@ class _BaseMLP(FilesMixin, BaseEstimator):
             self.best_validation_score_ = None
 
     def _split(self, X, T, y_raw, sample_weight):
-        """sklearn's early-stopping split (stratified for single-output classification)."""
-        stratify = y_raw if (self._is_classifier and self.n_outputs_ == 1 or
-                             getattr(self, "_y_type", "") == "multiclass") else None
-        split_seed = int(self._rng.integers(2**31 - 1))
+        """sklearn's early-stopping split: its RandomState, stratified on the encoded target when there is
+        one output column (binary classification), as sklearn does."""
+        stratify = None
+        if self._is_classifier and self.n_outputs_ == 1:
+            stratify = np.asarray(T).reshape(len(T), -1) > 0.5
         sw = () if sample_weight is None else (sample_weight,)
-        parts = train_test_split(X, T, *sw, y_raw, random_state=split_seed, test_size=self.validation_fraction,
+        parts = train_test_split(X, T, *sw, y_raw, random_state=self._rs, test_size=self.validation_fraction,
                                  stratify=stratify)
         X_train, X_val, T_train, T_val = parts[:4]
         sw_train, sw_val = (parts[4], parts[5]) if sample_weight is not None else (None, None)
@@ -246,7 +265,17 @@ class _BaseMLP(FilesMixin, BaseEstimator):
                              "your dataset.")
         return (X_train, T_train, sw_train), (X_val, T_val, parts[-1], sw_val)
 
+    def _batch_size(self, n):
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+        return int(np.clip(self.batch_size, 1, n))
+
     def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental):
+        """sklearn's _fit_stochastic, epoch by epoch through the Trainer: the same draws from the same
+        RandomState (split, then one shuffle of the previous order per epoch: sklearn.utils.shuffle(order,
+        random_state=rs) is order[rs.permutation(n)], without its validation), the same stopping rule."""
         if not incremental or not hasattr(self, "_opt"):
             self._opt = self._make_optimizer()
             self._sched = None
@@ -255,18 +284,15 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         else:
             (X_train, T_train, sw_train), val = (X, T, sample_weight), None
         n = X_train.shape[0]
-        if self.batch_size == "auto":
-            bs = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            bs = int(np.clip(self.batch_size, 1, n))
+        bs = self._batch_size(n)
         if not incremental or self._sched is None:
             self._sched = self._make_schedule(-(-n // bs))
-        trainer = Trainer(self._model, self._loss_fn(), self._opt, self._sched, batch_size=bs, rng=self._rng,
-                          shuffle=self.shuffle, penalty=L2Penalty(self.alpha), epoch=self.n_iter_,
-                          samples_seen=self.t_)
+        rs = self._rs
+        trainer = Trainer(self._model, self._loss_fn(), self._opt, self._sched, batch_size=bs,
+                          shuffle=(lambda order: order[rs.permutation(len(order))]) if self.shuffle else False,
+                          penalty=L2Penalty(self.alpha), samples_seen=self.t_)
         self._val_loss = self._loss_fn()
+        self.n_iter_ = 0                                                   # sklearn counts each call's epochs
         bar = None
         try:
             for it in range(self.max_iter):
@@ -276,8 +302,10 @@ class _BaseMLP(FilesMixin, BaseEstimator):
                 try:
                     rec = trainer.train_epoch(X_train, T_train, sw_train, progress=bar)
                 except DivergenceError as e:
-                    raise DivergenceError(f"{type(self).__name__}: {e} (learning_rate_init="
-                                          f"{self.learning_rate_init}: try a lower learning_rate_init)") from None
+                    if val is None:
+                        raise self._divergence(e) from None
+                    self._diverged_with_validation(trainer)                # sklearn: nan score, stop
+                    break
                 self.n_iter_ += 1
                 self.loss_ = rec["train_loss"]
                 self.t_ += n
@@ -302,7 +330,7 @@ class _BaseMLP(FilesMixin, BaseEstimator):
                     self._no_improvement_count = 0
                 if incremental:
                     break
-                if it == self.max_iter - 1:
+                if self.n_iter_ == self.max_iter:
                     warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                                   "optimization hasn't converged yet.", ConvergenceWarning)
         except KeyboardInterrupt:
@@ -312,15 +340,30 @@ class _BaseMLP(FilesMixin, BaseEstimator):
         finally:
             if bar is not None:
                 bar.close()
-        if val and self.restore_best_weights and hasattr(self, "_best"):
+        if val and self.restore_best_weights:
             trainer.restore(self._best)
+
+    def _divergence(self, e):
+        value = getattr(e, "value", None)
+        head = "Solver produced non-finite parameter weights. The input data may contain large values and need to " \
+               "be preprocessed. " if value is None or not np.isfinite(value) else ""
+        return DivergenceError(f"{head}{type(self).__name__}: {e} (learning_rate_init={self.learning_rate_init}: "
+                               "try a lower learning_rate_init)")
+
+    def _diverged_with_validation(self, trainer):
+        """A diverging fit with early stopping ends there, as sklearn's would: nan is that epoch's validation
+        score, and the best finite parameters are kept (restored after the loop)."""
+        self.n_iter_ += 1
+        self.t_ += 0
+        self.loss_ = float("nan")
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(float("nan"))
+        self.validation_loss_curve_.append(float("nan"))
+        self._no_improvement_count += 1
 
     def _update_no_improvement_count(self, val):
         """sklearn's rule: no improvement = validation score below best + tol (or training loss above
-        best - tol). One addition: a validation score *equal* to the best, with a validation loss lower by
-        more than tol, counts as an improvement (and as a new best). Accuracy on a small validation set
-        moves in steps of 1/n_val and plateaus while the model still improves; sklearn then stops early
-        and, on load_digits, sometimes 10 points short."""
+        best - tol); the best validation score's parameters are kept."""
         if val is None:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -329,29 +372,30 @@ class _BaseMLP(FilesMixin, BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
             return
         X_val, T_val, y_val, sw_val = val
-        score = self._score(X_val, y_val, sample_weight=sw_val)
+        score = self._score_arrays(X_val, y_val, sample_weight=sw_val)
         self.validation_scores_.append(score)
-        val_loss = self._val_loss(predict_raw(self._model, X_val), T_val, sw_val)
-        self.validation_loss_curve_.append(val_loss)
-        best_loss = getattr(self, "_best_val_loss", np.inf)
-        tie_better = score >= self.best_validation_score_ and val_loss < best_loss - self.tol
-        if score < self.best_validation_score_ + self.tol and not tie_better:
+        self.validation_loss_curve_.append(self._val_loss(predict_raw(self._model, X_val), T_val, sw_val))
+        if score < self.best_validation_score_ + self.tol:
             self._no_improvement_count += 1
         else:
             self._no_improvement_count = 0
-        if score > self.best_validation_score_ or (score == self.best_validation_score_ and val_loss < best_loss):
+        if score > self.best_validation_score_:
             self.best_validation_score_ = score
-            self._best_val_loss = val_loss
             self._best = Trainer.capture(self._model)
+
+    def _score_arrays(self, X, y, sample_weight=None):
+        """sklearn's _score_with_function: the score on validated arrays (no feature-name check); nan when a
+        prediction is not finite."""
+        pred = self._predict_arrays(X)
+        if np.issubdtype(np.asarray(pred).dtype, np.floating) and not np.all(np.isfinite(pred)):
+            return float("nan")
+        return float(self._score_function(y, pred, sample_weight=sample_weight))
 
     def _check_solver(self):
         if self.solver not in ("sgd", "adam"):
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
                                  "stochastic.")
         return True
-
-    def _score(self, X, y, sample_weight=None):
-        raise NotImplementedError
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -39,11 +39,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self.classes_ = np.arange(y.shape[1])
                 self._y_type = "multilabel"
             else:
-                self.classes_ = unique_labels(y)
-                if len(self.classes_) < 2:
-                    raise ValueError(f"MLPClassifier needs samples of at least 2 classes in the data, but the data "
-                                     f"contains only one class: {self.classes_[0]!r}")
-                self._y_type = "binary" if len(self.classes_) == 2 else "multiclass"
+                self.classes_ = unique_labels(y)                     # one class: fitted as sklearn does
+                self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
         else:
             classes = unique_labels(y)
             if self._y_type == "multilabel":
@@ -89,9 +86,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 self._y_type = "multilabel"
             else:
                 self.classes_ = unique_labels(classes)
-                self._y_type = "binary" if len(self.classes_) == 2 else "multiclass"
-                if len(self.classes_) < 2:
-                    raise ValueError("partial_fit needs at least 2 classes in `classes`")
+                self._y_type = "binary" if len(self.classes_) <= 2 else "multiclass"
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"`classes={classes}` is not the same as on the first call to partial_fit, "
                              f"which was {self.classes_}")
@@ -115,16 +110,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         """Predicted classes (n_samples,), or a (n_samples, n_labels) indicator for multi-label targets."""
         check_is_fitted(self)
-        X = self._validate_X(X)
+        return self._predict_arrays(self._validate_X(X))
+
+    def _predict_arrays(self, X):
         P = self._forward_pass_fast(X)
         if self._y_type == "multilabel":
             return (P > 0.5).astype(int)
         if self._y_type == "binary":
-            return self.classes_[(P[:, 0] > 0.5).astype(int)]
+            return self.classes_[np.minimum((P[:, 0] > 0.5).astype(int), len(self.classes_) - 1)]
         return self.classes_[np.argmax(P, axis=1)]
 
-    def _score(self, X, y, sample_weight=None):
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(accuracy_score)
 
     def _save_extra(self, arrays, fitted):
         classes = np.asarray(self.classes_)

@@ -1,4 +1,10 @@
-"""Estimator files: one .npz of plain arrays + JSON in tinynn's one state layout (``tinynn.io.pack_state``)."""
+"""Estimator files: one .npz of plain arrays + JSON in tinynn's one state layout (``tinynn.io.pack_state``).
+
+``load`` validates the whole file against the format before it builds anything: every metadata entry it
+reads (present, of its type and range; names from tinynn's tables), the architecture those entries describe,
+every array against it (names, float dtype, shapes, finite values), ``classes_`` against ``n_outputs_`` and
+``out_activation_``. Every refusal is a ``tinynn.errors.FileFormatError`` (a ValueError) naming the file and
+what is wrong with it."""
 from __future__ import annotations
 
 import numbers
@@ -6,10 +12,17 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .. import io
+from .. import init as _init
+from .. import io, optim, schedules
+from ..errors import FileFormatError
+from ..layers import ACTIVATIONS
 
 _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 _BESTS = ("best_loss_", "best_validation_score_")
+_FITTED = ("n_iter_", "n_layers_", "n_outputs_", "out_activation_", "n_features_in_", "dtype_", "loss_", "t_",
+           "has_optimizer") + _CURVES + _BESTS
+_CLASSIFIER_FITTED = ("y_type", "classes_object")
+_Y_TYPES = {"binary": "logistic", "multiclass": "softmax", "multilabel": "logistic"}   # y_type -> out_activation_
 
 
 class FilesMixin:
@@ -21,13 +34,16 @@ class FilesMixin:
         params = self.get_params()
         rs = params["random_state"]
         params["random_state"] = rs if rs is None or isinstance(rs, numbers.Integral) else None
+        if params["random_state"] is not None:
+            params["random_state"] = int(params["random_state"])
         params["hidden_layer_sizes"] = self._hidden()
         if params["dtype"] is not None:
             params["dtype"] = np.dtype(params["dtype"]).name
         if callable(params["init"]):
             raise ValueError("save: a callable init cannot be written to a file; use an init name")
         # optimizer state too: partial_fit after load continues exactly
-        arrays, meta = io.pack_state(self._model, getattr(self, "_opt", None), rngs={"estimator": self._rng})
+        # the estimator's RandomState is re-made from random_state at every fit (as sklearn): not saved
+        arrays, meta = io.pack_state(self._model, getattr(self, "_opt", None))
         fitted = {"n_iter_": self.n_iter_, "n_layers_": self.n_layers_, "n_outputs_": self.n_outputs_,
                   "out_activation_": self.out_activation_, "n_features_in_": self.n_features_in_,
                   "dtype_": np.dtype(self._dtype_).name, "loss_": getattr(self, "loss_", None),
@@ -49,24 +65,56 @@ class FilesMixin:
 
     @classmethod
     def load(cls, path):
-        """A fitted estimator from ``save``'s file; read with allow_pickle=False (nothing is unpickled)."""
-        from ._base import _as_generator
+        """A fitted estimator from ``save``'s file; read with allow_pickle=False (nothing is unpickled).
+
+        Raises FileNotFoundError for a missing file and ``tinynn.errors.FileFormatError`` (a ValueError) naming
+        the file and what is wrong for anything else: see docs/refusals.md."""
+        from ..training import Trainer
+        from ._base import _random_state
 
         arrays, meta = io.load_npz(path, kind=cls._KIND)
-        params = meta["params"]
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
-        if params.get("dtype") is not None:
-            params["dtype"] = np.dtype(params["dtype"])
-        est = cls(**params)
-        fitted = dict(meta["fitted"])
-        est._rng = _as_generator(params["random_state"])
+        path = meta.source
+        r = io.MetaReader(path, meta)
+        params = _read_params(cls, r.sub("params"))
+        fitted = _read_fitted(cls, r.sub("fitted"), params)
+        dtype = np.dtype(fitted["dtype_"])
+        # the arrays, against the architecture the metadata describes: before anything is built
+        sizes = [fitted["n_features_in_"]] + list(params["hidden_layer_sizes"]) + [fitted["n_outputs_"]]
+        io.check_model_arrays(path, arrays, io.mlp_state_layout(sizes, params["batch_norm"], params["dropout"]),
+                              dtype)
+        allowed = {k for k in arrays if k.startswith(("model/", "optim/"))} | {"feature_names_in_"}
+        if cls._is_classifier:
+            _check_classes(path, arrays, fitted)
+            allowed.add("classes_")
+        extra = sorted(set(arrays) - allowed)
+        if extra:
+            raise FileFormatError(path, f"unexpected array(s) {extra} in a {cls._KIND} file")
+        if not fitted["has_optimizer"] and any(k.startswith("optim/") for k in arrays):
+            raise FileFormatError(path, "the file holds optimizer arrays but its metadata says has_optimizer: false")
+        if "feature_names_in_" in arrays:
+            names = arrays["feature_names_in_"]
+            if names.dtype.kind != "U" or names.shape != (fitted["n_features_in_"],):
+                raise FileFormatError(path, f"array 'feature_names_in_' must hold {fitted['n_features_in_']} "
+                                            f"strings (n_features_in_), got a {names.dtype} array of shape "
+                                            f"{names.shape}")
+
+        est = cls(**{k: tuple(v) if k == "hidden_layer_sizes" else v for k, v in params.items()})
+        if params["dtype"] is not None:
+            est.dtype = np.dtype(params["dtype"])
+        try:
+            est._validate_params()                         # sklearn's constraints, the last word on parameters
+        except (ValueError, TypeError) as e:
+            raise FileFormatError(path, f"metadata entry params: {e}") from None
+        fitted = dict(fitted)
+        est._rs = _random_state(params["random_state"])
         est._dtype_ = np.dtype(fitted.pop("dtype_"))
         est._load_extra(arrays, fitted)
         est._build(fitted["n_features_in_"], fitted["n_outputs_"], est._dtype_)
         if fitted.pop("has_optimizer"):
             est._opt = est._make_optimizer()
             est._sched = None
-        io.unpack_state(arrays, meta, est._model, getattr(est, "_opt", None), rngs={"estimator": est._rng})
+        io.unpack_state(arrays, meta, est._model, getattr(est, "_opt", None))
+        est._best = Trainer.capture(est._model)            # a warm-started fit's best weights start here
         for k, v in fitted.items():
             if v is not None or k in ("validation_scores_", "best_validation_score_", "best_loss_"):
                 setattr(est, k, v)
@@ -76,3 +124,90 @@ class FilesMixin:
 
     def _load_extra(self, arrays, fitted):
         pass
+
+
+def _read_params(cls, p: io.MetaReader) -> dict:
+    """The constructor arguments, each present (no silent defaults), typed, names from tinynn's tables."""
+    names = set(cls().get_params())
+    missing = sorted(names - set(p.meta))
+    if missing:
+        p.fail(f"metadata entr{'y' if len(missing) == 1 else 'ies'} {', '.join('params.' + m for m in missing)} "
+               "missing")
+    p.only(names)
+    hidden = p.list("hidden_layer_sizes")
+    for i, h in enumerate(hidden):
+        if not io._is_int(h) or h < 1:
+            p.fail(f"{p.name('hidden_layer_sizes')}[{i}] must be a positive integer, got {h!r}")
+    p.str("activation", ACTIVATIONS, table=" (tinynn.ACTIVATIONS)")
+    p.str("solver", ("lbfgs", "sgd", "adam"))
+    init = p.str("init")
+    if init != "auto" and init not in _init.INITIALIZERS:
+        p.fail(f"{p.name('init')} is {init!r}, expected 'auto' or one of {sorted(_init.INITIALIZERS)} "
+               "(tinynn.init.INITIALIZERS)")
+    p.str("optimizer", optim.OPTIMIZERS, null=True, table=" (tinynn.optim.OPTIMIZERS)")
+    p.str("lr_schedule", schedules.SCHEDULES, null=True, table=" (tinynn.schedules.SCHEDULES)")
+    p.str("dtype", io.FLOAT_DTYPES, null=True)
+    p.str("device", ("cpu", "cuda"))
+    p.bool("batch_norm")
+    p.number("dropout", lo=0, hi=1, hi_open=True)
+    p.int("random_state", lo=0, hi=2**32 - 1, null=True)
+    return dict(p.meta)
+
+
+def _read_fitted(cls, f: io.MetaReader, params) -> dict:
+    f.only(_FITTED + (_CLASSIFIER_FITTED if cls._is_classifier else ()))
+    hidden = params["hidden_layer_sizes"]
+    out = {"n_iter_": f.int("n_iter_", lo=0),
+           "n_layers_": f.int("n_layers_", lo=2),
+           "n_outputs_": f.int("n_outputs_", lo=1),
+           "n_features_in_": f.int("n_features_in_", lo=1),
+           "dtype_": f.str("dtype_", io.FLOAT_DTYPES),
+           "loss_": f.number("loss_", null=True, default=None, finite=False, nan=True),
+           "t_": f.int("t_", lo=0),
+           "has_optimizer": f.bool("has_optimizer")}
+    if out["n_layers_"] != len(hidden) + 2:
+        f.fail(f"{f.name('n_layers_')} is {out['n_layers_']}, but params.hidden_layer_sizes {hidden} gives "
+               f"{len(hidden) + 2} layers")
+    for name in _CURVES:                       # statistics: a fit stopped by divergence records nan (as sklearn)
+        out[name] = f.numbers(name, null=True, finite=False, nan=True)
+    for name in _BESTS:
+        out[name] = f.number(name, finite=False, nan=True, null=True)
+    if out["has_optimizer"]:
+        name = params["optimizer"] or params["solver"]
+        if name not in optim.OPTIMIZERS:
+            f.fail(f"{f.name('has_optimizer')} is true, but the estimator's optimizer {name!r} is not one of "
+                   f"{sorted(optim.OPTIMIZERS)} (solver='lbfgs' keeps no optimizer state)")
+    if cls._is_classifier:
+        out["y_type"] = f.str("y_type", _Y_TYPES)
+        out["classes_object"] = f.bool("classes_object")
+        want = _Y_TYPES[out["y_type"]]
+    else:
+        want = "identity"
+    out["out_activation_"] = f.str("out_activation_", (want,))
+    return out
+
+
+def _check_classes(path, arrays, fitted):
+    """classes_: 1-D, unique and sorted, plain numbers or strings, fitting the output layer."""
+    if "classes_" not in arrays:
+        raise FileFormatError(path, "array 'classes_' is missing (an MLPClassifier file holds its classes)")
+    c = arrays["classes_"]
+    y_type, n_out = fitted["y_type"], fitted["n_outputs_"]
+    if c.ndim != 1 or c.dtype.kind not in "biufU":
+        raise FileFormatError(path, f"array 'classes_' must be a 1-D array of numbers or strings, got a {c.dtype} "
+                                    f"array of shape {c.shape}")
+    if fitted["classes_object"] and c.dtype.kind != "U":
+        raise FileFormatError(path, f"array 'classes_' has dtype {c.dtype}, but classes_object says strings")
+    if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+        raise FileFormatError(path, "array 'classes_' holds NaN or infinite values")
+    if c.size > 1 and not np.all(c[1:] > c[:-1]):
+        raise FileFormatError(path, "array 'classes_' must be sorted and without repeats (as np.unique gives them)")
+    want = {"binary": (min(len(c), 2), 1), "multiclass": (n_out, n_out), "multilabel": (n_out, n_out)}[y_type]
+    if (len(c), n_out) != want or (y_type == "multiclass" and len(c) < 3) or len(c) < 1:
+        expect = ("1 or 2 classes and 1 output" if y_type == "binary" else
+                  f"as many classes as outputs ({n_out}{', at least 3' if y_type == 'multiclass' else ''})")
+        raise FileFormatError(path, f"array 'classes_' has {len(c)} classes but the output layer has {n_out} "
+                                    f"output(s): a {y_type} classifier has {expect}")
+    if y_type == "multilabel" and not (c.dtype.kind in "iu" and np.array_equal(c, np.arange(len(c)))):
+        raise FileFormatError(path, f"array 'classes_' of a multilabel classifier must be 0..{len(c) - 1}, "
+                                    f"got {c.tolist()}")

@@ -65,9 +65,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """Predictions, (n_samples,) for one output, else (n_samples, n_outputs)."""
         check_is_fitted(self)
-        X = self._validate_X(X)
+        return self._predict_arrays(self._validate_X(X))
+
+    def _predict_arrays(self, X):
         Y = self._forward_pass_fast(X)
         return Y[:, 0].copy() if Y.shape[1] == 1 else Y
 
-    def _score(self, X, y, sample_weight=None):
-        return r2_score(y, self.predict(X), sample_weight=sample_weight)
+    _score_function = staticmethod(r2_score)
