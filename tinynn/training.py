@@ -30,6 +30,7 @@ from .errors import DivergenceError, DivergenceGuard
 from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from .losses import SoftmaxCrossEntropy
 from .model import Sequential
+from .sparse import is_scipy_sparse
 
 PREDICT_CHUNK = 4096                      # rows per forward pass in prediction and evaluation
 
@@ -163,8 +164,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ the step
     def on_device(self, a):
-        """A host batch on the model's device (itself on the CPU)."""
-        return a if self.device == "cpu" else kernels.to_device(np.ascontiguousarray(a), self.device)
+        """A host batch on the model's device (itself on the CPU; sparse batches go as they are: the first
+        Linear places them)."""
+        return a if self.device == "cpu" or is_scipy_sparse(a) else kernels.to_device(np.ascontiguousarray(a), self.device)
 
     def loss_and_grad(self, Xb, Tb, sample_weight=None, n_global=None, weight_sum=None):
         """Forward, loss, backward (+ reduction across processes, + penalty): the batch's objective, with its
@@ -220,14 +222,17 @@ class Trainer:
         bs = min(self.batch_size, n)
         self.snapshot()
         self.model.train()
-        xbuf = np.empty((bs,) + X.shape[1:], X.dtype)
+        sparse = is_scipy_sparse(X)
+        xbuf = None if sparse else np.empty((bs,) + X.shape[1:], X.dtype)
         tbuf = np.empty((bs,) + T.shape[1:], T.dtype)
         count_correct = accuracy and self.device == "cpu" and T.ndim == 1 and T.dtype.kind in "iu"
         pred = np.empty(bs, np.int64) if count_correct else None
         total, seen, correct = 0.0, 0, 0
         for step, idx in enumerate(self.batches(n)):
             local = self.strategy.shard(idx)
-            if len(local) == bs:                           # gather into reused buffers (mode="clip": unbuffered)
+            if sparse:
+                Xb, Tb = X[local], T[local]                # CSR rows: the first Linear takes them as they are
+            elif len(local) == bs:                           # gather into reused buffers (mode="clip": unbuffered)
                 Xb = np.take(X, local, axis=0, out=xbuf, mode="clip")
                 Tb = np.take(T, local, axis=0, out=tbuf, mode="clip")
             else:
@@ -325,8 +330,9 @@ def predict_raw(model, X, chunk=PREDICT_CHUNK):
         out = None
         for s in range(0, X.shape[0], chunk):
             xb = X[s:s + chunk]
-            Z = kernels.to_host(model.forward(xb if model.device == "cpu" else kernels.to_device(
-                np.ascontiguousarray(xb), model.device)))
+            if model.device != "cpu" and not is_scipy_sparse(xb):
+                xb = kernels.to_device(np.ascontiguousarray(xb), model.device)
+            Z = kernels.to_host(model.forward(xb))
             if out is None:
                 out = np.empty((X.shape[0],) + Z.shape[1:], Z.dtype)
             out[s:s + chunk] = Z

@@ -30,6 +30,7 @@ from .. import optim, schedules
 from ..errors import DivergenceError
 from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from ..model import Sequential
+from ..sparse import is_scipy_sparse
 from ..training import L2Penalty, Trainer, predict_raw
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
@@ -155,19 +156,22 @@ class _BaseMLP(FilesMixin, BaseEstimator):
 
     def _validate_X(self, X):
         """Prediction input: sklearn's checks (finite, 2-D, dense, feature count), in the model's dtype."""
-        X = validate_data(self, X, reset=False, accept_sparse=False, dtype=self._dtype_)
-        return np.ascontiguousarray(X)
+        X = validate_data(self, X, reset=False, accept_sparse=["csr", "csc"], dtype=self._dtype_)
+        return X.tocsr() if is_scipy_sparse(X) else np.ascontiguousarray(X)
 
     def _validate_X_y(self, X, y, reset):
         fitted = None if reset else getattr(self, "_dtype_", None)
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse=False, multi_output=True,
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=["csr", "csc"], multi_output=True,
                              y_numeric=not self._is_classifier,
                              dtype=fitted if fitted is not None else (np.float64, np.float32))
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self._is_classifier:
             check_classification_targets(y)
-        return np.ascontiguousarray(X, dtype=fitted if fitted is not None else self._fit_dtype(X)), y
+        dtype = fitted if fitted is not None else self._fit_dtype(X)
+        if is_scipy_sparse(X):                                        # CSR rows, never densified
+            return X.tocsr().astype(dtype, copy=False), y
+        return np.ascontiguousarray(X, dtype=dtype), y
 
     # ------------------------------------------------------------------ outputs
     def _forward_pass_fast(self, X):
@@ -399,5 +403,5 @@ class _BaseMLP(FilesMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
