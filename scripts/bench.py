@@ -332,6 +332,67 @@ def machine():
             "blas": blas}
 
 
+# --------------------------------------------------------------------------- sparse input
+def sparse_data(n, d, density, n_classes=20, seed=0, dtype=np.float64):
+    """A TF-IDF-like CSR matrix (n, d): about density·d nonzeros per row, positive values, rows L2-normalised;
+    labels from a hidden linear model on the same features (so there is something to learn)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    per_row = rng.poisson(density * d, n).clip(1)
+    indptr = np.concatenate([[0], np.cumsum(per_row)])
+    indices = rng.integers(0, d, indptr[-1])
+    data = rng.exponential(1.0, indptr[-1])
+    X = sp.csr_matrix((data, indices, indptr), shape=(n, d))
+    X.sum_duplicates()
+    X = X.multiply(1.0 / np.sqrt(X.multiply(X).sum(axis=1))).tocsr().astype(dtype)
+    W = rng.standard_normal((d, n_classes))
+    y = np.asarray(np.argmax(X @ W, axis=1)).ravel()
+    return X, y
+
+
+def sparse_child(peer, n, d, density, hidden, epochs, dtype):
+    """Run in a fresh process: epoch seconds (partial_fit epochs) and peak RSS of one estimator on sparse X."""
+    import resource
+
+    X, y = sparse_data(n, d, density, dtype=np.dtype(dtype))
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if peer == "sklearn":
+        from sklearn.neural_network import MLPClassifier
+    else:
+        from tinynn import MLPClassifier
+    est = MLPClassifier(hidden_layer_sizes=(hidden,), random_state=0)
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        est.partial_fit(X, y, classes=np.unique(y))
+        times.append(time.perf_counter() - t)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"epochs_s": times, "loss": float(est.loss_), "train_accuracy": float(est.score(X[:2000], y[:2000])),
+            "peak_rss_mib": peak, "rss_after_data_mib": base, "X_nnz": int(X.nnz),
+            "X_mib": (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20,
+            "dense_X_would_be_mib": n * d * np.dtype(dtype).itemsize / 2**20}
+
+
+def sparse_compare(n, d, density, hidden, epochs):
+    """sklearn's and tinynn's MLPClassifier on the same sparse data, each in its own process."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = {"n": n, "d": d, "density": density, "hidden": hidden, "peers": {}}
+    for peer, dtype in (("sklearn", "float64"), ("tinynn", "float64"), ("tinynn", "float32")):
+        code = (f"import sys, json; sys.path.insert(0, {here!r}); import bench; "
+                f"print(json.dumps(bench.sparse_child({peer!r}, {n}, {d}, {density}, {hidden}, {epochs}, "
+                f"{dtype!r})))")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr[-2000:])
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        out["peers"][f"{peer} {dtype}"] = res
+        print(f"sparse {n}x{d} density {density}: {peer:8s} {dtype}: epochs {['%.1f' % t for t in res['epochs_s']]} s, "
+              f"peak RSS {res['peak_rss_mib']:.0f} MiB (X {res['X_mib']:.0f} MiB; dense X would be "
+              f"{res['dense_X_would_be_mib']:.0f} MiB), loss {res['loss']:.4f}")
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
@@ -345,7 +406,20 @@ def main(argv=None):
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--no-jit", action="store_true")
     ap.add_argument("--out", default="runs/bench.json")
+    ap.add_argument("--sparse", default=None, metavar="N,D,DENSITY",
+                    help="instead: sklearn's vs tinynn's MLPClassifier on sparse CSR input, e.g. 20000,262144,1e-3")
+    ap.add_argument("--sparse-hidden", type=int, default=100)
+    ap.add_argument("--sparse-epochs", type=int, default=3)
     args = ap.parse_args(argv)
+    if args.sparse:
+        n, d, density = args.sparse.split(",")
+        result = {"machine": machine(), "sparse": sparse_compare(int(n), int(d), float(density), args.sparse_hidden,
+                                                                 args.sparse_epochs)}
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {args.out}")
+        return
     try:
         import threadpoolctl
 

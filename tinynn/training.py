@@ -285,8 +285,15 @@ class Trainer:
                 kernels.assign(getattr(l, s), next(it))
 
     def snapshot(self):
-        """Keep a copy of the parameters and running statistics (restored by ``rollback``)."""
-        self._snapshot = self.capture(self.model)
+        """Keep a copy of the parameters and running statistics (restored by ``rollback``); the copy's buffer
+        is reused from epoch to epoch."""
+        flat = self.model.flat.data
+        if self._snapshot is None or self._snapshot[0].shape != flat.shape:
+            self._snapshot = self.capture(self.model)
+            return
+        kernels.assign(self._snapshot[0], flat)
+        self._snapshot = (self._snapshot[0], [np.array(kernels.to_host(getattr(l, s))) for l in self.model.layers
+                                              for s in l._state_names])
 
     def rollback(self):
         """Back to the last snapshot (the start of the current epoch)."""
