@@ -97,6 +97,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         check_is_fitted(self)
         X = self._validate_X(X)
         P = self._forward_pass_fast(X)
+        if len(self.classes_) == 1:                      # one class seen: certain (sklearn gives 2 columns)
+            return np.ones((X.shape[0], 1), dtype=P.dtype)
         if self._y_type == "binary":
             p = P[:, 0]
             return np.vstack([1 - p, p]).T
