@@ -75,6 +75,20 @@ def test_rmsprop_worked():
     np.testing.assert_allclose(got, [1 - 0.005 / (0.05 + 1e-8), -2 - 0.0025 / (0.025 + 1e-8)], rtol=1e-12)
 
 
+def test_adadelta_worked():
+    # ρ = 0.9, ε = 1e-6, g = (0.5, 0.25):  s = 0.1 g² = (0.025, 0.00625);  Δ = √(0 + ε)/√(s + ε) g
+    #   Δ₁ = 1e-3 · 0.5 / √0.025001 = 3.16221...e-3,  Δ₂ = 1e-3 · 0.25 / √0.006251 = 3.16202...e-3
+    # (Zeiler's first step is ≈ √ε/√(1-ρ) = 3.16e-3 whatever |g|: the units come from the RMS ratio)
+    got = one_step(lambda p: optim.Adadelta(p))
+    np.testing.assert_allclose(got, [1 - 1e-3 * 0.5 / math.sqrt(0.025001), -2 - 1e-3 * 0.25 / math.sqrt(0.006251)],
+                               rtol=1e-13)
+    assert 1 - got[0] == pytest.approx(math.sqrt(1e-6 / 0.1), rel=1e-4)
+    # step 2, same g: a = 0.1 Δ₁²;  s = 0.19 g²;  Δ = √(a + ε)/√(s + ε) g
+    d1 = 1e-3 * 0.5 / math.sqrt(0.025001)
+    d2 = math.sqrt(0.1 * d1 ** 2 + 1e-6) / math.sqrt(0.19 * 0.25 + 1e-6) * 0.5
+    assert one_step(lambda p: optim.Adadelta(p), steps=2)[0] == pytest.approx(1 - d1 - d2, rel=1e-13)
+
+
 def test_adam_worked():
     # m = 0.1 g, v = 0.001 g², bc1 = 0.1, bc2 = 0.001:  θ -= (0.1/0.1) · 0.1g / (|g| + 1e-8) ≈ 0.1 sign(g)
     got = one_step(lambda p: optim.Adam(p, lr=0.1))
@@ -143,6 +157,19 @@ def rec_rmsprop(lr=1e-2, alpha=0.99, eps=1e-8, wd=0.0, momentum=0.0, centered=Fa
     return np.array(out)
 
 
+def rec_adadelta(lr=1.0, rho=0.9, eps=1e-6, wd=0.0, steps=12):
+    """Zeiler's rule with torch's lr multiplier: s = ρs + (1-ρ)g²; Δ = √(a+ε)/√(s+ε) g; a = ρa + (1-ρ)Δ²."""
+    th, s, a, out = THETA0.copy(), 0.0, 0.0, []
+    for _ in range(steps):
+        g = grad(th) + wd * th
+        s = rho * s + (1 - rho) * g ** 2
+        step = np.sqrt(a + eps) / np.sqrt(s + eps) * g
+        a = rho * a + (1 - rho) * step ** 2
+        th = th - lr * step
+        out.append(th)
+    return np.array(out)
+
+
 def rec_momentum(lr, beta, unbias=False, nesterov=False, steps=12):
     """The lecture's definition, with the gradient literally evaluated at the look-ahead θ - ηβu."""
     th, u, out = THETA0.copy(), 0.0, []
@@ -175,6 +202,9 @@ TRAJECTORIES = [
     ("momentum-unbias", lambda p: optim.Momentum(p, lr=0.1, beta=0.9, unbias=True), lambda: rec_momentum(0.1, 0.9, True)),
     ("momentum-nesterov", lambda p: optim.Momentum(p, lr=0.1, beta=0.9, nesterov=True),
      lambda: rec_momentum(0.1, 0.9, nesterov=True)),
+    ("adadelta", lambda p: optim.Adadelta(p), lambda: rec_adadelta()),
+    ("adadelta-all", lambda p: optim.Adadelta(p, lr=0.5, rho=0.95, eps=1e-3, weight_decay=0.1),
+     lambda: rec_adadelta(0.5, 0.95, 1e-3, 0.1)),
 ]
 
 
@@ -194,6 +224,7 @@ TORCH = [
     ("RMSprop", dict(lr=0.01)), ("RMSprop", dict(lr=0.01, momentum=0.9, centered=True, weight_decay=0.05)),
     ("Adam", dict(lr=0.1)), ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     ("Adam", dict(lr=0.1, amsgrad=True)), ("AdamW", dict(lr=0.1)), ("AdamW", dict(lr=0.1, weight_decay=0.3, amsgrad=True)),
+    ("Adadelta", dict()), ("Adadelta", dict(lr=0.5, rho=0.95, eps=1e-3, weight_decay=0.1)), ("Adadelta", dict(rho=0.0)),
 ]
 
 
@@ -372,3 +403,53 @@ def test_layer_api_adam_trains_mnist(mnist_path):
             opt.step()
     model.eval()
     assert np.mean(np.argmax(model.forward(Xt), axis=1) == yt) >= 0.95
+
+
+# --------------------------------------------------------------------------- Adadelta extras
+def test_adadelta_state_dict_round_trip():
+    """6 steps straight == 3 steps, state_dict into a fresh optimizer (with another lr), 3 more steps."""
+    full = run(lambda p: optim.Adadelta(p, lr=0.7), steps=6, flat=True)
+    p = tn.Parameter(THETA0.copy())
+    tn.parameter.FlatParameters([p])
+    opt = optim.Adadelta([p], lr=0.7)
+    for _ in range(3):
+        p.grad[...] = grad(p.data)
+        opt.step()
+    sd = opt.state_dict()
+    assert set(sd) == {"t", "lr", "square_avg.0", "acc_delta.0"} and sd["square_avg.0"].shape == (3,)
+    p2 = tn.Parameter(p.data.copy())
+    opt2 = optim.Adadelta([p2], lr=0.1).load_state_dict(sd)
+    assert opt2.lr == 0.7 and opt2.t == 3
+    for _ in range(3):
+        p2.grad[...] = grad(p2.data)
+        opt2.step()
+    np.testing.assert_array_equal(p2.data, full[-1])
+    with pytest.raises(ValueError, match="acc_delta.0"):
+        optim.Adadelta([tn.Parameter(np.zeros(3))]).load_state_dict({k: v for k, v in sd.items() if k != "acc_delta.0"})
+
+
+def test_adadelta_model_flat_equals_per_tensor():
+    """The whole-model single call (flat buffer) and one call per tensor give the same parameters."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((16, 5)), rng.integers(0, 3, 16)
+    out = []
+    for flat in (True, False):
+        m = tn.Sequential(tn.Linear(5, 4, dtype=np.float64, rng=0), tn.Tanh(), tn.Linear(4, 3, dtype=np.float64, rng=1))
+        params = m.parameters() if flat else m.parameters()[::-1]     # another order: not the flat group
+        opt = optim.Adadelta(params, weight_decay=0.01)
+        assert (opt._group is not None) == flat
+        loss = tn.SoftmaxCrossEntropy()
+        for _ in range(4):
+            opt.zero_grad()
+            loss(m.forward(X), y)
+            m.backward(loss.backward())
+            opt.step()
+        out.append(m.flat.data.copy())
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-14, atol=1e-15)
+
+
+def test_adadelta_registered_and_validated():
+    assert optim.OPTIMIZERS["adadelta"] is optim.Adadelta
+    for bad in (dict(rho=1.5), dict(rho=-0.1), dict(eps=-1.0), dict(weight_decay=float("inf")), dict(lr=-1.0)):
+        with pytest.raises(ValueError, match="Adadelta: " + list(bad)[0]):
+            optim.Adadelta([tn.Parameter(np.zeros(2))], **bad)

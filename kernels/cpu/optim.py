@@ -37,7 +37,7 @@ def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     T = p.dtype.type
     lr_, mu, damp, wd_, tiny = T(lr), T(momentum), T(1 - dampening), T(wd), T(np.finfo(p.dtype).tiny)
     for i in prange(p.size):
-        d = g[i] + wd_ * p[i]                                 # d = g + λθ
+        d = g[i] + wd_ * p[i] if wd != 0 else g[i]           # d = g + λθ (no 0·θ: a NaN θ stays out of b)
         if momentum != 0:
             b = ftz(d if first else mu * buf[i] + damp * d, tiny)   # b = d (first step) or μb + (1-τ)d
             buf[i] = b
@@ -99,13 +99,14 @@ def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
     for i in prange(p.size):
         pi = p[i] * decay                                     # AdamW: θ *= 1 - ηλ
-        d = g[i] + wd_ * pi                                   # Adam:  d = g + λθ
+        d = g[i] if decoupled else g[i] + wd_ * pi            # Adam:  d = g + λθ (AdamW: no 0·θ term)
         mi = ftz(b1_ * m[i] + c1 * d, tiny)                   # m = β₁m + (1-β₁)d
         vi = ftz(b2_ * v[i] + c2 * square(d, root_tiny), tiny)  # v = β₂v + (1-β₂)d²
         m[i] = mi
         v[i] = vi
         if amsgrad:
-            vi = max(vmax[i], vi)
+            vm = vmax[i]
+            vi = vi if vi > vm or vi != vi else vm            # np.maximum: a NaN on either side wins
             vmax[i] = vi
         p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps_)
 
@@ -143,3 +144,60 @@ def rmsprop_update(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
 def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     _adam(*_flat(p, g, m, v, vmax), lr, b1, b2, eps, wd, bc1, bc2, bool(amsgrad), bool(decoupled))
     return p
+
+
+@vector_kernel
+def _adadelta(p, g, sq, acc, lr, rho, eps, wd):
+    T = p.dtype.type
+    lr_, r, c, eps_, wd_ = T(lr), T(rho), T(1 - rho), T(eps), T(wd)
+    tiny = T(np.finfo(p.dtype).tiny)
+    root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
+    for i in prange(p.size):
+        d = g[i] + wd_ * p[i]                                 # d = g + λθ
+        s = ftz(r * sq[i] + c * square(d, root_tiny), tiny)   # sq = ρ sq + (1-ρ) d²
+        sq[i] = s
+        delta = np.sqrt(acc[i] + eps_) / np.sqrt(s + eps_) * d   # δ = √(acc+ε)/√(sq+ε) · d
+        acc[i] = ftz(r * acc[i] + c * square(delta, root_tiny), tiny)  # acc = ρ acc + (1-ρ) δ²
+        p[i] -= lr_ * delta
+
+
+@vector_kernel
+def _add_l1(w, g, a):
+    a_ = g.dtype.type(a)
+    zero = g.dtype.type(0)
+    for i in prange(w.size):
+        wi = w[i]
+        g[i] += a_ if wi > zero else (-a_ if wi < zero else (zero if wi == zero else wi))   # g += a sign(w);
+        # sign(0) = 0, and a NaN w makes g NaN as np.sign(NaN) = NaN does
+
+
+@vector_kernel
+def _l1_prox(w, t):
+    t_ = w.dtype.type(t)
+    zero = w.dtype.type(0)
+    for i in prange(w.size):
+        wi = w[i]
+        if wi > t_:                                           # w = sign(w) max(|w| - t, 0)
+            w[i] = wi - t_
+        elif wi < -t_:
+            w[i] = wi + t_
+        elif wi == wi:                                        # |w| <= t: exactly 0 (NaN stays NaN)
+            w[i] = zero
+
+
+@ops.adadelta_update.register("cpu")
+def adadelta_update(p, g, sq, acc, lr, rho, eps, wd):
+    _adadelta(*_flat(p, g, sq, acc), lr, rho, eps, wd)
+    return p
+
+
+@ops.add_l1.register("cpu")
+def add_l1(W, G, a):
+    _add_l1(*_flat(W, G), a)
+    return G
+
+
+@ops.l1_prox.register("cpu")
+def l1_prox(W, t):
+    _l1_prox(*_flat(W), t)
+    return W

@@ -10,7 +10,7 @@ from .launch import flat, launch
 @cuda.jit
 def sgd_kernel(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
-        d = g[i] + wd * p[i]
+        d = g[i] + wd * p[i] if wd != 0 else g[i]
         if momentum != 0:
             b = d if first else momentum * buf[i] + (1 - dampening) * d
             buf[i] = b
@@ -66,7 +66,8 @@ def adam_kernel(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoup
         m[i] = mi
         v[i] = vi
         if amsgrad:
-            vi = max(vmax[i], vi)
+            vm = vmax[i]
+            vi = vi if vi > vm or vi != vi else vm            # np.maximum: a NaN on either side wins
             vmax[i] = vi
         p[i] = pi - step * mi / (math.sqrt(vi) * isbc2 + eps)
 
@@ -101,3 +102,56 @@ def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoup
     launch(adam_kernel, p.size, flat(p), flat(g), flat(m), flat(v), flat(vmax), lr, b1, b2, eps, wd, bc1, bc2,
            bool(amsgrad), bool(decoupled))
     return p
+
+
+@cuda.jit
+def adadelta_kernel(p, g, sq, acc, lr, rho, eps, wd):
+    for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
+        d = g[i] + wd * p[i]
+        s = rho * sq[i] + (1 - rho) * d * d
+        sq[i] = s
+        delta = math.sqrt(acc[i] + eps) / math.sqrt(s + eps) * d
+        acc[i] = rho * acc[i] + (1 - rho) * delta * delta
+        p[i] -= lr * delta
+
+
+@cuda.jit
+def add_l1_kernel(w, g, a):
+    for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
+        wi = w[i]
+        if wi > 0:                                            # g += a sign(w), sign(0) = 0
+            g[i] += a
+        elif wi < 0:
+            g[i] -= a
+        elif wi != wi:                                        # sign(NaN) = NaN
+            g[i] = wi
+
+
+@cuda.jit
+def l1_prox_kernel(w, t):
+    for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
+        wi = w[i]
+        if wi > t:
+            w[i] = wi - t
+        elif wi < -t:
+            w[i] = wi + t
+        elif wi == wi:
+            w[i] = 0.0
+
+
+@ops.adadelta_update.register("cuda")
+def adadelta_update(p, g, sq, acc, lr, rho, eps, wd):
+    launch(adadelta_kernel, p.size, flat(p), flat(g), flat(sq), flat(acc), lr, rho, eps, wd)
+    return p
+
+
+@ops.add_l1.register("cuda")
+def add_l1(W, G, a):
+    launch(add_l1_kernel, W.size, flat(W), flat(G), a)
+    return G
+
+
+@ops.l1_prox.register("cuda")
+def l1_prox(W, t):
+    launch(l1_prox_kernel, W.size, flat(W), t)
+    return W

@@ -3,7 +3,8 @@ r"""Fused elementwise optimizer updates, in place on (flat) parameter, gradient 
 Each follows torch.optim's single-tensor update exactly (same eps placement, same weight-decay placement),
 except ``momentum_update``, which is the lectures' exponential-moving-average form. Scalars that depend on
 the step count (bias corrections, decayed learning rates) are computed by the optimizer on the host and
-passed in, so the kernels stay stateless.
+passed in, so the kernels stay stateless. ``add_l1`` and ``l1_prox`` are the L1 penalty's two forms (the
+subgradient added to the gradient; the soft-thresholding proximal step), see tinynn.optim.
 """
 import numpy as np
 
@@ -88,3 +89,36 @@ def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoup
         vh = v
     p -= (lr / bc1) * m / (np.sqrt(vh) / np.sqrt(bc2) + eps)
     return p
+
+
+@define_op
+def adadelta_update(p, g, sq, acc, lr, rho, eps, wd):
+    r"""torch.optim.Adadelta (Zeiler 2012, with torch's learning rate on the step):
+    d = g + wd p;   sq = ρ sq + (1-ρ) d²;   δ = √(acc + eps) / √(sq + eps) · d;
+    acc = ρ acc + (1-ρ) δ²;   p -= lr δ."""
+    d = g + wd * p
+    sq[...] = rho * sq + (1 - rho) * d * d
+    std = np.sqrt(sq + eps)
+    delta = np.sqrt(acc + eps) / std * d
+    acc[...] = rho * acc + (1 - rho) * delta * delta
+    p -= lr * delta
+    return p
+
+
+@define_op
+def add_l1(W, G, a):
+    r"""Subgradient of the L1 penalty a Σ|W|, added in place:  G += a sign(W), with sign(0) = 0.
+
+    No value is returned (unlike add_l2): the optimizer needs none, and on a GPU the sum would cost a
+    device-to-host copy per step."""
+    G += a * np.sign(W)
+    return G
+
+
+@define_op
+def l1_prox(W, t):
+    r"""Proximal step of t Σ|W| (soft thresholding), in place:  W = sign(W) max(|W| - t, 0).
+    Every |W_i| <= t becomes exactly 0 (+0.0)."""
+    W[...] = np.sign(W) * np.maximum(np.abs(W) - t, 0)
+    W += 0.0                                              # -0.0 -> +0.0, as the compiled twins write
+    return W
