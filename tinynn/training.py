@@ -119,10 +119,15 @@ class Trainer:
         after backward, its gradient added to the model's
     strategy : LocalStrategy or a tinynn.parallel strategy (data parallel)
     epoch, samples_seen : int, where a continued fit starts counting (messages, per-epoch schedules)
+    augment : callable(Xb, rng) -> Xb or None: applied to each gathered training batch (host arrays, before the
+        copy to the device); it draws from ``self.aug_rng`` (its own stream, saved in checkpoints)
+    callbacks : objects with optional ``on_step_end(trainer)`` / ``on_epoch_end(trainer)`` (averaging of
+        weights, snapshots, ...), called after each optimizer step / each completed epoch, in order
     """
 
     def __init__(self, model, loss, optimizer, schedule=None, *, batch_size=128, rng=0, shuffle=True,
-                 penalty=None, strategy=None, epoch=0, samples_seen=0):
+                 penalty=None, strategy=None, epoch=0, samples_seen=0, augment=None, callbacks=(),
+                 aug_rng=None):
         if not isinstance(model, Sequential) or model.flat is None:
             raise TypeError("Trainer: expected a tinynn Sequential whose parameters share one dtype and device")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
@@ -140,6 +145,11 @@ class Trainer:
         self.samples_seen = int(samples_seen)
         self.guard = DivergenceGuard()
         self._snapshot = None
+        self.augment = augment
+        self.aug_rng = aug_rng if isinstance(aug_rng, np.random.Generator) else np.random.default_rng(aug_rng)
+        self.callbacks = list(callbacks)
+        self._step_hooks = [c.on_step_end for c in self.callbacks if hasattr(c, "on_step_end")]
+        self._epoch_hooks = [c.on_epoch_end for c in self.callbacks if hasattr(c, "on_epoch_end")]
 
     # ------------------------------------------------------------------ read-only views
     @property
@@ -199,6 +209,8 @@ class Trainer:
         self.optimizer.step()
         if self.schedule is not None and self.schedule.unit == "step":
             self.schedule.step()
+        for hook in self._step_hooks:
+            hook(self)
         return value
 
     # ------------------------------------------------------------------ epochs
@@ -237,6 +249,8 @@ class Trainer:
                 Tb = np.take(T, local, axis=0, out=tbuf, mode="clip")
             else:
                 Xb, Tb = X[local], T[local]
+            if self.augment is not None:
+                Xb = self.augment(Xb, self.aug_rng)
             swb, wsum = None, None
             if sample_weight is not None:
                 swb = sample_weight[local]
@@ -267,6 +281,8 @@ class Trainer:
         if count_correct:
             rec["train_accuracy"] = self.strategy.allsum(correct) / max(seen, 1) if seen else None
         self._history.append(rec)
+        for hook in self._epoch_hooks:
+            hook(self)
         return dict(rec)
 
     # ------------------------------------------------------------------ rollback
@@ -312,12 +328,23 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def state(self):
         """(arrays, meta) for a checkpoint: model, optimizer, schedule, generators, epoch and history."""
-        arrays, meta = io.pack_state(self.model, self.optimizer, self.schedule, rngs={"shuffle": self.rng})
+        arrays, meta = io.pack_state(self.model, self.optimizer, self.schedule,
+                                     rngs={"shuffle": self.rng, "augment": self.aug_rng})
+        for i, c in enumerate(self.callbacks):                             # averages, snapshots: their arrays
+            if hasattr(c, "state"):
+                c_arrays, c_meta = c.state()
+                arrays.update({f"callback{i}/{k}": v for k, v in c_arrays.items()})
+                meta[f"callback{i}"] = c_meta
         meta.update(epoch=self._epoch, history=self._history, samples_seen=self.samples_seen)
         return arrays, meta
 
     def load_state(self, arrays, meta):
-        io.unpack_state(arrays, meta, self.model, self.optimizer, self.schedule, rngs={"shuffle": self.rng})
+        io.unpack_state(arrays, meta, self.model, self.optimizer, self.schedule,
+                        rngs={"shuffle": self.rng, "augment": self.aug_rng})
+        for i, c in enumerate(self.callbacks):
+            if hasattr(c, "load_state"):
+                p = f"callback{i}/"
+                c.load_state({k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}, meta[f"callback{i}"])
         self._epoch = int(meta["epoch"])
         self._history = [dict(h) for h in meta["history"]]
         self.samples_seen = int(meta.get("samples_seen", 0))
