@@ -393,6 +393,55 @@ def sparse_compare(n, d, density, hidden, epochs):
     return out
 
 
+# --------------------------------------------------------------------------- same model as sklearn
+PARITY_CASES = [
+    ("adam", dict(solver="adam")),
+    ("sgd, nesterov momentum", dict(solver="sgd", learning_rate_init=0.01)),
+    ("sgd, invscaling", dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5)),
+    ("sgd, adaptive, no momentum", dict(solver="sgd", learning_rate="adaptive", momentum=0.0)),
+    ("adam, early stopping", dict(solver="adam", early_stopping=True)),
+    ("lbfgs", dict(solver="lbfgs")),
+]
+
+
+def sklearn_parity(X, y, n=10000, hidden=(100,), max_iter=20, rounds=3):
+    """Fit sklearn's and tinynn's MLPClassifier with the same arguments and random_state on float64 data;
+    report the largest relative difference in coefs_/intercepts_, n_iter_ of each, and fit times (median of
+    ``rounds``, the two taking turns)."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier as SK
+
+    import tinynn as tn
+
+    X, y = X[:n].astype(np.float64), y[:n]
+    rows = []
+    for name, kw in PARITY_CASES:
+        args = dict(hidden_layer_sizes=hidden, max_iter=max_iter, random_state=0, **kw)
+        t_sk, t_tn = [], []
+        for _ in range(rounds):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t = time.perf_counter()
+                a = SK(**args).fit(X, y)
+                t_sk.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                b = tn.MLPClassifier(**args).fit(X, y)
+                t_tn.append(time.perf_counter() - t)
+        rel = max(float(np.max(np.abs(p - q)) / np.max(np.abs(p)))
+                  for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_))
+        rows.append({"case": name, "arguments": kw, "max_rel_diff_coefs": rel, "n_iter_sklearn": a.n_iter_,
+                     "n_iter_tinynn": b.n_iter_, "sklearn_fit_s": statistics.median(t_sk),
+                     "tinynn_fit_s": statistics.median(t_tn),
+                     "speedup": statistics.median(t_sk) / statistics.median(t_tn),
+                     "train_accuracy": float(b.score(X, y))})
+        r = rows[-1]
+        print(f"{name:28s} max rel diff {rel:.1e}  n_iter {a.n_iter_}/{b.n_iter_}  sklearn {r['sklearn_fit_s']:.2f} s"
+              f"  tinynn {r['tinynn_fit_s']:.2f} s  ({r['speedup']:.2f}x)")
+    return {"data": f"MNIST, first {n} training images, float64", "hidden": list(hidden), "max_iter": max_iter,
+            "rows": rows}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
@@ -410,7 +459,17 @@ def main(argv=None):
                     help="instead: sklearn's vs tinynn's MLPClassifier on sparse CSR input, e.g. 20000,262144,1e-3")
     ap.add_argument("--sparse-hidden", type=int, default=100)
     ap.add_argument("--sparse-epochs", type=int, default=3)
+    ap.add_argument("--sklearn-parity", action="store_true",
+                    help="instead: fit sklearn's and tinynn's MLPClassifier with the same arguments (same model?)")
     args = ap.parse_args(argv)
+    if args.sklearn_parity:
+        X, y, _, _ = data(args.data_dir)
+        result = {"machine": machine(), "sklearn_parity": sklearn_parity(X, y)}
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+        print(f"wrote {args.out}")
+        return
     if args.sparse:
         n, d, density = args.sparse.split(",")
         result = {"machine": machine(), "sparse": sparse_compare(int(n), int(d), float(density), args.sparse_hidden,
