@@ -16,21 +16,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.ge
 
 
 def pytest_collection_modifyitems(config, items):
-    if kernels.CUDA_AVAILABLE:
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu or kernels.cuda_available():        # probe numba.cuda only when gpu tests were collected
         return
     skip = pytest.mark.skip(reason="CUDA not available (no GPU; set NUMBA_ENABLE_CUDASIM=1 for the simulator)")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
-
-
-HOST_BACKENDS = ["numpy", "cpu"]
-
-
-@pytest.fixture(params=HOST_BACKENDS)
-def host_backend(request):
-    with kernels.use(request.param):
-        yield request.param
+    for item in gpu:
+        item.add_marker(skip)
 
 
 def mnist_dir():

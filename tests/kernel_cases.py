@@ -1,11 +1,16 @@
-"""Inputs for every op, for the parity tests (host and CUDA): name -> builder(rng, dtype, n, d) -> args.
+"""Inputs for every op, for the parity tests (every backend): name -> builder(rng, dtype, n, d) -> a list of
+(args, kwargs).
 
 Array arguments are copied per backend; every array argument (in-place outputs included) and the return
-value are compared with the NumPy reference afterwards.
+value are compared with the NumPy reference afterwards. The NaN-propagation tests put a NaN into each
+floating-point array argument in turn. The optimizer ops added with Adadelta and L1 keep their builders in
+tests/optim_cases.py; CASES takes them in.
 """
 import numpy as np
 
 from tinynn.kernels.config import ACTIVATIONS
+from tests.optim_cases import OPTIM_CASES
+from tests.augment_cases import AUGMENT_CASES
 
 
 def _a(rng, dtype, *shape, lo=-3, hi=3):
@@ -16,7 +21,7 @@ def _labels(rng, n, c):
     return rng.integers(0, c, n).astype(np.int64)
 
 
-def _act_cases(rng, dtype, n, d):
+def _act_cases():
     return [(kind, 0.1 if kind == ACTIVATIONS["leaky_relu"] else 0.0) for kind in ACTIVATIONS.values()]
 
 
@@ -28,22 +33,22 @@ def matmul(rng, dt, n, d):
 
 
 def act_forward(rng, dt, n, d):
-    return [((_a(rng, dt, n, d), kind, alpha), dict(out=np.empty((n, d), dt))) for kind, alpha in _act_cases(rng, dt, n, d)]
+    return [((_a(rng, dt, n, d), kind, alpha), dict(out=np.empty((n, d), dt))) for kind, alpha in _act_cases()]
 
 
 def bias_act(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, d), kind, alpha), dict(out=np.empty((n, d), dt)))
-            for kind, alpha in _act_cases(rng, dt, n, d)]
+            for kind, alpha in _act_cases()]
 
 
 def act_backward(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, n, d, lo=-0.9, hi=0.9), kind, alpha), dict(out=np.empty((n, d), dt)))
-            for kind, alpha in _act_cases(rng, dt, n, d)]
+            for kind, alpha in _act_cases()]
 
 
 def act_backward_bias(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, n, d, lo=-0.9, hi=0.9), kind, alpha, np.empty((n, d), dt),
-              np.empty(d, dt)), {}) for kind, alpha in _act_cases(rng, dt, n, d)]
+              np.empty(d, dt)), {}) for kind, alpha in _act_cases()]
 
 
 def mul(rng, dt, n, d):
@@ -52,10 +57,6 @@ def mul(rng, dt, n, d):
 
 def dropout_mask(rng, dt, n, d):
     return [((_a(rng, dt, n, d, lo=0, hi=1), 0.3), dict(out=np.empty((n, d), dt)))]
-
-
-def axpy(rng, dt, n, d):
-    return [((0.7, _a(rng, dt, n, d), _a(rng, dt, n, d)), {})]
 
 
 def scale(rng, dt, n, d):
@@ -169,19 +170,35 @@ def adam_update(rng, dt, n, d):
             for wd, ams, dec in [(0.0, False, False), (0.1, True, False), (0.01, False, True)]]
 
 
-CASES = {name: fn for name, fn in globals().items() if not name.startswith("_") and callable(fn)
-         and name not in ("ACTIVATIONS",)}
+def _csr(rng, dt, n, d, density=0.4):
+    """A random CSR matrix (n, d) as (indptr, indices, data), int64 indices as tinynn.sparse.CSR makes them;
+    some rows empty, some with every column."""
+    mask = rng.random((n, d)) < density
+    mask[rng.integers(n)] = True
+    indptr = np.concatenate([[0], np.cumsum(mask.sum(axis=1))]).astype(np.int64)
+    indices = np.nonzero(mask)[1].astype(np.int64)
+    return indptr, indices, _a(rng, dt, len(indices))
+
+
+def spmm(rng, dt, n, d):
+    m = d + 2
+    return [((*_csr(rng, dt, n, m), _a(rng, dt, m, d)), dict(out=np.empty((n, d), dt)))]
+
+
+def spmm_t(rng, dt, n, d):
+    m = d + 2
+    return [((*_csr(rng, dt, n, m), _a(rng, dt, n, d), _a(rng, dt, m, d)), {})]
 
 
 def fill(rng, dt, n, d):
     return [((_a(rng, dt, n, d), 0.0), {}), ((_a(rng, dt, n, d), 2.5), {})]
 
 
-CASES["fill"] = fill
-
-
 def add_l2(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, n, d), 0.3), {})]
 
 
-CASES["add_l2"] = add_l2
+CASES = {name: fn for name, fn in globals().items() if not name.startswith("_") and callable(fn)
+         and fn.__module__ == __name__}
+CASES.update(OPTIM_CASES)
+CASES.update(AUGMENT_CASES)

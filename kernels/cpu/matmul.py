@@ -1,9 +1,8 @@
 """CPU matmul: BLAS for speed, plus a from-scratch blocked Numba matmul kept as the tested fallback."""
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from ..dispatch import ops
-from numba import njit
 
 
 @ops.matmul.register("cpu")

@@ -1,16 +1,17 @@
 """CUDA twins of kernels/reference/elementwise.py (formulas there); grid-stride loops."""
 import math
 
+import numpy as np
 from numba import cuda
 
 from ..dispatch import ops
-from .launch import flat, launch
+from .launch import blocks_for, flat, launch
 
 
 @cuda.jit(device=True)
 def act1(z, kind, alpha):
     if kind == 1:
-        return z if z > 0 else 0.0 * z
+        return z if not (z <= 0) else 0.0                    # relu; NaN fails z <= 0: NaN out
     if kind == 2:
         return z if z > 0 else alpha * z
     if kind == 3:
@@ -26,9 +27,11 @@ def act1(z, kind, alpha):
 @cuda.jit(device=True)
 def grad1(y, kind, alpha):
     if kind == 1:
-        return 1.0 if y > 0 else 0.0
+        g = 1.0 if y > 0 else 0.0                         # relu' = [y > 0]
+        return g if y == y else y                         # NaN at NaN
     if kind == 2:
-        return 1.0 if y > 0 else alpha
+        g = 1.0 if y > 0 else alpha                       # leaky' = 1 or alpha
+        return g if y == y else y
     if kind == 3:
         return y * (1 - y)
     if kind == 4:
@@ -108,25 +111,15 @@ def mul(X, M, out=None):
 def dropout_mask_kernel(u, p, out):
     s = 1.0 / (1.0 - p)
     for i in range(cuda.grid(1), u.size, cuda.gridsize(1)):
-        out[i] = s if u[i] >= p else 0.0
+        ui = u[i]
+        m = s if ui >= p else 0.0
+        out[i] = m if ui == ui else ui                        # NaN where U is NaN
 
 
 @ops.dropout_mask.register("cuda")
 def dropout_mask(U, p, out=None):
     launch(dropout_mask_kernel, U.size, flat(U), p, flat(out))
     return out
-
-
-@cuda.jit
-def axpy_kernel(a, x, y):
-    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
-        y[i] += a * x[i]
-
-
-@ops.axpy.register("cuda")
-def axpy(a, X, Y):
-    launch(axpy_kernel, X.size, a, flat(X), flat(Y))
-    return Y
 
 
 @cuda.jit
@@ -209,10 +202,6 @@ def add_l2_kernel(w, g, a, partial):
 
 @ops.add_l2.register("cuda")
 def add_l2(W, G, a):
-    import numpy as np
-
-    from .launch import blocks_for
-
     blocks, tpb = blocks_for(W.size)
     partial = cuda.device_array(blocks * tpb, dtype=np.float64)
     add_l2_kernel[blocks, tpb](flat(W), flat(G), a, partial)

@@ -1,34 +1,9 @@
-"""One launch helper for every 1-D grid-stride kernel, device allocation, device-array detection."""
+"""One launch helper for every 1-D grid-stride kernel."""
 import math
 
-import numpy as np
-from numba import cuda
-
 from .. import config
-from ..dispatch import register_allocator, register_device_array_types
 
 MAX_BLOCKS = 1024
-
-
-def _device_array_types():
-    types = []
-    try:
-        from numba.cuda.cudadrv.devicearray import DeviceNDArray
-
-        types.append(DeviceNDArray)
-    except Exception:  # the simulator has no real device arrays
-        pass
-    try:
-        from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
-
-        types.append(FakeCUDAArray)
-    except Exception:
-        pass
-    return types
-
-
-register_device_array_types(*_device_array_types())
-register_allocator("cuda", lambda shape, dtype: cuda.device_array(shape, dtype=np.dtype(dtype)))
 
 
 def blocks_for(n, threads=None):

@@ -1,6 +1,6 @@
 """CUDA twins of kernels/reference/normalization.py.
 
-Row-wise ops (softmax, cross-entropy, layer norm) run one thread per row and column-wise ops (batch norm
+Row-wise ops (softmax, layer norm) run one thread per row and column-wise ops (batch norm
 statistics and gradients) one thread per column: for MLP widths (10 classes, up to a few thousand
 features) that keeps every thread's loop short and the column loops coalesced.
 """
@@ -18,7 +18,7 @@ def softmax_rows_kernel(Z, out):
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         m = Z[i, 0]
         for j in range(1, d):
-            m = max(m, Z[i, j])
+            m = max(m, Z[i, j])      # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
         s = 0.0
         for j in range(d):
             e = math.exp(Z[i, j] - m)
@@ -32,62 +32,6 @@ def softmax_rows_kernel(Z, out):
 def softmax_rows(Z, out=None):
     launch(softmax_rows_kernel, Z.shape[0], Z, out)
     return out
-
-
-@cuda.jit
-def softmax_xent_kernel(Z, y, P, loss):
-    n, d = Z.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = Z[i, 0]
-        for j in range(1, d):
-            m = max(m, Z[i, j])
-        s = 0.0
-        for j in range(d):
-            s += math.exp(Z[i, j] - m)
-        lse = m + math.log(s)
-        for j in range(d):
-            P[i, j] = math.exp(Z[i, j] - lse)
-        c = y[i]
-        loss[i] = lse - Z[i, c] if 0 <= c < d else math.nan   # a bad label gives NaN, never a bad read
-
-
-@ops.softmax_xent.register("cuda")
-def softmax_xent(Z, y, P, loss):
-    launch(softmax_xent_kernel, Z.shape[0], Z, y, P, loss)
-    return loss
-
-
-@cuda.jit
-def softmax_xent_backward_kernel(P, y, w, out):
-    n, d = P.shape
-    for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
-        i, j = k // d, k % d
-        out[i, j] = w[i] * (P[i, j] - (1.0 if j == y[i] else 0.0))
-
-
-@ops.softmax_xent_backward.register("cuda")
-def softmax_xent_backward(P, y, w, out=None):
-    launch(softmax_xent_backward_kernel, P.size, P, y, w, out)
-    return out
-
-
-@cuda.jit
-def sigmoid_xent_kernel(Z, T, P, loss):
-    n, d = Z.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(d):
-            z = Z[i, j]
-            e = math.exp(-abs(z))
-            P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
-            s += max(z, 0.0) + math.log1p(e) - T[i, j] * z
-        loss[i] = s
-
-
-@ops.sigmoid_xent.register("cuda")
-def sigmoid_xent(Z, T, P, loss):
-    launch(sigmoid_xent_kernel, Z.shape[0], Z, T, P, loss)
-    return loss
 
 
 @cuda.jit

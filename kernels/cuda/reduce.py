@@ -42,44 +42,24 @@ def sumsq(X):
 
 
 @cuda.jit
-def sq_err_rows_kernel(P, T, out):
-    n, d = P.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(d):
-            e = P[i, j] - T[i, j]
-            s += e * e
-        out[i] = s
-
-
-@ops.sq_err_rows.register("cuda")
-def sq_err_rows(P, T, out=None):
-    launch(sq_err_rows_kernel, P.shape[0], P, T, out)
-    return out
-
-
-@cuda.jit
-def diff_backward_kernel(P, T, w, out):
-    n, d = P.shape
-    for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
-        i, j = k // d, k % d
-        out[i, j] = w[i] * (P[i, j] - T[i, j])
-
-
-@ops.diff_backward.register("cuda")
-def diff_backward(P, T, w, out=None):
-    launch(diff_backward_kernel, P.size, P, T, w, out)
-    return out
-
-
-@cuda.jit
 def argmax_rows_kernel(X, out):
+    """One thread per row; a row with a NaN answers its first NaN (numpy.argmax), as the CPU kernel."""
     n, d = X.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
         best = 0
+        m = X[i, 0]
+        nan = m != m
         for j in range(1, d):
-            if X[i, j] > X[i, best]:
+            x = X[i, j]
+            nan |= x != x
+            if x > m:
                 best = j
+                m = x
+        if nan:
+            for j in range(d):
+                if X[i, j] != X[i, j]:
+                    best = j
+                    break
         out[i] = best
 
 

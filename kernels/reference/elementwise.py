@@ -7,6 +7,9 @@ Backward passes use the saved *output* Y, never the input:
     leaky'     = 1 if Y > 0 else alpha        (alpha > 0 keeps the sign of X in Y)
     sigmoid'   = Y (1 - Y)
     tanh'      = 1 - Y²
+
+NaN propagates (see kernels/reference/__init__.py): relu(NaN) = NaN, and the piecewise derivatives
+relu'(NaN) = leaky'(NaN) = NaN, so a NaN unit passes NaN back instead of a zero gradient.
 """
 import numpy as np
 
@@ -30,13 +33,18 @@ def _act(Z, kind, alpha):
     raise ValueError(f"unknown activation code {kind}")
 
 
+def _nan_where(A, B):
+    """B, with NaN wherever A is NaN (for piecewise-constant functions of A, which comparisons compute)."""
+    return np.where(np.isnan(A), A, B)
+
+
 def _act_grad(Y, kind, alpha):
     if kind == IDENTITY:
         return np.ones_like(Y)
     if kind == RELU:
-        return (Y > 0).astype(Y.dtype)
+        return _nan_where(Y, (Y > 0).astype(Y.dtype))
     if kind == LEAKY_RELU:
-        return np.where(Y > 0, 1, alpha).astype(Y.dtype)
+        return _nan_where(Y, np.where(Y > 0, 1, alpha).astype(Y.dtype))
     if kind == SIGMOID:
         return Y * (1 - Y)
     if kind == TANH:
@@ -82,16 +90,9 @@ def mul(X, M, out=None):
 
 @define_op(alloc=same_as("U"))
 def dropout_mask(U, p, out=None):
-    """Inverted-dropout mask from uniforms U ∈ [0, 1): out = [U >= p] / (1 - p)."""
-    out[...] = (U >= p) * (1.0 / (1.0 - p))
+    """Inverted-dropout mask from uniforms U ∈ [0, 1): out = [U >= p] / (1 - p)   (NaN where U is NaN)."""
+    out[...] = _nan_where(U, (U >= p) * (1.0 / (1.0 - p)))
     return out
-
-
-@define_op
-def axpy(a, X, Y):
-    """Y += a X in place (weight-decay terms, gradient sums)."""
-    Y += a * X
-    return Y
 
 
 @define_op

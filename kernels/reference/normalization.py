@@ -1,9 +1,7 @@
-r"""Row-wise normalisations: softmax (+ cross-entropy), batch norm, layer norm.
+r"""Row-wise normalisations: softmax, batch norm, layer norm (the losses are in loss.py).
 
-Softmax cross-entropy through log-sum-exp, so that logits like ±1000 give exact finite values:
-
-    m_i = max_j z_ij,   lse_i = m_i + log Σ_j exp(z_ij - m_i),   p_ij = exp(z_ij - lse_i),
-    loss_i = lse_i - z_{i, y_i},       ∂loss_i/∂z_ij = p_ij - [j = y_i]
+A NaN anywhere in a softmax row, a batch-norm column or a layer-norm row makes every output of that
+row/column NaN: they all go through its max, mean or variance.
 """
 import numpy as np
 
@@ -16,34 +14,6 @@ def softmax_rows(Z, out=None):
     E = np.exp(Z - Z.max(axis=1, keepdims=True))
     out[...] = E / E.sum(axis=1, keepdims=True)
     return out
-
-
-@define_op
-def softmax_xent(Z, y, P, loss):
-    """P = softmax(Z) row-wise and loss[i] = lse(Z[i]) - Z[i, y[i]] (labels already validated)."""
-    m = Z.max(axis=1, keepdims=True)
-    lse = m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True))
-    P[...] = np.exp(Z - lse)
-    loss[...] = lse[:, 0] - Z[np.arange(Z.shape[0]), y]
-    return loss
-
-
-@define_op(alloc=same_as("P"))
-def softmax_xent_backward(P, y, w, out=None):
-    """out[i, j] = w[i] (P[i, j] - [j = y[i]])   (w = 1/n for the batch mean, or per-row weights)."""
-    out[...] = P
-    out[np.arange(P.shape[0]), y] -= 1
-    out *= w[:, None]
-    return out
-
-
-@define_op
-def sigmoid_xent(Z, T, P, loss):
-    """P = σ(Z); loss[i] = Σ_j softplus(z) - t z   (= -t log p - (1-t) log(1-p), stable form)."""
-    e = np.exp(-np.abs(Z))
-    P[...] = np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
-    loss[...] = (np.maximum(Z, 0) + np.log1p(e) - T * Z).sum(axis=1)
-    return loss
 
 
 @define_op

@@ -1,7 +1,8 @@
-"""Reductions over rows."""
+"""Reductions over rows and over whole arrays. NaN propagates: a sum with a NaN term is NaN, and
+argmax_rows returns the index of a row's first NaN (numpy.argmax's rule: NaN counts as the maximum)."""
 import numpy as np
 
-from ..dispatch import define_op, same_as
+from ..dispatch import define_op
 
 
 @define_op(alloc=lambda X, **_: ((X.shape[1],), X.dtype))
@@ -17,23 +18,8 @@ def sumsq(X):
     return float(np.vdot(X, X))
 
 
-@define_op(alloc=lambda P, **_: ((P.shape[0],), P.dtype))
-def sq_err_rows(P, T, out=None):
-    """out[i] = Σ_j (P[i, j] - T[i, j])²."""
-    np.sum((P - T) ** 2, axis=1, out=out)
-    return out
-
-
-@define_op(alloc=same_as("P"))
-def diff_backward(P, T, w, out=None):
-    """out[i, j] = w[i] (P[i, j] - T[i, j]): the gradient of MSE (w = 2/N) and of sigmoid + binary
-    cross-entropy w.r.t. the logits (w = 1/n), with per-row weights folded into w."""
-    out[...] = w[:, None] * (P - T)
-    return out
-
-
 @define_op(alloc=lambda X, **_: ((X.shape[0],), np.int64))
 def argmax_rows(X, out=None):
-    """out[i] = argmax_j X[i, j]."""
+    """out[i] = argmax_j X[i, j]   (the first maximum; the first NaN if the row has one)."""
     out[...] = np.argmax(X, axis=1)
     return out

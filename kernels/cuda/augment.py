@@ -1,0 +1,165 @@
+"""CUDA twins of kernels/reference/augment.py (formulas there): one thread per output pixel, grid-stride.
+
+Coordinates and bilinear weights in float64 as in the reference (float32 coordinates of a 28-pixel image
+move a sample by ~1e-5 pixel, more than the parity tolerance on steep edges)."""
+import math
+
+from numba import cuda
+
+from ..dispatch import ops
+from .launch import launch
+
+
+@cuda.jit(device=True)
+def sample(X, k, sx, sy, H, W):
+    if sx != sx or sy != sy:
+        return math.nan
+    if sx <= -1.0 or sx >= W or sy <= -1.0 or sy >= H:
+        return 0.0
+    fx0 = math.floor(sx)
+    fy0 = math.floor(sy)
+    fx = sx - fx0
+    fy = sy - fy0
+    x0 = int(fx0)
+    y0 = int(fy0)
+    v00 = 0.0
+    v01 = 0.0
+    v10 = 0.0
+    v11 = 0.0
+    if y0 >= 0:
+        if x0 >= 0:
+            v00 = X[k, y0, x0]
+        if x0 + 1 < W:
+            v01 = X[k, y0, x0 + 1]
+    if y0 + 1 < H:
+        if x0 >= 0:
+            v10 = X[k, y0 + 1, x0]
+        if x0 + 1 < W:
+            v11 = X[k, y0 + 1, x0 + 1]
+    top = (1 - fx) * v00 + fx * v01
+    bottom = (1 - fx) * v10 + fx * v11
+    return (1 - fy) * top + fy * bottom
+
+
+@cuda.jit
+def warp_kernel(X, A, D, elastic, out):
+    n, H, W = X.shape
+    cy = (H - 1) / 2.0
+    cx = (W - 1) / 2.0
+    for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
+        k = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        u = j - cx
+        v = i - cy
+        sx = float(A[k, 0, 0]) * u + float(A[k, 0, 1]) * v + float(A[k, 0, 2]) + cx
+        sy = float(A[k, 1, 0]) * u + float(A[k, 1, 1]) * v + float(A[k, 1, 2]) + cy
+        if elastic:
+            sx += float(D[k, 0, i, j])
+            sy += float(D[k, 1, i, j])
+        out[k, i, j] = sample(X, k, sx, sy, H, W)
+
+
+@ops.warp_affine.register("cuda")
+def warp_affine(X, A, out=None):
+    if out is None:
+        out = cuda.device_array_like(X)
+    launch(warp_kernel, X.size, X, A, X, False, out)     # D unused (X stands in for its type)
+    return out
+
+
+@ops.warp_elastic.register("cuda")
+def warp_elastic(X, A, D, out=None):
+    if out is None:
+        out = cuda.device_array_like(X)
+    launch(warp_kernel, X.size, X, A, D, True, out)
+    return out
+
+
+@cuda.jit
+def blur_rows_kernel(F, k, tmp):
+    m, H, W = F.shape
+    K = k.shape[0]
+    r = (K - 1) // 2
+    for t in range(cuda.grid(1), m * H * W, cuda.gridsize(1)):
+        f = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        acc = 0.0
+        for b in range(K):
+            jj = j + b - r
+            if 0 <= jj < W:
+                acc += k[b] * F[f, i, jj]
+        tmp[f, i, j] = acc
+
+
+@cuda.jit
+def blur_cols_kernel(tmp, k, scale, out):
+    m, H, W = tmp.shape
+    K = k.shape[0]
+    r = (K - 1) // 2
+    for t in range(cuda.grid(1), m * H * W, cuda.gridsize(1)):
+        f = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        acc = 0.0
+        for a in range(K):
+            ii = i + a - r
+            if 0 <= ii < H:
+                acc += k[a] * tmp[f, ii, j]
+        out[f, i, j] = scale * acc
+
+
+@ops.blur_separable.register("cuda")
+def blur_separable(F, k, scale, out=None):
+    if out is None:
+        out = cuda.device_array_like(F)
+    d_tmp = cuda.device_array(F.shape, F.dtype)
+    launch(blur_rows_kernel, F.size, F, k, d_tmp)
+    launch(blur_cols_kernel, F.size, d_tmp, k, scale, out)
+    return out
+
+
+@cuda.jit(device=True)
+def clip(v, lo, hi):
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@cuda.jit
+def brightness_contrast_kernel(X, c, b, lo, hi, out):
+    n, H, W = X.shape
+    for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
+        k = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        out[k, i, j] = clip(c[k] * X[k, i, j] + b[k], lo, hi)
+
+
+@ops.brightness_contrast.register("cuda")
+def brightness_contrast(X, c, b, lo, hi, out=None):
+    if out is None:
+        out = cuda.device_array_like(X)
+    launch(brightness_contrast_kernel, X.size, X, c, b, lo, hi, out)
+    return out
+
+
+@cuda.jit
+def noise_kernel(X, N, lo, hi, out):
+    n, H, W = X.shape
+    for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
+        k = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        out[k, i, j] = clip(X[k, i, j] + N[k, i, j], lo, hi)
+
+
+@ops.add_noise.register("cuda")
+def add_noise(X, N, lo, hi, out=None):
+    if out is None:
+        out = cuda.device_array_like(X)
+    launch(noise_kernel, X.size, X, N, lo, hi, out)
+    return out
