@@ -5,8 +5,9 @@ TILE = 16  # CUDA matmul: a TILE x TILE block of threads computes a (TILE*REG) x
 REG = 4  # CUDA matmul register blocking: outputs per thread along rows
 
 # Activation codes shared by every backend (ints so that Numba kernels can branch on them).
-IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH = 0, 1, 2, 3, 4
-ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH}
+IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, EXP = 0, 1, 2, 3, 4, 5
+ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH,
+               "exp": EXP}
 
 # Threads for the CPU backend's prange kernels. 1 measured fastest on 2 cores: the loops still vectorise,
 # and no second thread pool competes with the BLAS threads between GEMMs (DESIGN.md §4).

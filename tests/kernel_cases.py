@@ -111,6 +111,11 @@ def sigmoid_xent(rng, dt, n, d):
     return [((_a(rng, dt, n, d) * 5, rng.integers(0, 2, (n, d)).astype(dt), np.empty((n, d), dt), np.empty(n, dt)), {})]
 
 
+def poisson_loss(rng, dt, n, d):
+    counts = rng.poisson(2.0, (n, d)).astype(dt)                  # zeros included: t log t = 0 there
+    return [((_a(rng, dt, n, d) * 2, counts, np.empty((n, d), dt), np.empty(n, dt)), {})]
+
+
 def batchnorm_forward(rng, dt, n, d):
     n = max(n, 2)
     return [((_a(rng, dt, n, d), _a(rng, dt, d), _a(rng, dt, d), 1e-5, np.empty((n, d), dt), np.empty((n, d), dt),

@@ -21,19 +21,23 @@ def _problem(kind, rng, n=40, d=5):
         return X, rng.integers(0, 4, n)
     if kind == "multilabel":
         return X, rng.integers(0, 2, (n, 3))
+    if kind == "poisson":
+        return X, rng.poisson(2.0, n).astype(float)
     return X, rng.standard_normal((n, 2)) if kind == "regression2" else rng.standard_normal(n)
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression", "regression2"])
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "regression", "regression2", "poisson"])
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "logistic", "tanh"])
 def test_loss_and_gradients_equal_sklearns(kind, weighted, activation):
     rng = np.random.default_rng(abs(hash((kind, weighted, activation))) % 2**32)
     X, y = _problem(kind, rng)
     sw = rng.uniform(0.2, 2.0, len(X)) if weighted else None
-    regression = kind.startswith("regression")
+    regression = kind.startswith("regression") or kind == "poisson"
     kw = dict(hidden_layer_sizes=(7, 6), activation=activation, alpha=0.3, max_iter=1, random_state=0)
+    if kind == "poisson":
+        kw["loss"] = "poisson"
     ours = (tn.MLPRegressor if regression else tn.MLPClassifier)(**kw).fit(X, y)
     sk = (SkRegressor if regression else SkClassifier)(**kw).fit(X, y)
     sk.coefs_ = [c.copy() for c in ours.coefs_]

@@ -94,3 +94,99 @@ def test_trainer_raises_on_real_divergence(mnist_path):
     with pytest.raises(DivergenceError, match=r"epoch 1, step \d+"):
         trainer.train_epoch(Xtr[:3000], ytr[:3000])
     np.testing.assert_array_equal(model.flat.data, before)      # rolled back to the start of the epoch
+
+
+# ----------------------------------------------------------------------------------------------- the wrong cause named
+def _xy(n=40, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    return X, (X[:, 0] > 0).astype(int), X[:, 0] - X[:, 1]
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_float64_values_beyond_float32_are_named_as_the_input(solver):
+    """float64 input cast to float32 (dtype=np.float32) overflows to inf: the input is named, at any rate."""
+    X, y, _ = _xy()
+    clf = tn.MLPClassifier(solver=solver, dtype=np.float32, max_iter=3, learning_rate_init=1e-12)
+    with pytest.raises(ValueError, match=r"X holds values beyond the range of float32.*cast to float32") as e:
+        clf.fit(X * 1e39, y)
+    assert "learning_rate_init" not in str(e.value)
+
+
+def test_targets_beyond_float32_are_named():
+    X, _, yr = _xy()
+    with pytest.raises(ValueError, match=r"y holds values beyond the range of float32"):
+        tn.MLPRegressor(dtype=np.float32, max_iter=3).fit(X, yr * 1e39)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("target", ["X", "y"])
+def test_first_forward_overflow_names_the_input_not_the_learning_rate(solver, target):
+    """float32 values near float32's maximum are finite, but the first forward pass (or its squared loss)
+    overflows: the message says the input is the cause, even at a learning rate of 1e-12."""
+    X, _, yr = _xy()
+    X32 = (X * (3e37 if target == "X" else 1.0)).astype(np.float32)
+    y = yr * (1.0 if target == "X" else 1e30)
+    reg = tn.MLPRegressor(solver=solver, max_iter=3, learning_rate_init=1e-12, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)           # a refusal, not a warning
+        with pytest.raises(ValueError, match=r"overflow float32.*The input is the cause, not the learning rate") as e:
+            reg.fit(X32, y)
+    assert not isinstance(e.value, DivergenceError)
+    assert "largest |x|" in str(e.value) and "scale X and y" in str(e.value)
+
+
+def test_a_real_divergence_still_blames_the_learning_rate():
+    X, y, _ = _xy()
+    with pytest.raises(DivergenceError, match="learning_rate_init"):
+        tn.MLPClassifier(solver="sgd", learning_rate_init=1e12, max_iter=30, random_state=0).fit(X, y)
+
+
+# ----------------------------------------------------------------------------------------------- silent non-training
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+@pytest.mark.parametrize("weights, says", [
+    (-np.ones(40), "Negative values in data passed to `sample_weight`"),
+    (np.r_[-1.0, np.ones(39)], "Negative values in data passed to `sample_weight`"),
+    (np.zeros(40), "sample_weight is all zero: there is nothing to train on"),
+    (np.full(40, 1e308), "sample_weight sums to inf"),
+    (np.r_[np.nan, np.ones(39)], "sample_weight"),
+])
+def test_sample_weights_that_cannot_train_are_refused(solver, weights, says):
+    X, y, _ = _xy()
+    with pytest.raises(ValueError, match=says):
+        tn.MLPClassifier(solver=solver, max_iter=3).fit(X, y, sample_weight=weights)
+
+
+def test_sample_weights_on_one_side_of_the_early_stopping_split():
+    X, y, _ = _xy()
+    w = np.zeros(40)
+    w[0] = 1.0                                                      # one row of weight: one side gets none
+    with pytest.raises(ValueError, match=r"sample_weight of the (training|validation) part.* is all zero"):
+        tn.MLPClassifier(early_stopping=True, validation_fraction=0.5, max_iter=3, random_state=0).fit(
+            X, y, sample_weight=w)
+
+
+def test_some_zero_weights_still_train():
+    X, y, _ = _xy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = tn.MLPClassifier(max_iter=3, random_state=0).fit(X, y, sample_weight=np.r_[np.zeros(20), np.ones(20)])
+    assert all(v > 0 for v in clf.loss_curve_)
+
+
+def test_lbfgs_squared_loss_overflow_is_refused_not_returned_untrained():
+    """sklearn-style L-BFGS stops at once on an infinite objective; tinynn refuses instead of returning the
+    initial weights with a ConvergenceWarning."""
+    X, _, yr = _xy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        with pytest.raises(ValueError, match=r"solver='lbfgs': the objective at the initial weights is inf.*"
+                                             r"largest \|y\| = .*e\+200"):
+            tn.MLPRegressor(solver="lbfgs", max_iter=3).fit(X, yr * 1e200)
+
+
+def test_unsupported_estimator_dtype_is_a_type_error():
+    X, y, _ = _xy()
+    for dtype in (np.float16, "float16", "garbage", np.int32):
+        with pytest.raises(TypeError, match="is not supported; expected None, np.float32 or np.float64"):
+            tn.MLPClassifier(dtype=dtype, max_iter=2).fit(X, y)

@@ -102,3 +102,17 @@ def test_float32_fits_in_float32_close_to_sklearn(digits):
     assert ours.coefs_[0].dtype == sk.coefs_[0].dtype == np.float32
     assert _rel(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_) < 1e-3
     assert np.mean(ours.predict(X) == sk.predict(X)) > 0.99
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_poisson_regressor_fits_sklearns_model(solver):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (200, 3))
+    y = rng.poisson(np.exp(X @ [1.0, -0.5, 0.3] + 0.5))
+    kw = dict(loss="poisson", hidden_layer_sizes=(8,), solver=solver, max_iter=20, random_state=0)
+    sk, ours = _fit_both(SkRegressor, tn.MLPRegressor, X, y, **kw)
+    assert ours.out_activation_ == sk.out_activation_ == "exp" and ours.n_iter_ == sk.n_iter_
+    assert _rel(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_) < 1e-8
+    np.testing.assert_allclose(ours.predict(X), sk.predict(X), rtol=1e-8)
+    with pytest.raises(ValueError, match="negative"):
+        tn.MLPRegressor(loss="poisson").fit(X, -y)

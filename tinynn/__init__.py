@@ -8,9 +8,9 @@ from tinynn.kernels import to_device, to_host, use
 from . import data, init, io, losses, optim, schedules
 from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,
                      ReLU, Sigmoid, Tanh)
-from .losses import MSELoss, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from .losses import MSELoss, PoissonLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
 from .model import Sequential
-from .errors import DivergenceError
+from .errors import DivergenceError, FileFormatError
 from .parameter import Parameter
 
 __version__ = "0.1.0"
@@ -28,4 +28,4 @@ def __getattr__(name):
 
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "SquaredError", "MLPClassifier", "MLPRegressor", "DivergenceError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "SquaredError", "PoissonLoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "FileFormatError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]

@@ -8,6 +8,8 @@ import numpy as np
 
 from tinynn import kernels
 
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what every kernel of every backend runs on
+
 
 def as_array(X, who: str):
     """A NumPy array (lists are converted) or a device array, C-contiguous."""
@@ -33,15 +35,35 @@ def check_float(X, who: str, *, ndim=None, width=None, dtype=None, rows=None):
         raise ValueError(f"{who}: expected {width} features (last axis), got shape {tuple(X.shape)}")
     if rows is not None and X.shape[0] != rows:
         raise ValueError(f"{who}: batch-size mismatch: expected {rows} rows, got {X.shape[0]}")
-    kind = np.dtype(X.dtype).kind
-    if kind != "f":
-        raise TypeError(f"{who}: expected a floating-point array, got dtype {np.dtype(X.dtype)}")
+    dt = np.dtype(X.dtype)
+    if dt.kind != "f":
+        raise TypeError(f"{who}: expected a floating-point array, got dtype {dt}")
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"{who}: dtype {dt.name} is not supported; expected float32 or float64 "
+                        "(convert with X.astype(np.float32))")
     if dtype is not None and np.dtype(X.dtype) != np.dtype(dtype):
         raise TypeError(f"{who}: expected dtype {np.dtype(dtype).name}, got {np.dtype(X.dtype).name}; "
                         f"convert with X.astype(np.{np.dtype(dtype).name})")
     if X.shape[0] == 0:
         raise ValueError(f"{who}: empty batch (shape {tuple(X.shape)})")
     return X
+
+
+def check_dtype(dtype, who: str):
+    """A layer's parameter dtype: float32 or float64 (the dtypes the kernels run on)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"{who}: dtype must be float32 or float64, got {dt.name}")
+    return dt
+
+
+def no_forward(who: str, what="forward"):
+    """The error of a backward with no saved forward pass to differentiate."""
+    return RuntimeError(f"{who}.backward: called before {what}: there is no saved forward pass to differentiate; "
+                        f"call {who}.forward(X){' in training mode' if 'training' in what else ''} first")
 
 
 def check_labels(y, who: str, *, n: int, n_classes: int):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
 import shutil
 import tempfile
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -99,16 +101,23 @@ def read_idx(path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
-        raise ValueError(f"{path}: corrupt or truncated IDX file ({e})") from None
+    except FileNotFoundError:
+        raise
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: corrupt or truncated IDX file ({type(e).__name__}: {e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path}: truncated IDX header (expected {ndim} dimensions, found {len(raw)} bytes)")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: expected {int(np.prod(dims))} values for shape {tuple(dims)}, found {data.size}")
-    return data.reshape(tuple(int(d) for d in dims))
+    count = 1
+    for d in dims:
+        count *= d
+    if any(d < 0 for d in dims) or data.size != count:
+        raise ValueError(f"{path}: expected {count} values for shape {dims}, found {data.size}")
+    return data.reshape(dims)
 
 
 def load_mnist(data_dir=None, download=True, flatten=True):
@@ -127,6 +136,11 @@ def load_mnist(data_dir=None, download=True, flatten=True):
 
 def standardize(X_train, *others, eps=1e-7):
     """The lectures' input normalisation: x ← (x - μ) / σ per feature, μ and σ from the training split only."""
+    from ._validation import check_float
+
+    X_train = check_float(X_train, "standardize: X_train")
+    others = tuple(check_float(X, f"standardize: array {i + 1}", width=X_train.shape[len(X_train.shape) - 1])
+                   for i, X in enumerate(others))
     mu = X_train.mean(axis=0, dtype=np.float64)
     sd = X_train.std(axis=0, dtype=np.float64)
     f = lambda X: ((X - mu) / (sd + eps)).astype(X.dtype)  # noqa: E731
@@ -134,6 +148,14 @@ def standardize(X_train, *others, eps=1e-7):
 
 
 def one_hot(y, n_classes):
+    """(n, n_classes) float32 rows with a 1 at each label's column; labels are integers in [0, n_classes)."""
+    from ._validation import as_array, check_labels, check_positive_int
+
+    n_classes = check_positive_int(n_classes, "one_hot: n_classes")
+    y = as_array(y, "one_hot")
+    if y.ndim != 1:
+        raise ValueError(f"one_hot: expected a 1-D array of labels, got shape {y.shape}")
+    y = check_labels(y, "one_hot", n=y.shape[0], n_classes=n_classes)
     out = np.zeros((len(y), n_classes), np.float32)
     out[np.arange(len(y)), y] = 1
     return out
@@ -141,6 +163,11 @@ def one_hot(y, n_classes):
 
 def gen_batches(n, batch_size, rng=None):
     """Mini-batch index arrays over range(n), shuffled by ``rng`` when given (indices move, not data)."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"gen_batches: n must be a non-negative integer (the number of samples), got {n!r}")
+    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"gen_batches: batch_size must be a positive integer, got {batch_size!r}")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise TypeError(f"gen_batches: rng must be a np.random.Generator or None, got {type(rng).__name__}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+    return (order[start:start + batch_size] for start in range(0, int(n), int(batch_size)))

@@ -1,4 +1,20 @@
-"""Exceptions of tinynn."""
+"""Exceptions of tinynn.
+
+What tinynn raises on bad input, bad files and misuse (``docs/refusals.md`` lists every refusal):
+
+    ValueError          a value is wrong: shapes, ranges, names, non-finite or overflowing input, sample weights
+                        that cannot train, a damaged or edited file (``FileFormatError``), training that
+                        diverged (``DivergenceError``)
+    TypeError           a type is wrong: not an array, not floating-point, a dtype the kernels do not support
+                        (only float32 and float64 are), a sparse matrix
+    IndexError          a class label or an embedding index out of its range
+    FileNotFoundError   a file to load does not exist (MNIST not found)
+    RuntimeError        a call in the wrong state: backward before forward, a device that is not there
+                        (``device="cuda"`` without CUDA)
+
+Anything else escaping from tinynn (KeyError, AttributeError, ZeroDivisionError, NotImplementedError from a
+kernel, ...) is a bug: the fuzz tests (tests/test_fuzz_estimators.py, tests/test_file_mutation.py) assert it.
+"""
 
 
 class DivergenceError(FloatingPointError, ValueError):
@@ -7,6 +23,22 @@ class DivergenceError(FloatingPointError, ValueError):
     A FloatingPointError that is also a ValueError, so code written for scikit-learn (which catches
     ValueError) keeps working. The model's parameters are left at their last finite values.
     """
+
+
+class FileFormatError(ValueError):
+    """A file tinynn cannot load: not an .npz archive, truncated or corrupt, pickled objects, another format
+    version or kind, or contents (metadata entries, arrays) that do not match the format.
+
+    A ValueError whose message starts with the file's path and says what is wrong; ``path`` and ``problem``
+    hold the two parts."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = str(problem)
+        super().__init__(f"{self.path}: {self.problem}")
+
+    def __reduce__(self):                                  # picklable across processes (tinynn.parallel)
+        return (type(self), (self.path, self.problem))
 
 
 class DivergenceGuard:
@@ -23,3 +55,14 @@ class DivergenceGuard:
         if self.ceiling is None and math.isfinite(value):
             self.ceiling = self.factor * max(1.0, abs(value))
         return not math.isfinite(value) or value > self.ceiling
+
+
+DOCUMENTED = (ValueError, TypeError, IndexError, FileNotFoundError, RuntimeError)
+"""The exception types tinynn's public entry points raise on bad input, bad files and misuse; of
+RuntimeError's subclasses, NotImplementedError and RecursionError are not among them."""
+UNDOCUMENTED = (NotImplementedError, RecursionError)
+
+
+def documented(exc: BaseException) -> bool:
+    """True when ``exc`` is of the documented set (what the fuzz tests accept)."""
+    return isinstance(exc, DOCUMENTED) and not isinstance(exc, UNDOCUMENTED)

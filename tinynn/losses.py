@@ -123,3 +123,27 @@ class SquaredError(MSELoss):
         value = super().forward(P, T, sample_weight)                    # Σ_i w_i/Σw · Σ_j (p-t)²/d
         _, self.w2 = self._row_weights(self.P.shape[0], self.P.dtype, self.P, sample_weight, 1.0)
         return 0.5 * value
+
+
+class PoissonLoss(Loss):
+    """Half the Poisson deviance on the log link (scikit-learn's poisson loss), on the raw output Z = log ŷ and
+    counts T >= 0 (n, d):  L = Σ_j Σ_i w_i/Σw (t log t - t z - t + e^z),   ∂L/∂z = w_i/Σw (e^z - t)."""
+
+    def forward(self, Z, T, sample_weight=None):
+        Z = check_float(Z, "PoissonLoss")
+        T = check_float(as_array(T, "PoissonLoss: target"), "PoissonLoss: target", rows=Z.shape[0], dtype=Z.dtype)
+        self.shape = Z.shape
+        if len(Z.shape) == 1:
+            Z, T = Z.reshape(-1, 1), T.reshape(-1, 1)
+        n = Z.shape[0]
+        self.P = self._ws("P", Z.shape, Z.dtype, Z)
+        rows = self._ws("rows", (n,), Z.dtype, Z)
+        ops.poisson_loss(Z, T, self.P, rows)                              # P = e^Z, rows_i = Σ_j (…)
+        self.T = T
+        self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
+        return self._finish(rows, self.w_host)
+
+    def backward(self):
+        dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
+        ops.diff_backward(self.P, self.T, self.w, out=dZ)                 # dZ = w (e^Z - T)
+        return dZ.reshape(self.shape)

@@ -20,6 +20,8 @@ def _act1(z, kind, alpha):
         return e / (1 + e)
     if kind == 4:
         return math.tanh(z)
+    if kind == 5:
+        return math.exp(z)
     return z
 
 
@@ -38,6 +40,8 @@ def _grad1(y, kind, alpha, one, zero):
         return y * (one - y)
     if kind == 4:
         return one - y * y
+    if kind == 5:
+        return y
     return one
 
 

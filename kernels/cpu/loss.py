@@ -89,3 +89,21 @@ def _diff_backward(P, T, w, out):
 def diff_backward(P, T, w, out=None):
     _diff_backward(P, T, w, out)
     return out
+
+
+@kernel
+def _poisson_loss(Z, T, P, loss):
+    for i in range(Z.shape[0]):
+        s = 0.0
+        for j in range(Z.shape[1]):
+            z, t = Z[i, j], T[i, j]
+            p = math.exp(z)
+            P[i, j] = p
+            s += (t * math.log(t) if t > 0 else 0.0) - t * z - t + p
+        loss[i] = s
+
+
+@ops.poisson_loss.register("cpu")
+def poisson_loss(Z, T, P, loss):
+    _poisson_loss(Z, T, P, loss)
+    return loss

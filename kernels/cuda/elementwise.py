@@ -21,6 +21,8 @@ def act1(z, kind, alpha):
         return e / (1 + e)
     if kind == 4:
         return math.tanh(z)
+    if kind == 5:
+        return math.exp(z)
     return z
 
 
@@ -36,6 +38,8 @@ def grad1(y, kind, alpha):
         return y * (1 - y)
     if kind == 4:
         return 1 - y * y
+    if kind == 5:
+        return y
     return 1.0
 
 

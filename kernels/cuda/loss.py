@@ -93,3 +93,23 @@ def diff_backward_kernel(P, T, w, out):
 def diff_backward(P, T, w, out=None):
     launch(diff_backward_kernel, P.size, P, T, w, out)
     return out
+
+
+@cuda.jit
+def poisson_loss_kernel(Z, T, P, loss):
+    n, d = Z.shape
+    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
+        s = 0.0
+        for j in range(d):
+            z = Z[i, j]
+            t = T[i, j]
+            p = math.exp(z)
+            P[i, j] = p
+            s += (t * math.log(t) if t > 0 else 0.0) - t * z - t + p
+        loss[i] = s
+
+
+@ops.poisson_loss.register("cuda")
+def poisson_loss(Z, T, P, loss):
+    launch(poisson_loss_kernel, Z.shape[0], Z, T, P, loss)
+    return loss

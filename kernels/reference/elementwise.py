@@ -1,19 +1,21 @@
 r"""Elementwise ops: activations (forward, backward, fused with bias), products, dropout.
 
-Activation codes (kernels.config): 0 identity, 1 relu, 2 leaky_relu (slope ``alpha``), 3 sigmoid, 4 tanh.
+Activation codes (kernels.config): 0 identity, 1 relu, 2 leaky_relu (slope ``alpha``), 3 sigmoid, 4 tanh,
+5 exp (the log link's inverse: Poisson regression's output).
 Backward passes use the saved *output* Y, never the input:
 
     relu'      = [Y > 0]
     leaky'     = 1 if Y > 0 else alpha        (alpha > 0 keeps the sign of X in Y)
     sigmoid'   = Y (1 - Y)
     tanh'      = 1 - Y²
+    exp'       = Y
 
 NaN propagates (see kernels/reference/__init__.py): relu(NaN) = NaN, and the piecewise derivatives
 relu'(NaN) = leaky'(NaN) = NaN, so a NaN unit passes NaN back instead of a zero gradient.
 """
 import numpy as np
 
-from ..config import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from ..config import EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from ..dispatch import define_op, same_as
 
 
@@ -30,6 +32,8 @@ def _act(Z, kind, alpha):
         return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
     if kind == TANH:
         return np.tanh(Z)
+    if kind == EXP:
+        return np.exp(Z)
     raise ValueError(f"unknown activation code {kind}")
 
 
@@ -49,6 +53,8 @@ def _act_grad(Y, kind, alpha):
         return Y * (1 - Y)
     if kind == TANH:
         return 1 - Y * Y
+    if kind == EXP:
+        return Y.copy()
     raise ValueError(f"unknown activation code {kind}")
 
 

@@ -59,3 +59,14 @@ def diff_backward(P, T, w, out=None):
     cross-entropy w.r.t. the logits (w = 1/n), with per-row weights folded into w."""
     out[...] = w[:, None] * (P - T)
     return out
+
+
+@define_op
+def poisson_loss(Z, T, P, loss):
+    """Half the Poisson deviance on the log link, Z = log ŷ (sklearn's poisson_loss):
+    P = e^Z;  loss[i] = Σ_j t log t - t z - t + e^z   (t log t = 0 at t = 0); its gradient w.r.t. Z is
+    P - T (diff_backward)."""
+    P[...] = np.exp(Z)
+    tlogt = np.where(T > 0, T * np.log(np.where(T > 0, T, 1)), 0)
+    loss[...] = (tlogt - T * Z - T + P).sum(axis=1)
+    return loss

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from tinynn import kernels
 from tinynn.kernels import ops
@@ -31,6 +31,7 @@ from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from ..model import Sequential
 from ..sparse import is_scipy_sparse
 from ..training import L2Penalty, Trainer, predict_raw
+from . import _checks
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
 from ._params import PARAMETER_CONSTRAINTS
@@ -150,9 +151,7 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ validation
     def _fit_dtype(self, X):
-        if self.dtype is not None:
-            return np.dtype(self.dtype)
-        return np.float32 if getattr(X, "dtype", None) == np.float32 else np.float64
+        return _checks.fit_dtype(self, X)
 
     def _validate_X(self, X):
         """Prediction input: sklearn's checks (finite, 2-D, dense, feature count), in the model's dtype."""
@@ -216,8 +215,11 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
             raise ValueError("partial_fit does not support early_stopping=True")
         X, y = self._validate_X_y(X, y, first_pass)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sample_weight = _checks.check_sample_weight(self, sample_weight, X)
         T, n_outputs = self._targets(y, incremental, first_pass)
+        if T.dtype.kind == "f":
+            T = T.astype(X.dtype)                                       # X is in the fit dtype already
+        _checks.check_finite_after_cast(self, X, T)                     # before anything is built
         self._rs = _random_state(self.random_state)                     # as sklearn: at every fit
         if first_pass:
             self._dtype_ = X.dtype
@@ -225,8 +227,6 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
             self.n_iter_ = 0
             self.t_ = 0
             self._init_curves()
-        if T.dtype.kind == "f":
-            T = T.astype(self._dtype_)
         if self.solver == "lbfgs":
             fit_lbfgs(self, Trainer(self._model, self._loss_fn(), None, penalty=L2Penalty(self.alpha)),
                       X, T, sample_weight)
@@ -253,6 +253,7 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
             self._sched = None
         if self.early_stopping:
             (X_train, T_train, sw_train), val = self._split(X, T, y_raw, sample_weight)
+            _checks.check_split_weights(self, sw_train, val[3])
         else:
             (X_train, T_train, sw_train), val = (X, T, sample_weight), None
         n = X_train.shape[0]
@@ -274,6 +275,9 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
                 try:
                     rec = trainer.train_epoch(X_train, T_train, sw_train, progress=bar)
                 except DivergenceError as e:
+                    cause = _checks.input_overflow(self, X_train, T_train, sw_train)
+                    if cause is not None:
+                        raise cause from None
                     if val is None:
                         raise self._divergence(e) from None
                     self._diverged_with_validation(trainer)                # sklearn: nan score, stop

@@ -29,6 +29,16 @@ def _who(est):
     return type(est).__name__
 
 
+def _values(X):
+    """The stored values of X: a dense array itself, a sparse matrix its non-zeros (``.data``)."""
+    return X.data if hasattr(X, "tocsr") and hasattr(X, "data") and not isinstance(X, np.ndarray) else X
+
+
+def _largest(A):
+    with np.errstate(all="ignore"):
+        return float(np.max(np.abs(A))) if A.size else 0.0
+
+
 def fit_dtype(est, X):
     """``est.dtype`` (float32 or float64) if given, else float32 for float32 input and float64 for anything
     else (as sklearn). Any other dtype is a TypeError naming what is supported."""
@@ -50,9 +60,10 @@ def _overflow_message(name, A, dtype):
 
 
 def check_finite_after_cast(est, X, T=None):
-    """X and floating targets T, already in the fit dtype, must be finite: float64 values beyond float32's
-    range become inf in the cast (sklearn checked them before it, in float64)."""
-    if not np.isfinite(X).all():
+    """X (dense, or a sparse matrix's stored values) and floating targets T, already in the fit dtype, must be
+    finite: float64 values beyond float32's range become inf in the cast (sklearn checked them before it, in
+    float64)."""
+    if not np.isfinite(_values(X)).all():
         raise ValueError(f"{_who(est)}: {_overflow_message('X', X, X.dtype)}. Scale X (e.g. StandardScaler) or "
                          "fit in float64 (dtype=np.float64).")
     if T is not None and T.dtype.kind == "f" and not np.isfinite(T).all():
@@ -80,11 +91,11 @@ def check_sample_weight(est, sample_weight, X):
     return sw
 
 
-def _check_total(est, sw, what):
-    total = float(np.sum(sw))
+def _check_total(est, sw, what, purpose="there is nothing to train on"):
+    with np.errstate(over="ignore"):
+        total = float(np.sum(sw))
     if not total > 0:
-        raise ValueError(f"{_who(est)}: {what} is all zero: there is nothing to train on (expected at least one "
-                         "positive weight)")
+        raise ValueError(f"{_who(est)}: {what} is all zero: {purpose} (expected at least one positive weight)")
     if not math.isfinite(total):
         raise ValueError(f"{_who(est)}: {what} sums to {total} (overflow); scale the weights down")
 
@@ -95,7 +106,8 @@ def check_split_weights(est, sw_train, sw_val):
     if sw_train is None:
         return
     _check_total(est, sw_train, "sample_weight of the training part (after the early-stopping split)")
-    _check_total(est, sw_val, "sample_weight of the validation part (early_stopping)")
+    _check_total(est, sw_val, "sample_weight of the validation part (early_stopping)",
+                 "there is nothing to score on; lower validation_fraction or spread the weights")
 
 
 def _input_cause(est, X, T, sample_weight, when="with the weights at the start of the failing epoch"):
@@ -110,9 +122,9 @@ def _input_cause(est, X, T, sample_weight, when="with the weights at the start o
     with np.errstate(all="ignore"):
         Z = predict_raw(model, X)
         dtype = np.dtype(Z.dtype).name
-        facts = f"largest |x| = {float(np.max(np.abs(X))):.3g}" if X.size else "X is empty"
+        facts = f"largest |x| = {_largest(_values(X)):.3g}"
         if T.dtype.kind == "f" and T.size:
-            facts += f", largest |y| = {float(np.max(np.abs(T))):.3g}"
+            facts += f", largest |y| = {_largest(T):.3g}"
         advice = (". The input is the cause, not the learning rate: scale X and y (e.g. StandardScaler)"
                   + (" or fit in float64 (dtype=np.float64)" if dtype == "float32" else ""))
         if not np.isfinite(Z).all():
@@ -124,7 +136,7 @@ def _input_cause(est, X, T, sample_weight, when="with the weights at the start o
             return None
         if not math.isfinite(value):
             return (f"the loss on (X, y) is {value} {when}, although the network's output is finite (largest "
-                    f"|output| = {float(np.max(np.abs(Z))):.3g}; {facts}): the values overflow {dtype} in the "
+                    f"|output| = {_largest(Z):.3g}; {facts}): the values overflow {dtype} in the "
                     "loss" + advice)
         trainer = Trainer(model, est._loss_fn(), None)
         saved = Trainer.capture(model)

@@ -20,7 +20,7 @@ from ..layers import ACTIVATIONS
 _CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 _BESTS = ("best_loss_", "best_validation_score_")
 _FITTED = ("n_iter_", "n_layers_", "n_outputs_", "out_activation_", "n_features_in_", "dtype_", "loss_", "t_",
-           "has_optimizer") + _CURVES + _BESTS
+           "has_optimizer", "_no_improvement_count") + _CURVES + _BESTS
 _CLASSIFIER_FITTED = ("y_type", "classes_object")
 _Y_TYPES = {"binary": "logistic", "multiclass": "softmax", "multilabel": "logistic"}   # y_type -> out_activation_
 
@@ -47,7 +47,8 @@ class FilesMixin:
         fitted = {"n_iter_": self.n_iter_, "n_layers_": self.n_layers_, "n_outputs_": self.n_outputs_,
                   "out_activation_": self.out_activation_, "n_features_in_": self.n_features_in_,
                   "dtype_": np.dtype(self._dtype_).name, "loss_": getattr(self, "loss_", None),
-                  "t_": getattr(self, "t_", 0), "has_optimizer": hasattr(self, "_opt")}
+                  "t_": getattr(self, "t_", 0), "has_optimizer": hasattr(self, "_opt"),
+                  "_no_improvement_count": int(getattr(self, "_no_improvement_count", 0))}
         for name in _CURVES:
             v = getattr(self, name, None)
             fitted[name] = None if v is None else [float(x) for x in v]
@@ -109,10 +110,13 @@ class FilesMixin:
         est._rs = _random_state(params["random_state"])
         est._dtype_ = np.dtype(fitted.pop("dtype_"))
         est._load_extra(arrays, fitted)
-        est._build(fitted["n_features_in_"], fitted["n_outputs_"], est._dtype_)
-        if fitted.pop("has_optimizer"):
-            est._opt = est._make_optimizer()
-            est._sched = None
+        try:                                               # everything was checked; a last net names the file
+            est._build(fitted["n_features_in_"], fitted["n_outputs_"], est._dtype_)
+            if fitted.pop("has_optimizer"):
+                est._opt = est._make_optimizer()
+                est._sched = None
+        except (ValueError, TypeError) as e:
+            raise FileFormatError(path, f"its parameters do not build a {cls._KIND}: {e}") from None
         io.unpack_state(arrays, meta, est._model, getattr(est, "_opt", None))
         est._best = Trainer.capture(est._model)            # a warm-started fit's best weights start here
         for k, v in fitted.items():
@@ -128,12 +132,16 @@ class FilesMixin:
 
 def _read_params(cls, p: io.MetaReader) -> dict:
     """The constructor arguments, each present (no silent defaults), typed, names from tinynn's tables."""
-    names = set(cls().get_params())
+    defaults = cls().get_params()
+    names = set(defaults)
     missing = sorted(names - set(p.meta))
     if missing:
         p.fail(f"metadata entr{'y' if len(missing) == 1 else 'ies'} {', '.join('params.' + m for m in missing)} "
                "missing")
     p.only(names)
+    for k, default in defaults.items():                # JSON true/false only where the parameter is a flag
+        if isinstance(p.meta[k], bool) and not isinstance(default, bool):
+            p.fail(f"{p.name(k)} is {str(p.meta[k]).lower()}; expected a number or a name, not true/false")
     hidden = p.list("hidden_layer_sizes")
     for i, h in enumerate(hidden):
         if not io._is_int(h) or h < 1:
@@ -157,14 +165,15 @@ def _read_params(cls, p: io.MetaReader) -> dict:
 def _read_fitted(cls, f: io.MetaReader, params) -> dict:
     f.only(_FITTED + (_CLASSIFIER_FITTED if cls._is_classifier else ()))
     hidden = params["hidden_layer_sizes"]
-    out = {"n_iter_": f.int("n_iter_", lo=0),
+    out = {"n_iter_": f.int("n_iter_", lo=0, hi=io.COUNTER_MAX),
            "n_layers_": f.int("n_layers_", lo=2),
            "n_outputs_": f.int("n_outputs_", lo=1),
            "n_features_in_": f.int("n_features_in_", lo=1),
            "dtype_": f.str("dtype_", io.FLOAT_DTYPES),
            "loss_": f.number("loss_", null=True, default=None, finite=False, nan=True),
-           "t_": f.int("t_", lo=0),
-           "has_optimizer": f.bool("has_optimizer")}
+           "t_": f.int("t_", lo=0, hi=io.COUNTER_MAX),
+           "has_optimizer": f.bool("has_optimizer"),
+           "_no_improvement_count": f.int("_no_improvement_count", lo=0, hi=io.COUNTER_MAX, default=0)}
     if out["n_layers_"] != len(hidden) + 2:
         f.fail(f"{f.name('n_layers_')} is {out['n_layers_']}, but params.hidden_layer_sizes {hidden} gives "
                f"{len(hidden) + 2} layers")
@@ -172,6 +181,13 @@ def _read_fitted(cls, f: io.MetaReader, params) -> dict:
         out[name] = f.numbers(name, null=True, finite=False, nan=True)
     for name in _BESTS:
         out[name] = f.number(name, finite=False, nan=True, null=True)
+    if params["solver"] in ("sgd", "adam"):         # what a continued stochastic fit appends to and compares with
+        kept = (("validation_scores_", "validation_loss_curve_", "best_validation_score_")
+                if params["early_stopping"] else ("best_loss_",))
+        for name in ("loss_curve_",) + kept:
+            if out[name] is None:
+                f.fail(f"{f.name(name)} is null, but solver={params['solver']!r}"
+                       f"{' with early_stopping' if params['early_stopping'] else ''} keeps it")
     if out["has_optimizer"]:
         name = params["optimizer"] or params["solver"]
         if name not in optim.OPTIMIZERS:

@@ -8,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from tinynn import kernels
 
-from ..errors import DivergenceError
+from . import _checks
 
 
 def fit_lbfgs(est, trainer, X, T, sample_weight):
@@ -25,14 +25,14 @@ def fit_lbfgs(est, trainer, X, T, sample_weight):
         value = trainer.loss_and_grad(Xd, Td, sample_weight, weight_sum=wsum)
         return value, np.asarray(kernels.to_host(flat.grad), dtype=np.float64).copy()
 
+    fun = _checks.guard_lbfgs(est, fun, X, T, sample_weight)
     theta0 = np.asarray(kernels.to_host(flat.data), dtype=np.float64).copy()
     res = scipy.optimize.minimize(fun, theta0, method="L-BFGS-B", jac=True,
                                   options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+    _checks.check_lbfgs_result(est, res)
     if res.status != 0:
         warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
                       f"{res.message}. Increase max_iter or max_fun, or scale the data.", ConvergenceWarning)
-    if not np.all(np.isfinite(res.x)):
-        raise DivergenceError(f"{type(est).__name__}: L-BFGS produced non-finite weights")
     kernels.assign(flat.data, res.x.astype(flat.data.dtype))
     est.n_iter_ = int(res.nit)
     est.loss_ = float(res.fun)

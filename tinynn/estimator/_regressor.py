@@ -8,20 +8,23 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..losses import SquaredError
+from ..losses import PoissonLoss, SquaredError
+
+LOSSES = {"squared_error": ("identity", SquaredError), "poisson": ("exp", PoissonLoss)}   # output activation, loss
 from ._base import _BaseMLP
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: sklearn.neural_network.MLPRegressor's interface on tinynn.
 
-    Parameters and attributes as ``MLPClassifier`` (no ``classes_``; ``out_activation_`` is "identity"), plus
-    ``loss="squared_error"`` (sklearn's first argument; "poisson" is not supported).
+    Parameters and attributes as ``MLPClassifier`` (no ``classes_``), plus sklearn's first argument ``loss``:
+    "squared_error" (``out_activation_`` "identity", half the mean squared error) or "poisson" (log link:
+    ``out_activation_`` "exp", half the Poisson deviance; y must be >= 0).
     """
 
     _KIND = "MLPRegressor"
     _is_classifier = False
-    _parameter_constraints = {**_BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error"})]}
+    _parameter_constraints = {**_BaseMLP._parameter_constraints, "loss": [StrOptions(set(LOSSES))]}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
@@ -41,15 +44,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.loss = loss
 
     def _targets(self, y, incremental, reset):
-        self.out_activation_ = "identity"
+        self.out_activation_ = LOSSES[self.loss][0]
         T = np.asarray(y, dtype=np.float64)
+        if self.loss == "poisson" and np.any(T < 0):
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
         T = T.reshape(-1, 1) if T.ndim == 1 else T
         if not reset and hasattr(self, "n_outputs_") and T.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {T.shape[1]} outputs, but the model was fitted with {self.n_outputs_}")
         return np.ascontiguousarray(T), T.shape[1]
 
     def _loss_fn(self):
-        return SquaredError()
+        return LOSSES[self.loss][1]()
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):

@@ -5,19 +5,21 @@ r"""Elementwise activations. Each saves its *output* Y and differentiates throug
     Sigmoid:    Y = 1 / (1 + e^-X)              dX = dY ⊙ Y (1 - Y)
     Tanh:       Y = tanh X                      dX = dY ⊙ (1 - Y²)
     Identity:   Y = X                           dX = dY
+    Exp:        Y = e^X                         dX = dY ⊙ Y          (Poisson regression's output)
 """
 import numbers
 
 from tinynn.kernels import ops
-from tinynn.kernels.config import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from tinynn.kernels.config import EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
-from .._validation import check_float
+from .._validation import check_float, no_forward
 from .base import Layer
 
 
 class Activation(Layer):
     kind = IDENTITY
     alpha = 0.0
+    Y = None                                                          # the saved output (None: no forward yet)
 
     def forward(self, X):
         X = check_float(X, type(self).__name__)
@@ -27,6 +29,8 @@ class Activation(Layer):
         return Y
 
     def backward(self, dY):
+        if self.Y is None:
+            raise no_forward(type(self).__name__)
         dY = check_float(dY, f"{type(self).__name__}.backward", rows=self.Y.shape[0], width=self.Y.shape[len(self.Y.shape) - 1])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.act_backward(dY, self.Y, self.kind, self.alpha, out=dX)   # dX = dY ⊙ f'(Y)
@@ -64,5 +68,9 @@ class Tanh(Activation):
     kind = TANH
 
 
+class Exp(Activation):
+    kind = EXP
+
+
 ACTIVATIONS = {"identity": Identity, "relu": ReLU, "leaky_relu": LeakyReLU, "logistic": Sigmoid,
-               "sigmoid": Sigmoid, "tanh": Tanh}
+               "sigmoid": Sigmoid, "tanh": Tanh, "exp": Exp}

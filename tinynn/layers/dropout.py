@@ -3,7 +3,9 @@ import numpy as np
 from tinynn import kernels
 from tinynn.kernels import ops
 
-from .._validation import check_float, check_probability
+from .._validation import check_float, check_probability, no_forward
+
+_NO_FORWARD = object()                                               # M before any forward
 from .base import Layer
 
 
@@ -16,6 +18,8 @@ class Dropout(Layer):
 
     ``rng`` (a seed or np.random.Generator) makes the masks reproducible; reseed it to fix a mask.
     """
+
+    M = _NO_FORWARD                                                  # the saved mask; None: forward was identity
 
     def __init__(self, p=0.5, rng=None):
         self.p = check_probability(p, "Dropout: p")
@@ -35,6 +39,8 @@ class Dropout(Layer):
     def backward(self, dY):
         if self.M is None:
             return dY
+        if self.M is _NO_FORWARD:
+            raise no_forward("Dropout")
         dY = check_float(dY, "Dropout.backward", rows=self.M.shape[0], width=self.M.shape[len(self.M.shape) - 1])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.mul(dY, self.M, out=dX)                           # dX = dY ⊙ M

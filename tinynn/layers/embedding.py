@@ -4,7 +4,7 @@ from tinynn import kernels
 from tinynn.kernels import ops
 
 from .. import init as _init
-from .._validation import as_array, check_positive_int
+from .._validation import as_array, check_dtype, check_float, check_positive_int, no_forward
 from ..parameter import Parameter
 from .base import Layer
 
@@ -20,10 +20,12 @@ class Embedding(Layer):
     """
 
     accumulates_grad = True                                           # dW[idx] += dY
+    idx = None                                                        # the saved indices (None: no forward yet)
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, init=None, rng=None):
         self.num_embeddings = check_positive_int(num_embeddings, "Embedding: num_embeddings")
         self.embedding_dim = check_positive_int(embedding_dim, "Embedding: embedding_dim")
+        dtype = check_dtype(dtype, "Embedding")
         rng = np.random.default_rng(rng)
         shape = (self.num_embeddings, self.embedding_dim)
         W = rng.standard_normal(shape).astype(dtype) if init is None else _init.get(init)(shape, rng, dtype)
@@ -53,6 +55,9 @@ class Embedding(Layer):
         return Y.reshape(idx.shape[0], -1) if len(idx.shape) == 2 else Y
 
     def backward(self, dY):
+        if self.idx is None:
+            raise no_forward("Embedding")
+        dY = check_float(dY, "Embedding.backward", dtype=self.weight.data.dtype)
         if self.weight.requires_grad:
             d = self.embedding_dim
             if dY.shape[0] * (dY.shape[1] if len(dY.shape) == 2 else 1) != self.idx.shape[0] * d:

@@ -11,14 +11,17 @@ layers' parameters and constants and writes only its own buffers and the Linear'
 """
 from tinynn.kernels import ops
 
-from .._validation import check_float
+from .._validation import check_float, no_forward
 from .activations import Activation
 from .base import Layer
-from .linear import Linear
+from ..sparse import CSR
+from .linear import Linear, check_input, xt_dy, xw
 
 
 class LinearActivation(Layer):
     """Y = f(X W + b) for ``linear`` (a Linear with a bias) and ``activation`` (an Activation)."""
+
+    X = None                                                              # the saved input (None: no forward yet)
 
     def __init__(self, linear: Linear, activation: Activation):
         if type(linear) is not Linear or linear.bias is None:
@@ -37,10 +40,10 @@ class LinearActivation(Layer):
     def forward(self, X):
         lin, act = self.linear, self.activation
         W = lin.weight.data
-        X = check_float(X, "Linear", ndim=2, width=lin.in_features, dtype=W.dtype)
+        X = check_input(X, "Linear", lin.in_features, W)
         self.X = X                                                        # saved for backward
-        Y = self._ws("Y", (X.shape[0], lin.out_features), W.dtype, X)
-        ops.matmul(X, W, out=Y)                                           # Z = X W
+        Y = self._ws("Y", (X.shape[0], lin.out_features), W.dtype, W)
+        xw(X, W, Y)                                                       # Z = X W
         ops.bias_act(Y, lin.bias.data, act.kind, act.alpha, out=Y)       # Y = f(Z + b), in place
         self.Y = Y                                                        # saved: f' is a function of Y
         return Y
@@ -48,13 +51,15 @@ class LinearActivation(Layer):
     def backward(self, dY):
         lin, act = self.linear, self.activation
         X, W = self.X, lin.weight.data
+        if X is None:
+            raise no_forward("Linear")
         dY = check_float(dY, "Linear.backward", ndim=2, width=lin.out_features, rows=X.shape[0])
         dZ = self._ws("dZ", dY.shape, dY.dtype, dY)
         db = self._grad_out(lin.bias, "db")
         ops.act_backward_bias(dY, self.Y, act.kind, act.alpha, dZ, db)   # dZ = dY ⊙ f'(Y), db = Σ_n dZ
         if lin.weight.requires_grad:
-            ops.matmul(X, dZ, trans_a=True, out=lin.weight.grad)          # dW = Xᵀ dZ
-        if not self.needs_input_grad:                                     # first layer: skip dX
+            xt_dy(X, dZ, lin.weight.grad)                                 # dW = Xᵀ dZ
+        if not self.needs_input_grad or isinstance(X, CSR):               # first layer, or data: no dX
             return None
         dX = self._ws("dX", X.shape, W.dtype, X)
         return ops.matmul(dZ, W, trans_b=True, out=dX)                    # dX = dZ Wᵀ

@@ -1,12 +1,39 @@
 import numpy as np
 
+from tinynn import kernels
 from tinynn.kernels import ops
 from tinynn.kernels.config import IDENTITY
 
 from .. import init as _init
-from .._validation import check_float, check_positive_int
+from .._validation import check_dtype, check_float, check_positive_int, no_forward
 from ..parameter import Parameter
+from ..sparse import CSR, as_batch
 from .base import Layer
+
+
+def check_input(X, who, width, W):
+    """A dense float array or a sparse CSR batch (``tinynn.sparse``) of ``width`` columns in W's dtype."""
+    X = as_batch(X, W.dtype, kernels.device_of(W))
+    if isinstance(X, CSR):
+        if X.shape[1] != width or X.dtype != W.dtype:
+            raise ValueError(f"{who}: expected sparse input of {width} columns in {W.dtype}, got {X.shape[1]} "
+                             f"columns in {X.dtype}")
+        return X
+    return check_float(X, who, ndim=2, width=width, dtype=W.dtype)
+
+
+def xw(X, W, out):
+    """out = X W, for a dense X (a GEMM) or a sparse CSR X (ops.spmm: no densifying)."""
+    if isinstance(X, CSR):
+        return ops.spmm(X.indptr, X.indices, X.data, W, out=out)
+    return ops.matmul(X, W, out=out)
+
+
+def xt_dy(X, dY, out):
+    """out = Xᵀ dY, dense or sparse X."""
+    if isinstance(X, CSR):
+        return ops.spmm_t(X.indptr, X.indices, X.data, dY, out)
+    return ops.matmul(X, dY, trans_a=True, out=out)
 
 
 class Linear(Layer):
@@ -26,13 +53,13 @@ class Linear(Layer):
     rng : np.random.Generator or int or None
     """
 
+    X = None                                                          # the saved input (None: no forward yet)
+
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="kaiming_uniform",
                  rng=None):
         self.in_features = check_positive_int(in_features, "Linear: in_features")
         self.out_features = check_positive_int(out_features, "Linear: out_features")
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"Linear: dtype must be floating-point, got {self.dtype}")
+        self.dtype = check_dtype(dtype, "Linear")
         rng = np.random.default_rng(rng)
         W = _init.get(init)((self.in_features, self.out_features), rng, self.dtype)
         self.weight = Parameter(np.asarray(W, dtype=self.dtype))
@@ -41,10 +68,10 @@ class Linear(Layer):
     def forward(self, X):
         """Y = X W + b."""
         W = self.weight.data
-        X = check_float(X, "Linear", ndim=2, width=self.in_features, dtype=W.dtype)
+        X = check_input(X, "Linear", self.in_features, W)
         self.X = X                                                    # saved for backward
-        Y = self._ws("Y", (X.shape[0], self.out_features), W.dtype, X)
-        ops.matmul(X, W, out=Y)                                       # Y = X W
+        Y = self._ws("Y", (X.shape[0], self.out_features), W.dtype, W)
+        xw(X, W, Y)                                                   # Y = X W
         if self.bias is not None:
             ops.bias_act(Y, self.bias.data, IDENTITY, 0.0, out=Y)     # Y += b, in place
         return Y
@@ -52,13 +79,15 @@ class Linear(Layer):
     def backward(self, dY):
         """dW = Xᵀ dY, db = Σ_n dY, dX = dY Wᵀ."""
         X = self.X
+        if X is None:
+            raise no_forward("Linear")
         W = self.weight.data
         dY = check_float(dY, "Linear.backward", ndim=2, width=self.out_features, rows=X.shape[0])
         if self.weight.requires_grad:
-            ops.matmul(X, dY, trans_a=True, out=self.weight.grad)     # dW = Xᵀ dY
+            xt_dy(X, dY, self.weight.grad)                            # dW = Xᵀ dY
         if self.bias is not None and self.bias.requires_grad:
             ops.sum_rows(dY, out=self.bias.grad)                      # db = Σ_n dY
-        if not self.needs_input_grad:                                 # first layer: skip dX
+        if not self.needs_input_grad or isinstance(X, CSR):           # first layer, or data: no dX
             return None
         dX = self._ws("dX", X.shape, W.dtype, X)
         return ops.matmul(dY, W, trans_b=True, out=dX)                # dX = dY Wᵀ

@@ -4,7 +4,7 @@ import numpy as np
 
 from tinynn.kernels import ops
 
-from .._validation import check_float, check_positive_int
+from .._validation import check_dtype, check_float, check_positive_int, no_forward
 from ..parameter import Parameter
 from .base import Layer
 
@@ -28,9 +28,11 @@ class BatchNorm1d(Layer):
     """
 
     _state_names = ("running_mean", "running_var")
+    xhat = None                                      # saved by a training-mode forward (None: none to differentiate)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
         self.num_features = check_positive_int(num_features, "BatchNorm1d: num_features")
+        dtype = check_dtype(dtype, "BatchNorm1d")
         self.eps = _check_eps(eps, "BatchNorm1d")
         if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
@@ -47,6 +49,7 @@ class BatchNorm1d(Layer):
         n, d = X.shape
         Y = self._ws("Y", X.shape, X.dtype, X)
         if not self.training:
+            self.xhat = None                         # backward differentiates the training-mode formula only
             return ops.batchnorm_eval(X, g, self.bias.data, self.running_mean, self.running_var, self.eps, out=Y)
         if n < 2:
             raise ValueError(f"BatchNorm1d: expected more than 1 row per batch in training mode, got shape {X.shape}")
@@ -60,6 +63,9 @@ class BatchNorm1d(Layer):
         return Y
 
     def backward(self, dY):
+        if self.xhat is None:
+            raise no_forward("BatchNorm1d", "a training-mode forward (backward after an eval-mode forward is not "
+                                            "supported)")
         dY = check_float(dY, "BatchNorm1d.backward", ndim=2, width=self.num_features, rows=self.xhat.shape[0])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.batchnorm_backward(dY, self.xhat, self.weight.data, self.inv_std, dX,
@@ -77,8 +83,11 @@ class LayerNorm(Layer):
               dX_i = (1/√(σ²_i+eps)) / d · (d dx̂_i - Σ_j dx̂_ij - x̂_i Σ_j dx̂_ij x̂_ij)
     """
 
+    xhat = None                                      # saved by forward (None: no forward yet)
+
     def __init__(self, num_features, eps=1e-5, dtype=np.float32):
         self.num_features = check_positive_int(num_features, "LayerNorm: num_features")
+        dtype = check_dtype(dtype, "LayerNorm")
         self.eps = _check_eps(eps, "LayerNorm")
         self.weight = Parameter(np.ones(self.num_features, dtype))
         self.bias = Parameter(np.zeros(self.num_features, dtype))
@@ -92,6 +101,8 @@ class LayerNorm(Layer):
         return ops.layernorm_forward(X, g, self.bias.data, self.eps, Y, self.xhat, self.inv_std)
 
     def backward(self, dY):
+        if self.xhat is None:
+            raise no_forward("LayerNorm")
         dY = check_float(dY, "LayerNorm.backward", ndim=2, width=self.num_features, rows=self.xhat.shape[0])
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
         return ops.layernorm_backward(dY, self.xhat, self.weight.data, self.inv_std, dX,
