@@ -159,7 +159,10 @@ def input_overflow(est, X, T, sample_weight):
     ValueError naming the input when those parameters already give a non-finite output or loss on it (the
     first forward pass overflows: no learning rate can help), else None (the learning rate is the suspect)."""
     cause = _input_cause(est, X, T, sample_weight)
-    return None if cause is None else ValueError(f"{_who(est)}: {cause}.")
+    # sklearn's sentence first (its own tests match it), then what tinynn found
+    return None if cause is None else ValueError(
+        "Solver produced non-finite parameter weights. The input data may contain large values and need to be "
+        f"preprocessed. {_who(est)}: {cause}.")
 
 
 def guard_lbfgs(est, fun, X, T, sample_weight):
