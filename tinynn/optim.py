@@ -370,6 +370,8 @@ class Adam(Optimizer):
         self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
         self.amsgrad = bool(amsgrad)
         self.lazy = bool(lazy)
+        if not self.amsgrad:                      # no max_exp_avg_sq buffer: a model's worth of memory saved
+            self.state_names = ("exp_avg", "exp_avg_sq")
         super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):
@@ -377,8 +379,9 @@ class Adam(Optimizer):
         return dict(lr=self.lr, b1=b1, b2=b2, eps=self.eps, wd=self.weight_decay, bc1=1 - b1 ** self.t,
                     bc2=1 - b2 ** self.t)
 
-    def _update(self, p, g, m, v, vmax, **s):
-        ops.adam_update(p, g, m, v, vmax, s["lr"], s["b1"], s["b2"], s["eps"], s["wd"], s["bc1"], s["bc2"],
+    def _update(self, p, g, m, v, vmax=None, **s):
+        # without amsgrad the kernel never touches vmax: v stands in for the buffer that is not allocated
+        ops.adam_update(p, g, m, v, v if vmax is None else vmax, s["lr"], s["b1"], s["b2"], s["eps"], s["wd"], s["bc1"], s["bc2"],
                         self.amsgrad, self.decoupled)
 
 
