@@ -91,9 +91,10 @@ class LocalStrategy:
     """One process computes the whole batch (the default). ``tinynn.parallel`` provides the others."""
 
     is_root = True
+    parallel = False                                    # True: gradients are reduced across processes
     grad_ready = None                                   # per-layer backward hook (data parallel: bucketing)
 
-    def shard(self, idx):
+    def shard(self, idx, sample_weight=None):
         return idx
 
     def reduce_gradients(self, model, n_local, n_global):
@@ -182,15 +183,22 @@ class Trainer:
         """Forward, loss, backward (+ reduction across processes, + penalty): the batch's objective, with its
         gradient in ``model.flat.grad``. ``n_global``: rows of the whole batch when this process holds a shard."""
         model, loss, strategy = self.model, self.loss, self.strategy
-        if model.accumulates_grad:
-            model.zero_grad()
         n_local = Xb.shape[0]
         n_global = n_local if n_global is None else n_global
-        value = loss(model.forward(Xb), Tb, sample_weight)
-        model.backward(loss.backward(), hook=strategy.grad_ready)          # overwrites every gradient
-        if n_global != n_local:
-            strategy.reduce_gradients(model, n_local, n_global)
-            value = strategy.allsum(value * n_local) / n_global
+        if n_local:
+            if model.accumulates_grad:
+                model.zero_grad()
+            value = loss(model.forward(Xb), Tb, sample_weight)
+            model.backward(loss.backward(), hook=strategy.grad_ready)      # overwrites every gradient
+        else:                                                               # fewer rows than processes
+            value = 0.0
+            model.zero_grad()
+        if strategy.parallel:
+            # each process's loss is a (weighted) mean over its rows: weight it by its share of the batch
+            w_local, w_global = (n_local, n_global) if sample_weight is None else \
+                (float(np.sum(sample_weight)), weight_sum)
+            strategy.reduce_gradients(model, w_local, w_global)
+            value = strategy.allsum(value * w_local) / w_global
         if self.penalty is not None:
             n = n_global if sample_weight is None else weight_sum
             value += self.penalty(model, n)
@@ -241,7 +249,7 @@ class Trainer:
         pred = np.empty(bs, np.int64) if count_correct else None
         total, seen, correct = 0.0, 0, 0
         for step, idx in enumerate(self.batches(n)):
-            local = self.strategy.shard(idx)
+            local = self.strategy.shard(idx, sample_weight)
             if sparse:
                 Xb, Tb = X[local], T[local]                # CSR rows: the first Linear takes them as they are
             elif len(local) == bs:                           # gather into reused buffers (mode="clip": unbuffered)
@@ -259,7 +267,7 @@ class Trainer:
                     continue                               # a batch of zero weight teaches nothing
             value = self.step(self.on_device(Xb), self.on_device(Tb), swb, n_global=len(idx), weight_sum=wsum,
                               where=f"at epoch {self._epoch + 1}, step {step + 1}")
-            if count_correct:
+            if count_correct and len(local):
                 correct += int(np.count_nonzero(ops.argmax_rows(self.loss.P, out=pred[:len(local)]) == Tb))
             total += value * len(idx)
             seen += len(idx)
@@ -348,6 +356,8 @@ class Trainer:
         self._epoch = int(meta["epoch"])
         self._history = [dict(h) for h in meta["history"]]
         self.samples_seen = int(meta.get("samples_seen", 0))
+        if hasattr(self.strategy, "on_load"):                          # e.g. per-process dropout streams
+            self.strategy.on_load()
         return self
 
     def save_checkpoint(self, path, config):
