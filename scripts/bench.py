@@ -459,9 +459,19 @@ def main(argv=None):
                     help="instead: sklearn's vs tinynn's MLPClassifier on sparse CSR input, e.g. 20000,262144,1e-3")
     ap.add_argument("--sparse-hidden", type=int, default=100)
     ap.add_argument("--sparse-epochs", type=int, default=3)
+    ap.add_argument("--parallel", action="store_true",
+                    help="instead: the MPI strategies at -n 2 (scripts/parallel_bench.py: compute vs communication per "
+                         "step, allreduce bandwidth, the cost model and its plot) into the folder of --out")
     ap.add_argument("--sklearn-parity", action="store_true",
                     help="instead: fit sklearn's and tinynn's MLPClassifier with the same arguments (same model?)")
     args = ap.parse_args(argv)
+    if args.parallel:
+        here = os.path.dirname(os.path.abspath(__file__))
+        cmd = [sys.executable, os.path.join(here, "parallel_bench.py"), "--out",
+               os.path.dirname(os.path.abspath(args.out))]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir]
+        raise SystemExit(subprocess.call(cmd))
     if args.sklearn_parity:
         X, y, _, _ = data(args.data_dir)
         result = {"machine": machine(), "sklearn_parity": sklearn_parity(X, y)}
