@@ -9,6 +9,8 @@ ExponentialLR      η_t = η₀ γᵗ
 CosineAnnealingLR  η_t = η_min + (η₀ - η_min) (1 + cos(π t / T_max)) / 2
 InverseTimeLR      η_t = η₀ / (1 + k t)                      (the lectures' 1/t decay)
 LinearWarmup       η_t = η₀ (t + 1) / warmup_steps for t < warmup_steps, then ``after`` takes over
+CosineRestarts     η_t = η_min + (η₀ - η_min) (1 + cos(π (t mod T) / T)) / 2   (SGDR with T_mult = 1; snapshots)
+SWALR              cosine to swa_lr over swa_start steps, then constant swa_lr   (stochastic weight averaging)
 CyclicLR           triangular: η rises linearly base_lr → max_lr in step_size_up steps, falls back in step_size_down
 ReduceLROnPlateau  η ← max(η·factor, min_lr) after more than ``patience`` epochs without a relative improvement
                    of ``threshold`` in the metric (``.step(metric)``)
@@ -153,6 +155,42 @@ class LinearWarmup(Schedule):
         return self
 
 
+class CosineRestarts(Schedule):
+    r"""Cosine annealing with warm restarts of equal length (SGDR, Loshchilov and Hutter 2017, with T_mult = 1;
+    the schedule of snapshot ensembles, Huang et al. 2017):
+
+        η_t = η_min + (η₀ - η_min) (1 + cos(π (t mod T) / T)) / 2,     T = cycle_steps
+
+    so the rate falls to near η_min at the end of each cycle (where a snapshot is taken) and jumps back to η₀.
+    torch's CosineAnnealingWarmRestarts(T_0=T, T_mult=1) gives the same sequence."""
+
+    def __init__(self, optimizer, cycle_steps, eta_min=0.0):
+        self.cycle_steps = _positive(cycle_steps, "cycle_steps", "CosineRestarts", integer=True)
+        self.eta_min = float(eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        tc = t % self.cycle_steps
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * tc / self.cycle_steps)) / 2
+
+
+class SWALR(Schedule):
+    r"""The schedule of stochastic weight averaging (Izmailov et al. 2018): cosine from η₀ down to
+    ``swa_lr`` over the first ``swa_start`` steps, then constant ``swa_lr`` while the weights are averaged:
+
+        η_t = swa_lr + (η₀ - swa_lr) (1 + cos(π t / swa_start)) / 2   for t < swa_start,   swa_lr after."""
+
+    def __init__(self, optimizer, swa_start, swa_lr):
+        self.swa_start = _positive(swa_start, "swa_start", "SWALR", integer=True)
+        self.swa_lr = _positive(swa_lr, "swa_lr", "SWALR")
+        super().__init__(optimizer)
+
+    def lr_at(self, t):
+        if t >= self.swa_start:
+            return self.swa_lr
+        return self.swa_lr + (self.base_lr - self.swa_lr) * (1 + math.cos(math.pi * t / self.swa_start)) / 2
+
+
 class CyclicLR(Schedule):
     """torch.optim.lr_scheduler.CyclicLR, mode 'triangular' (momentum cycling not included)."""
 
@@ -278,6 +316,12 @@ SCHEDULES = {
     "warmup_cosine": _warmup_cosine,                                     # one epoch of warm-up, then cosine
     "invscaling": lambda opt, total_steps, steps_per_epoch, power_t=0.5, **_: InvScaling(opt, power_t),
     "adaptive": lambda opt, total_steps, steps_per_epoch, **_: Adaptive(opt),
+    # snapshot ensembles: ``cycles`` equal cosine cycles of ⌈total/cycles⌉ steps (Huang et al.'s ⌈T/M⌉)
+    "cosine_restarts": lambda opt, total_steps, steps_per_epoch, cycles=5, **_: CosineRestarts(
+        opt, cycle_steps=max(1, -(-total_steps // int(cycles)))),
+    # SWA: cosine to swa_lr = ratio · η₀ over the first swa_start (fraction) of the steps, then constant
+    "swa": lambda opt, total_steps, steps_per_epoch, swa_start=0.75, swa_lr_ratio=0.1, **_: SWALR(
+        opt, swa_start=max(1, int(round(swa_start * total_steps))), swa_lr=swa_lr_ratio * opt.lr),
 }
 
 

@@ -1,0 +1,165 @@
+"""tinynn.averaging and its schedules: the cyclic cosine schedule (torch's), SWALR, the snapshot ensemble
+(M snapshots, mean softmax), SWA (mean of epoch-end weights), EMA (moving average per step), BatchNorm
+statistics recomputed for averaged weights, and their checkpoint state."""
+import numpy as np
+import pytest
+
+import tinynn as tn
+from tinynn import averaging, schedules
+from tinynn.training import Trainer, build_mlp
+
+
+def _opt(lr=0.1):
+    return tn.optim.SGD([tn.parameter.Parameter(np.zeros(3, np.float32))], lr=lr)
+
+
+def test_cosine_restarts_matches_torch():
+    torch = pytest.importorskip("torch")
+    p = torch.nn.Parameter(torch.zeros(3))
+    topt = torch.optim.SGD([p], lr=0.1)
+    tsched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(topt, T_0=7, T_mult=1, eta_min=0.001)
+    opt = _opt()
+    sched = schedules.CosineRestarts(opt, cycle_steps=7, eta_min=0.001)
+    for _ in range(30):
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15)
+        topt.step()
+        tsched.step()
+        sched.step()
+
+
+def test_cosine_restarts_table_entry():
+    opt = _opt()
+    s = schedules.make("cosine_restarts", opt, total_steps=100, steps_per_epoch=10, cycles=3)
+    assert s.cycle_steps == 34                                     # ⌈100/3⌉ (Huang et al.)
+    rates = [s.lr_at(t) for t in range(100)]
+    assert rates[0] == 0.1 and rates[34] == 0.1 and rates[68] == 0.1
+    assert rates[33] < 0.001 and rates[33] < rates[32]
+
+
+def test_swalr():
+    opt = _opt()
+    s = schedules.make("swa", opt, total_steps=100, steps_per_epoch=10, swa_start=0.75, swa_lr_ratio=0.1)
+    assert s.swa_start == 75 and s.swa_lr == pytest.approx(0.01)
+    assert s.lr_at(0) == pytest.approx(0.1) and s.lr_at(75) == s.lr_at(99) == pytest.approx(0.01)
+    assert all(s.lr_at(t) > s.lr_at(t + 1) for t in range(74))
+
+
+def _data(n=256, d=20, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = (X[:, :3].sum(axis=1) > 0).astype(np.int64) + 2 * (X[:, 3] > 0)
+    return X, y
+
+
+def _trainer(callbacks, batch_norm=False, schedule=None, total=None):
+    model = build_mlp([20, 16, 4], batch_norm=batch_norm, seed=0)
+    opt = tn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = schedules.make(schedule, opt, total or 1, 8) if schedule else None
+    return Trainer(model, tn.SoftmaxCrossEntropy(), opt, sched, batch_size=32, rng=0, callbacks=callbacks)
+
+
+def test_ema_is_the_moving_average():
+    X, y = _data()
+    ema = averaging.EMA(0.9)
+    t = _trainer([ema])
+    seen = []
+    t._step_hooks.insert(0, lambda tr: seen.append(np.array(tr.model.flat.data)))     # weights after each step
+    t.train_epoch(X, y)
+    expected = seen[0].astype(np.float64)
+    for w in seen[1:]:
+        expected = 0.9 * expected + 0.1 * w
+    np.testing.assert_allclose(ema.avg, expected, rtol=1e-5, atol=1e-6)
+    assert ema.count == len(seen) == 8
+
+
+def test_swa_is_the_mean_of_epoch_end_weights():
+    X, y = _data()
+    swa = averaging.SWA(start=2)
+    t = _trainer([swa])
+    ends = []
+    for _ in range(4):
+        t.train_epoch(X, y)
+        ends.append(np.array(t.model.flat.data, np.float64))
+    np.testing.assert_allclose(swa.avg, np.mean(ends[1:], axis=0), rtol=1e-5, atol=1e-6)
+    assert swa.count == 3
+
+
+def test_snapshot_ensemble_keeps_m_snapshots_and_averages_softmax():
+    X, y = _data()
+    total = 5 * 8
+    t = _trainer([], schedule="cosine_restarts", total=total)
+    t.schedule = schedules.make("cosine_restarts", t.optimizer, total, 8, cycles=3)
+    snaps = averaging.SnapshotEnsemble.for_schedule(t.schedule, total)
+    t.callbacks.append(snaps)
+    t._step_hooks.append(snaps.on_step_end)
+    for _ in range(5):
+        t.train_epoch(X, y)
+    assert len(snaps.snapshots) == 3                               # steps 14, 28 and the last (40)
+    np.testing.assert_array_equal(snaps.snapshots[-1][0], t.model.flat.data)
+    P = snaps.predict_proba(t.model, X)
+    manual = 0
+    for params, _ in snaps.snapshots:
+        m = build_mlp([20, 16, 4], seed=0)
+        m.flat.data[...] = params
+        Z = tn.training.predict_raw(m, X).astype(np.float64)
+        E = np.exp(Z - Z.max(axis=1, keepdims=True))
+        manual = manual + E / E.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(P, manual / 3, rtol=1e-6)
+    np.testing.assert_array_equal(t.model.flat.data, snaps.snapshots[-1][0])   # the model is left as it was
+
+
+def test_recompute_batchnorm_is_the_cumulative_average():
+    X, _ = _data(n=128)
+    model = build_mlp([20, 8, 4], batch_norm=True, dropout=0.5, seed=0)
+    bn = model.layers[1]
+    averaging.recompute_batchnorm(model, X, batch_size=32)
+    Z = X @ model.layers[0].weight.data + model.layers[0].bias.data
+    batches = Z.reshape(4, 32, 8).astype(np.float64)
+    np.testing.assert_allclose(bn.running_mean, batches.mean(axis=1).mean(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.running_var, batches.var(axis=1, ddof=1).mean(axis=0), rtol=1e-4)
+    assert bn.momentum == 0.1 and model.training                    # restored
+
+
+def test_averaged_model_needs_data_with_batchnorm():
+    X, y = _data()
+    ema = averaging.EMA(0.5)
+    t = _trainer([ema], batch_norm=True)
+    t.train_epoch(X, y)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        ema.averaged_model(t.model)
+    m = ema.averaged_model(t.model, X)
+    np.testing.assert_array_equal(m.flat.data, ema.avg)
+    assert not np.array_equal(m.layers[1].running_mean, t.model.layers[1].running_mean)
+    assert m is not t.model
+
+
+@pytest.mark.parametrize("make", [lambda: averaging.EMA(0.8), lambda: averaging.SWA(start=1),
+                                  lambda: averaging.SnapshotEnsemble(3, 16)])
+def test_state_round_trip_resumes_exactly(make):
+    """Two epochs straight == one epoch, state() -> load_state() into fresh objects, one more epoch."""
+    X, y = _data()
+    a = make()
+    ta = _trainer([a], batch_norm=True)
+    ta.train_epoch(X, y)
+    ta.train_epoch(X, y)
+    b = make()
+    tb = _trainer([b], batch_norm=True)
+    tb.train_epoch(X, y)
+    arrays, meta = tb.state()
+    c = make()
+    tc = _trainer([c], batch_norm=True)
+    tc.load_state(arrays, meta)
+    tc.train_epoch(X, y)
+    sa, sc = a.state(), c.state()
+    assert sa[1] == sc[1] and sa[0].keys() == sc[0].keys()
+    for k in sa[0]:
+        np.testing.assert_array_equal(sa[0][k], sc[0][k], err_msg=k)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="decay"):
+        averaging.EMA(1.0)
+    with pytest.raises(ValueError, match="start"):
+        averaging.SWA(0)
+    with pytest.raises(RuntimeError, match="nothing averaged"):
+        averaging.EMA(0.9).averaged_model(build_mlp([2, 2]))
