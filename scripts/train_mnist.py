@@ -83,6 +83,9 @@ def parse(argv=None):
                    help="stop after N epochs of this invocation (as if interrupted); --resume continues. "
                         "Schedules span --epochs, so resuming a run that stopped this way is bitwise exact")
     p.add_argument("--quiet", action="store_true")
+    from tinynn.parallel.cli import add_arguments
+
+    add_arguments(p)                       # --parallel data|async|pipeline|tensor ... (run under mpiexec -n N)
     return p.parse_args(argv)
 
 
@@ -176,6 +179,17 @@ def plot_curves(history, path):
 
 def main(argv=None):
     args = parse(argv)
+    if args.parallel != "none":            # MPI strategies (tinynn.parallel): rank 0 writes the same files
+        bad = [f for f in ("augment", "snapshots", "swa", "ema") if getattr(args, f)] + \
+            (["device"] if args.device != "cpu" else [])
+        if bad:
+            print(f"error: --parallel does not combine with {', '.join('--' + b for b in bad)} yet",
+                  file=sys.stderr)
+            return 2
+        from tinynn.parallel.cli import run
+
+        args.no_plot = False
+        return run(args)
     os.makedirs(args.out, exist_ok=True)
     ckpt_path = os.path.join(args.out, "checkpoint.npz")
     resume = None

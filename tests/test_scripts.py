@@ -107,3 +107,29 @@ def test_corrupt_idx_file(tmp_path):
     bad.write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="corrupt or truncated"):
         tn.data.read_idx(bad)
+
+
+@pytest.mark.slow
+def test_train_mnist_parallel_data_equals_one_process(mnist_path, tmp_path):
+    """`mpiexec -n 2 python scripts/train_mnist.py --parallel data` writes the same files, holding the same model
+    (to float32 rounding) as the single-process run with the same global batch (no dropout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("mpiexec not found (pip install -e '.[mpi]')")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "train_mnist.py")
+    common = ["--data-dir", mnist_path, "--train-size", "1200", "--val-size", "200", "--hidden", "32",
+              "--epochs", "2", "--dropout", "0", "--quiet"]
+    r = subprocess.run([mpiexec, "-n", "2", sys.executable, script, "--parallel", "data", *common, "--out",
+                        str(tmp_path / "par")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert train_mnist.main([*common, "--out", str(tmp_path / "one")]) == 0
+    a = load_model(tmp_path / "par" / "model.npz").state_dict()
+    b = load_model(tmp_path / "one" / "model.npz").state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-5)
