@@ -163,3 +163,35 @@ def test_bad_arguments():
         averaging.SWA(0)
     with pytest.raises(RuntimeError, match="nothing averaged"):
         averaging.EMA(0.9).averaged_model(build_mlp([2, 2]))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kw", [dict(snapshots=3), dict(swa=True), dict(ema=0.99), dict(swa=True, batch_norm=True)])
+def test_estimator_averaging_options(kw, tmp_path):
+    from sklearn.base import clone
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    est = tn.MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, learning_rate_init=0.01, random_state=0,
+                           **kw).fit(X, y)
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(P.sum(1), 1, rtol=1e-6)
+    assert est.score(X, y) > 0.85
+    plain = tn.MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, learning_rate_init=0.01, random_state=0,
+                             batch_norm=kw.get("batch_norm", False)).fit(X, y)
+    assert not np.allclose(P, plain.predict_proba(X))            # the average is not the last iterate
+    assert clone(est).get_params()["swa"] == kw.get("swa", False)
+    if "snapshots" in kw:
+        assert len(est._snapshots) == 3
+    else:
+        est.save(tmp_path / "m.npz")
+        np.testing.assert_allclose(tn.MLPClassifier.load(tmp_path / "m.npz").predict_proba(X), P, rtol=1e-6)
+
+
+def test_estimator_averaging_refuses_two_at_once():
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    with pytest.raises(ValueError, match="at most one"):
+        tn.MLPClassifier(max_iter=2, swa=True, ema=0.9).fit(X, np.arange(30) % 2)
+    with pytest.raises(ValueError, match="own learning-rate schedule"):
+        tn.MLPClassifier(max_iter=2, snapshots=2, lr_schedule="cosine").fit(X, np.arange(30) % 2)

@@ -30,8 +30,9 @@ from ..errors import DivergenceError
 from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from ..model import Sequential
 from ..sparse import is_scipy_sparse
-from ..training import L2Penalty, Trainer, predict_raw
+from ..training import L2Penalty, Trainer
 from . import _checks
+from ._averages import AveragingMixin, averaging_start
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
 from ._params import PARAMETER_CONSTRAINTS
@@ -47,7 +48,7 @@ def _random_state(random_state):
     return check_random_state(random_state)
 
 
-class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
+class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -55,7 +56,8 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, init="auto",
-                 optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True):
+                 optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
+                 snapshots=None, swa=False, ema=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -87,6 +89,9 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.restore_best_weights = restore_best_weights
+        self.snapshots = snapshots
+        self.swa = swa
+        self.ema = ema
 
     # ------------------------------------------------------------------ model pieces
     def _hidden(self):
@@ -142,7 +147,14 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
                           betas=(self.beta_1, self.beta_2), eps=self.epsilon)
 
     def _make_schedule(self, steps_per_epoch):
-        """``lr_schedule`` (per step, over max_iter epochs) if given, else sklearn's ``learning_rate`` for sgd."""
+        """The averages' own schedules (snapshots: cosine restarts; swa: cosine then constant), else
+        ``lr_schedule`` (per step, over max_iter epochs) if given, else sklearn's ``learning_rate`` for sgd."""
+        total = self.max_iter * steps_per_epoch
+        if self.snapshots:
+            return schedules.make("cosine_restarts", self._opt, total, steps_per_epoch, cycles=self.snapshots)
+        if self.swa:
+            return schedules.make("swa", self._opt, total, steps_per_epoch,
+                                  swa_start=averaging_start(self.max_iter) / self.max_iter)
         if self.lr_schedule is not None:
             return schedules.make(self.lr_schedule, self._opt, self.max_iter * steps_per_epoch, steps_per_epoch)
         if (self.optimizer or self.solver) == "sgd":
@@ -173,9 +185,8 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
         return np.ascontiguousarray(X, dtype=dtype), y
 
     # ------------------------------------------------------------------ outputs
-    def _forward_pass_fast(self, X):
-        """sklearn's name: the output after the output activation (softmax, or an activation of the table)."""
-        Z = predict_raw(self._model, X)
+    def _output(self, Z):
+        """The output activation on raw outputs Z (softmax, or an activation of the table), in place."""
         if self.out_activation_ == "softmax":
             return ops.softmax_rows(Z, out=Z)
         act = ACTIVATIONS[self.out_activation_]
@@ -251,6 +262,8 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
         if not incremental or not hasattr(self, "_opt"):
             self._opt = self._make_optimizer()
             self._sched = None
+        if not incremental:
+            self._snapshots = None
         if self.early_stopping:
             (X_train, T_train, sw_train), val = self._split(X, T, y_raw, sample_weight)
             _checks.check_split_weights(self, sw_train, val[3])
@@ -261,9 +274,11 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
         if not incremental or self._sched is None:
             self._sched = self._make_schedule(-(-n // bs))
         rs = self._rs
+        averages = {} if incremental else self._make_averages(-(-n // bs))
         trainer = Trainer(self._model, self._loss_fn(), self._opt, self._sched, batch_size=bs,
                           shuffle=(lambda order: order[rs.permutation(len(order))]) if self.shuffle else False,
-                          penalty=L2Penalty(self.alpha), samples_seen=self.t_)
+                          penalty=L2Penalty(self.alpha), samples_seen=self.t_,
+                          callbacks=list(averages.values()))
         self._val_loss = self._loss_fn()
         self.n_iter_ = 0                                                   # sklearn counts each call's epochs
         bar = None
@@ -316,8 +331,9 @@ class _BaseMLP(StoppingMixin, FilesMixin, BaseEstimator):
         finally:
             if bar is not None:
                 bar.close()
-        if val and self.restore_best_weights:
+        if val and self.restore_best_weights and not averages:
             trainer.restore(self._best)
+        self._finish_averages(averages, X_train)
 
     def _check_solver(self):
         if self.solver not in ("sgd", "adam"):

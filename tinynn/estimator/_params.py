@@ -47,6 +47,9 @@ PARAMETER_CONSTRAINTS: dict = {
     "device": [StrOptions({"cpu", "cuda"})],
     "dtype": [None, type, np.dtype, str],
     "restore_best_weights": ["boolean"],
+    "snapshots": [Interval(numbers.Integral, 2, None, closed="left"), None],
+    "swa": ["boolean"],
+    "ema": [Interval(numbers.Real, 0, 1, closed="neither"), None],
 }
 
 PARAMETERS_DOC = """
@@ -73,4 +76,16 @@ PARAMETERS_DOC = """
         None: float32 input trains in float32, anything else in float64 (as sklearn); float32 forces the fast path.
     restore_best_weights : bool, default True
         With early stopping, end with the weights of the best validation score (sklearn always does).
+    snapshots : None or int >= 2, default None
+        Snapshot ensemble (Huang et al. 2017): ``snapshots`` cosine cycles with restarts over max_iter epochs
+        (replaces the schedule); a snapshot at the end of each; predictions average the snapshots' outputs
+        (softmax probabilities for classifiers). Applies to ``fit`` (not ``partial_fit``).
+    swa : bool, default False
+        Stochastic weight averaging (Izmailov et al. 2018): cosine to a tenth of the rate over the first three
+        quarters of max_iter, then constant; the weights at the end of the remaining epochs are averaged and
+        become the model's (BatchNorm statistics recomputed on the training data). ``fit`` only.
+    ema : None or float in (0, 1), default None
+        Exponential moving average of the weights after every step with this decay (e.g. 0.999); the average
+        becomes the model's weights at the end of ``fit`` (BatchNorm statistics recomputed).
+        At most one of snapshots, swa and ema; with them the averaged model replaces restore_best_weights.
 """

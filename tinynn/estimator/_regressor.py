@@ -31,7 +31,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False,
-                 init="auto", optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True):
+                 init="auto", optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
+                 snapshots=None, swa=False, ema=None):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
@@ -40,7 +41,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
                          dropout=dropout, batch_norm=batch_norm, init=init, optimizer=optimizer,
                          lr_schedule=lr_schedule, device=device, dtype=dtype,
-                         restore_best_weights=restore_best_weights)
+                         restore_best_weights=restore_best_weights, snapshots=snapshots, swa=swa, ema=ema)
         self.loss = loss
 
     def _targets(self, y, incremental, reset):
