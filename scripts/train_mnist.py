@@ -24,14 +24,14 @@ import os
 import sys
 import time
 
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tinynn as tn  # noqa: E402
 import tinynn.augment  # noqa: E402,F401  (tn.augment)
 from tinynn import io  # noqa: E402
-from tinynn.data import load_mnist  # noqa: E402
+from tinynn.data import mnist_split  # noqa: E402
+from tinynn.plots import plot_curves  # noqa: E402
 from tinynn.errors import DivergenceError  # noqa: E402
 from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream  # noqa: E402
 
@@ -139,44 +139,6 @@ def make_callbacks(config, sched, steps):
     return named
 
 
-def split(args, config):
-    Xtr, ytr, Xte, yte = load_mnist(args.data_dir)
-    rng = np.random.default_rng(config["seed"])
-    order = rng.permutation(len(Xtr))
-    val = order[:config["val_size"]]
-    train = order[config["val_size"]:]
-    if config["train_size"]:
-        train = train[:config["train_size"]]
-    Xv, yv = Xtr[val], ytr[val]
-    Xt, yt = Xtr[train], ytr[train]
-    if config["standardize"]:
-        Xt, Xv, Xte = tn.data.standardize(Xt, Xv, Xte)
-    return Xt, yt, Xv, yv, Xte, yte
-
-
-def plot_curves(history, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = np.arange(1, len(history["train_loss"]) + 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(ep, history["train_loss"], "o-", label="train")
-    if history.get("val_loss") and history["val_loss"][0] is not None:
-        a.plot(ep, history["val_loss"], "o-", label="validation")
-    a.set_xlabel("epoch"), a.set_ylabel("cross-entropy"), a.set_yscale("log"), a.legend(), a.grid(alpha=0.3)
-    if history.get("train_accuracy") and history["train_accuracy"][0] is not None:
-        b.plot(ep, 100 * np.array(history["train_accuracy"]), "o-", color="C0", label="train (running, dropout on)")
-    if history.get("val_accuracy") and history["val_accuracy"][0] is not None:
-        b.plot(ep, 100 * np.array(history["val_accuracy"]), "o-", color="C1", label="validation")
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend(), b.grid(alpha=0.3)
-    fig.suptitle("tinynn MNIST training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv=None):
     args = parse(argv)
     if args.parallel != "none":            # MPI strategies (tinynn.parallel): rank 0 writes the same files
@@ -208,7 +170,8 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        Xt, yt, Xv, yv, Xte, yte = split(args, config)
+        Xt, yt, Xv, yv, Xte, yte = mnist_split(args.data_dir, config["seed"], config["val_size"],
+                                               config["train_size"], config["standardize"])
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

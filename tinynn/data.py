@@ -171,3 +171,18 @@ def gen_batches(n, batch_size, rng=None):
         raise TypeError(f"gen_batches: rng must be a np.random.Generator or None, got {type(rng).__name__}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
     return (order[start:start + batch_size] for start in range(0, int(n), int(batch_size)))
+
+
+def mnist_split(data_dir=None, seed=0, val_size=5000, train_size=None, standardize_pixels=False):
+    """The scripts' split of MNIST: (Xt, yt, Xv, yv, Xte, yte). The validation rows are drawn from the training
+    images by ``seed``, then the first ``train_size`` of the rest train; optionally standardised with the
+    training split's statistics."""
+    Xtr, ytr, Xte, yte = load_mnist(data_dir)
+    order = np.random.default_rng(seed).permutation(len(Xtr))
+    val, train = order[:val_size], order[val_size:]
+    if train_size:
+        train = train[:train_size]
+    Xv, yv, Xt, yt = Xtr[val], ytr[val], Xtr[train], ytr[train]
+    if standardize_pixels:
+        Xt, Xv, Xte = standardize(Xt, Xv, Xte)
+    return Xt, yt, Xv, yv, Xte, yte

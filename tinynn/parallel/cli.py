@@ -79,18 +79,10 @@ def parse(argv=None):
 
 
 def split(data_dir, config):
-    """scripts/train_mnist.py's split: validation rows drawn by the seed, then the training subset."""
-    from ..data import load_mnist, standardize
+    """scripts/train_mnist.py's split (tinynn.data.mnist_split)."""
+    from ..data import mnist_split
 
-    Xtr, ytr, Xte, yte = load_mnist(data_dir)
-    order = np.random.default_rng(config["seed"]).permutation(len(Xtr))
-    val, train = order[:config["val_size"]], order[config["val_size"]:]
-    if config["train_size"]:
-        train = train[:config["train_size"]]
-    Xv, yv, Xt, yt = Xtr[val], ytr[val], Xtr[train], ytr[train]
-    if config["standardize"]:
-        Xt, Xv, Xte = standardize(Xt, Xv, Xte)
-    return Xt, yt, Xv, yv, Xte, yte
+    return mnist_split(data_dir, config["seed"], config["val_size"], config["train_size"], config["standardize"])
 
 
 class _Log:
@@ -380,26 +372,12 @@ def _run_tensor(model, config, pconf, data, group, log, args, resume):
 
 
 def plot_curves(history, path, title):
-    try:
-        import matplotlib
+    from ..plots import plot_curves as plot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    ep = np.arange(1, len(history["train_loss"]) + 1)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    a.plot(ep, history["train_loss"], "o-", label="train")
-    if history.get("val_loss") and history["val_loss"][0] is not None:
-        a.plot(ep, history["val_loss"], "o-", label="validation")
-    a.set_xlabel("epoch"), a.set_ylabel("cross-entropy"), a.set_yscale("log"), a.legend(), a.grid(alpha=0.3)
-    if history.get("val_accuracy") and history["val_accuracy"][0] is not None:
-        b.plot(ep, 100 * np.array(history["val_accuracy"]), "o-", color="C1", label="validation")
-    b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend(), b.grid(alpha=0.3)
-    fig.suptitle(f"tinynn MNIST training, {title}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        plot(history, path, f"tinynn MNIST training, {title}")
+    except ImportError:                                    # matplotlib missing: no picture
+        pass
 
 
 def main(argv=None):
