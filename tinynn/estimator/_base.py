@@ -18,7 +18,6 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -35,17 +34,9 @@ from . import _checks
 from ._averages import AveragingMixin, averaging_start
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
-from ._params import PARAMETER_CONSTRAINTS
+from ._params import PARAMETER_CONSTRAINTS, random_state_of
 from ._sklearn_optim import SklearnAdam, SklearnSGD
 from ._stopping import StoppingMixin
-
-
-def _random_state(random_state):
-    """sklearn's check_random_state, also taking a np.random.Generator (which seeds a RandomState from it).
-    Like sklearn, the estimator calls it at every fit: an int gives the same draws each time."""
-    if isinstance(random_state, np.random.Generator):
-        return np.random.RandomState(random_state.integers(2**32, dtype=np.uint64))
-    return check_random_state(random_state)
 
 
 class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
@@ -231,7 +222,7 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
         if T.dtype.kind == "f":
             T = T.astype(X.dtype)                                       # X is in the fit dtype already
         _checks.check_finite_after_cast(self, X, T)                     # before anything is built
-        self._rs = _random_state(self.random_state)                     # as sklearn: at every fit
+        self._rs = random_state_of(self.random_state)                     # as sklearn: at every fit
         if first_pass:
             self._dtype_ = X.dtype
             self._build(X.shape[1], n_outputs, self._dtype_)

@@ -71,7 +71,7 @@ class FilesMixin:
         Raises FileNotFoundError for a missing file and ``tinynn.errors.FileFormatError`` (a ValueError) naming
         the file and what is wrong for anything else: see docs/refusals.md."""
         from ..training import Trainer
-        from ._base import _random_state
+        from ._params import random_state_of
 
         arrays, meta = io.load_npz(path, kind=cls._KIND)
         path = meta.source
@@ -107,7 +107,7 @@ class FilesMixin:
         except (ValueError, TypeError) as e:
             raise FileFormatError(path, f"metadata entry params: {e}") from None
         fitted = dict(fitted)
-        est._rs = _random_state(params["random_state"])
+        est._rs = random_state_of(params["random_state"])
         est._dtype_ = np.dtype(fitted.pop("dtype_"))
         est._load_extra(arrays, fitted)
         try:                                               # everything was checked; a last net names the file

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 
 from .. import init as _init
@@ -89,3 +90,11 @@ PARAMETERS_DOC = """
         becomes the model's weights at the end of ``fit`` (BatchNorm statistics recomputed).
         At most one of snapshots, swa and ema; with them the averaged model replaces restore_best_weights.
 """
+
+
+def random_state_of(random_state):
+    """sklearn's check_random_state, also taking a np.random.Generator (which seeds a RandomState from it).
+    Like sklearn, the estimator calls it at every fit: an int gives the same draws each time."""
+    if isinstance(random_state, np.random.Generator):
+        return np.random.RandomState(random_state.integers(2**32, dtype=np.uint64))
+    return check_random_state(random_state)
