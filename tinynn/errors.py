@@ -21,8 +21,13 @@ class DivergenceError(FloatingPointError, ValueError):
     """The loss or a gradient became NaN or infinite during training.
 
     A FloatingPointError that is also a ValueError, so code written for scikit-learn (which catches
-    ValueError) keeps working. The model's parameters are left at their last finite values.
+    ValueError) keeps working. The model's parameters are left at their last finite values. ``value`` is the
+    loss that diverged (nan when the weights did).
     """
+
+    def __init__(self, message, value=float("nan")):
+        super().__init__(message)
+        self.value = value
 
 
 class FileFormatError(ValueError):

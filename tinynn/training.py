@@ -210,10 +210,8 @@ class Trainer:
         value = self.loss_and_grad(Xb, Tb, sample_weight, n_global, weight_sum)
         if self.guard.diverged(value):
             self.rollback()
-            err = DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
-                                  "completed epoch were kept. Try a lower learning rate.")
-            err.value = value
-            raise err
+            raise DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
+                                  "completed epoch were kept. Try a lower learning rate.", value)
         self.optimizer.step()
         if self.schedule is not None and self.schedule.unit == "step":
             self.schedule.step()
@@ -250,13 +248,11 @@ class Trainer:
         total, seen, correct = 0.0, 0, 0
         for step, idx in enumerate(self.batches(n)):
             local = self.strategy.shard(idx, sample_weight)
-            if sparse:
-                Xb, Tb = X[local], T[local]                # CSR rows: the first Linear takes them as they are
-            elif len(local) == bs:                           # gather into reused buffers (mode="clip": unbuffered)
+            if len(local) == bs and not sparse:          # gather into reused buffers (mode="clip": unbuffered)
                 Xb = np.take(X, local, axis=0, out=xbuf, mode="clip")
                 Tb = np.take(T, local, axis=0, out=tbuf, mode="clip")
-            else:
-                Xb, Tb = X[local], T[local]
+            else:                                          # a short last batch, or CSR rows (the first Linear
+                Xb, Tb = X[local], T[local]                # takes those as they are)
             if self.augment is not None:
                 Xb = self.augment(Xb, self.aug_rng)
             swb, wsum = None, None
@@ -277,10 +273,8 @@ class Trainer:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
         if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
             self.rollback()
-            err = DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
+            raise DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
                                   "of the last completed epoch were kept. Try a lower learning rate.")
-            err.value = float("nan")
-            raise err
         self._epoch += 1
         self.samples_seen += n
         if self.schedule is not None:
@@ -295,10 +289,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ rollback
     @staticmethod
-    def capture(model):
-        """A host copy of the model's parameters and running statistics (``restore`` puts it back)."""
-        return (np.array(kernels.to_host(model.flat.data)),
-                [np.array(kernels.to_host(getattr(l, s))) for l in model.layers for s in l._state_names])
+    def capture(model, into=None):
+        """A host copy of the model's parameters and running statistics (``restore`` puts it back); ``into``,
+        an earlier capture of the same model, is overwritten instead of allocating a new parameter copy."""
+        flat = model.flat.data
+        params = into[0] if into is not None and into[0].shape == flat.shape else np.empty(flat.shape, flat.dtype)
+        kernels.assign(params, flat)
+        return params, [np.array(kernels.to_host(getattr(l, s))) for l in model.layers for s in l._state_names]
 
     def restore(self, captured):
         params, states = captured
@@ -311,13 +308,7 @@ class Trainer:
     def snapshot(self):
         """Keep a copy of the parameters and running statistics (restored by ``rollback``); the copy's buffer
         is reused from epoch to epoch."""
-        flat = self.model.flat.data
-        if self._snapshot is None or self._snapshot[0].shape != flat.shape:
-            self._snapshot = self.capture(self.model)
-            return
-        kernels.assign(self._snapshot[0], flat)
-        self._snapshot = (self._snapshot[0], [np.array(kernels.to_host(getattr(l, s))) for l in self.model.layers
-                                              for s in l._state_names])
+        self._snapshot = self.capture(self.model, into=self._snapshot)
 
     def rollback(self):
         """Back to the last snapshot (the start of the current epoch)."""

@@ -6,16 +6,23 @@ from ._jit import kernel
 
 
 @kernel
+def exp_row(Z, i, out):
+    """out[i] = e^(Z[i] - m) with m = max_j Z[i, j]; returns (m, Σ_j out[i, j]) (softmax and log-sum-exp)."""
+    m = Z[i, 0]
+    for j in range(1, Z.shape[1]):
+        m = max(m, Z[i, j])          # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
+    s = 0.0
+    for j in range(Z.shape[1]):
+        e = math.exp(Z[i, j] - m)
+        out[i, j] = e
+        s += e
+    return m, s
+
+
+@kernel
 def _softmax_rows(Z, out):
     for i in range(Z.shape[0]):
-        m = Z[i, 0]
-        for j in range(1, Z.shape[1]):
-            m = max(m, Z[i, j])      # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
-        s = 0.0
-        for j in range(Z.shape[1]):
-            e = math.exp(Z[i, j] - m)
-            out[i, j] = e
-            s += e
+        _, s = exp_row(Z, i, out)
         for j in range(Z.shape[1]):
             out[i, j] /= s
 

@@ -6,15 +6,14 @@ from numba import cuda
 
 from ..dispatch import ops
 from .launch import launch
+from .normalization import row_max
 
 
 @cuda.jit
 def softmax_xent_kernel(Z, y, P, loss):
     n, d = Z.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = Z[i, 0]
-        for j in range(1, d):
-            m = max(m, Z[i, j])      # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
+        m = row_max(Z, i)
         s = 0.0
         for j in range(d):
             s += math.exp(Z[i, j] - m)

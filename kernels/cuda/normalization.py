@@ -12,13 +12,19 @@ from ..dispatch import ops
 from .launch import launch
 
 
+@cuda.jit(device=True)
+def row_max(Z, i):
+    m = Z[i, 0]
+    for j in range(1, Z.shape[1]):
+        m = max(m, Z[i, j])          # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
+    return m
+
+
 @cuda.jit
 def softmax_rows_kernel(Z, out):
     n, d = Z.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = Z[i, 0]
-        for j in range(1, d):
-            m = max(m, Z[i, j])      # may skip a NaN, but then exp(NaN - m) makes the sum, so the row, NaN
+        m = row_max(Z, i)
         s = 0.0
         for j in range(d):
             e = math.exp(Z[i, j] - m)

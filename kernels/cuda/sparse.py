@@ -21,15 +21,6 @@ def spmm_kernel(indptr, indices, data, B, out):
 
 
 @cuda.jit
-def zero2d_kernel(out):
-    m = out.shape[1]
-    start = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    for t in range(start, out.shape[0] * m, stride):
-        out[t // m, t % m] = 0
-
-
-@cuda.jit
 def spmm_t_kernel(indptr, indices, data, D, out):
     m = D.shape[1]
     start = cuda.grid(1)
@@ -50,6 +41,6 @@ def spmm(indptr, indices, data, B, out=None):
 
 @ops.spmm_t.register("cuda")
 def spmm_t(indptr, indices, data, D, out):
-    launch(zero2d_kernel, out.shape[0] * out.shape[1], out)
+    ops.fill(out, 0.0)
     launch(spmm_t_kernel, D.shape[0] * D.shape[1], indptr, indices, data, D, out)
     return out

@@ -43,11 +43,10 @@ class StoppingMixin:
         return (X_train, T_train, sw_train), (X_val, T_val, parts[-1], sw_val)
 
     def _divergence(self, e):
-        value = getattr(e, "value", None)
         head = "Solver produced non-finite parameter weights. The input data may contain large values and need to " \
-               "be preprocessed. " if value is None or not np.isfinite(value) else ""
+               "be preprocessed. " if not np.isfinite(e.value) else ""
         return DivergenceError(f"{head}{type(self).__name__}: {e} (learning_rate_init={self.learning_rate_init}: "
-                               "try a lower learning_rate_init)")
+                               "try a lower learning_rate_init)", e.value)
 
     def _diverged_with_validation(self, trainer):
         """A diverging fit with early stopping ends there, as sklearn's would: nan is that epoch's validation

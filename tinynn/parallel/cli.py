@@ -195,9 +195,7 @@ def _run_data(model, config, pconf, data, group, log, args, resume):
     trainer = Trainer(model, SoftmaxCrossEntropy(), opt, sched, batch_size=config["batch_size"],
                       rng=stream(config["seed"], "shuffle"), strategy=strategy)
     if resume:
-        trainer.load_state(*resume)
-        if strategy is not None:
-            strategy.on_load()
+        trainer.load_state(*resume)                          # which calls strategy.on_load()
         log(f"resumed from {args.resume} at epoch {trainer.epoch}")
     root = strategy is None or strategy.is_root
     ckpt = os.path.join(args.out, "checkpoint.npz")
