@@ -3,7 +3,7 @@
 Layers (``tinynn.layers``) call operations from ``kernels.ops``, which dispatch on the arrays' type to a NumPy
 reference, a Numba CPU backend or a numba.cuda GPU backend.
 """
-from tinynn.kernels import to_device, to_host, use
+from .kernels import to_device, to_host, use
 
 from . import data, init, io, losses, optim, schedules
 from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,

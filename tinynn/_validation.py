@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from tinynn import kernels
+from . import kernels
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))   # what every kernel of every backend runs on
 

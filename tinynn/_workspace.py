@@ -1,7 +1,7 @@
 """Reusable work buffers, shared by layers and losses: the training step allocates no arrays once warm."""
 import numpy as np
 
-from tinynn import kernels
+from . import kernels
 
 
 class WorkBuffers:

@@ -30,8 +30,8 @@ import math
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 # name -> default strength (elastic: (alpha, sigma) in pixels)
 TRANSFORMS = {

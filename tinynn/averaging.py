@@ -26,8 +26,8 @@ import copy
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 from .layers import BatchNorm1d
 from .training import PREDICT_CHUNK, predict_raw

@@ -46,7 +46,7 @@ import numbers
 
 import numpy as np
 
-from tinynn import kernels
+from . import kernels
 
 __all__ = ["flat_gradient", "flat_loss", "hessian_vector_product", "top_hessian_eigenvalue", "EpsilonSharpness",
            "epsilon_sharpness", "filter_normalized_direction", "loss_curve"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 from ._validation import as_array, check_float, check_labels
 from ._workspace import WorkBuffers

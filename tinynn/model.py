@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 from .layers.base import Layer
 from .layers.fused import LinearActivation

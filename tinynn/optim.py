@@ -40,8 +40,8 @@ import numbers
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 from .parameter import Parameter
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinynn import kernels
+from . import kernels
 
 
 class Parameter:

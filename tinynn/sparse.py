@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from tinynn import kernels
+from . import kernels
 
 
 def is_scipy_sparse(X) -> bool:

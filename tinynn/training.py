@@ -21,8 +21,8 @@ import zlib
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from . import kernels
+from .kernels import ops
 
 from . import init as _init
 from . import io, optim, schedules

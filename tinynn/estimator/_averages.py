@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinynn import kernels
+from .. import kernels
 
 from .. import averaging
 from ..training import predict_raw

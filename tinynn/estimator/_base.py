@@ -21,8 +21,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d, validate_data
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from .. import kernels
+from ..kernels import ops
 
 from .. import optim, schedules
 from ..errors import DivergenceError

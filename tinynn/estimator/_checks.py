@@ -114,7 +114,7 @@ def _input_cause(est, X, T, sample_weight, when="with the weights at the start o
     """A sentence naming the input as the cause when the model's present weights already give, on (X, T), a
     non-finite output (X overflows the dtype in the forward pass), loss, or gradient; else None. The
     parameters, running statistics and gradients' owner are left as they were (only ``flat.grad`` changes)."""
-    from tinynn import kernels
+    from .. import kernels
 
     from ..training import Trainer, predict_raw
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from tinynn import kernels
+from .. import kernels
 
 from . import _checks
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from tinynn.kernels import ops
+from ..kernels import ops
 
 from .. import optim
 

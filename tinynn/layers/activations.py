@@ -9,8 +9,8 @@ r"""Elementwise activations. Each saves its *output* Y and differentiates throug
 """
 import numbers
 
-from tinynn.kernels import ops
-from tinynn.kernels.config import EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from ..kernels import ops
+from ..kernels.config import EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 
 from .._validation import check_float, no_forward
 from .base import Layer

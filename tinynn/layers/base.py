@@ -10,8 +10,8 @@ overwritten by the next call. Copy it (``Y.copy()``) if you keep it across calls
 from __future__ import annotations
 
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from .. import kernels
+from ..kernels import ops
 
 from .._workspace import WorkBuffers
 from ..parameter import Parameter

@@ -1,7 +1,7 @@
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from .. import kernels
+from ..kernels import ops
 
 from .._validation import check_float, check_probability, no_forward
 

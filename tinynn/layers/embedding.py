@@ -1,7 +1,7 @@
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from .. import kernels
+from ..kernels import ops
 
 from .. import init as _init
 from .._validation import as_array, check_dtype, check_float, check_positive_int, no_forward

@@ -9,7 +9,7 @@ no change in result; only the number of passes over memory drops. ``Sequential``
 it is built, for every Linear with a bias that is directly followed by an activation. The node reads the two
 layers' parameters and constants and writes only its own buffers and the Linear's gradients.
 """
-from tinynn.kernels import ops
+from ..kernels import ops
 
 from .._validation import check_float, no_forward
 from .activations import Activation

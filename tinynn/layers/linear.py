@@ -1,8 +1,8 @@
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
-from tinynn.kernels.config import IDENTITY
+from .. import kernels
+from ..kernels import ops
+from ..kernels.config import IDENTITY
 
 from .. import init as _init
 from .._validation import check_dtype, check_float, check_positive_int, no_forward

@@ -2,7 +2,7 @@ import numbers
 
 import numpy as np
 
-from tinynn.kernels import ops
+from ..kernels import ops
 
 from .._validation import check_dtype, check_float, check_positive_int, no_forward
 from ..parameter import Parameter

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from tinynn import kernels
-from tinynn.kernels import ops
+from .. import kernels
+from ..kernels import ops
 
 from .._validation import check_float
 from ..layers import BatchNorm1d, Dropout

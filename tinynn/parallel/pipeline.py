@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from tinynn.kernels import ops
+from ..kernels import ops
 
 from ..losses import SoftmaxCrossEntropy
 from ..parameter import Parameter

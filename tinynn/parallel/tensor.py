@@ -22,8 +22,8 @@ import copy
 
 import numpy as np
 
-from tinynn.kernels import ops
-from tinynn.kernels.config import IDENTITY
+from ..kernels import ops
+from ..kernels.config import IDENTITY
 
 from .. import init as _init
 from .._validation import check_float, check_positive_int
