@@ -47,6 +47,7 @@ import numbers
 import numpy as np
 
 from . import kernels
+from .training import Trainer
 
 __all__ = ["flat_gradient", "flat_loss", "hessian_vector_product", "top_hessian_eigenvalue", "EpsilonSharpness",
            "epsilon_sharpness", "filter_normalized_direction", "loss_curve"]
@@ -116,10 +117,9 @@ class _Probe:
         """(L, ∇L) at θ₀ + offset; ∇L as float64, zero on frozen coordinates."""
         self._set(offset)
         total, g = 0.0, np.zeros(len(self.flat), np.float64)
+        step = Trainer(self.model, self.loss, None)          # the one loop's forward + loss + backward
         for Xc, yc, w in self._batches():
-            self.model.zero_grad()                           # layers that accumulate (Embedding) start at 0
-            total += w * self.loss(self.model.forward(Xc), yc)
-            self.model.backward(self.loss.backward())
+            total += w * step.loss_and_grad(Xc, yc)
             g += w * np.asarray(kernels.to_host(self.flat.grad), np.float64)
         g[~self.mask] = 0.0
         return total, g
