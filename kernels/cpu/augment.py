@@ -1,19 +1,23 @@
 """Numba twins of kernels/reference/augment.py (formulas there): one image per ``prange`` iteration.
 
 Compiled with parallel=True (no aliasing assumed: the inner loops vectorise) and run on
-``config.CPU_THREADS`` threads like the other CPU kernels: 2 threads measured slower here, the BLAS
-threads of the training step being the other users of the 2 cores.
+``config.CPU_THREADS`` threads: 2 threads measured slower here, the BLAS threads of the training step being the
+other users of the 2 cores.
 """
 import math
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+from .. import config
 from ..dispatch import ops
-from ._jit import threads
 
 parallel_kernel = njit(cache=True, parallel=True, nogil=True)
-_threads = threads
+
+
+def _threads():
+    numba.set_num_threads(config.CPU_THREADS)
 
 
 @njit(cache=True, inline="always")

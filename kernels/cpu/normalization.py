@@ -1,11 +1,13 @@
 """Numba twins of kernels/reference/normalization.py (formulas there); one pass per row where possible."""
 import math
 
+from numba import njit
+
 from ..dispatch import ops
 from ._jit import kernel
 
 
-@kernel
+@njit(cache=True, inline="always")
 def exp_row(Z, i, out):
     """out[i] = e^(Z[i] - m) with m = max_j Z[i, j]; returns (m, Σ_j out[i, j]) (softmax and log-sum-exp)."""
     m = Z[i, 0]

@@ -1,18 +1,14 @@
-"""Numba twins of kernels/reference/optim.py: one pass over the flat parameter buffer per step.
-
-The loops are ``prange`` loops compiled with parallel=True but run on ``config.CPU_THREADS`` threads
-(1 by default): compiled that way Numba assumes the arrays do not alias and vectorises the loop (Adam on
-235k float32 parameters: 0.41 ms serial-compiled, 0.12 ms prange on 1 thread), while a second thread pool
-fighting the 2 BLAS threads made an MNIST epoch 6x slower here (DESIGN.md §4). Scalars are cast to the
-arrays' dtype so float32 models compute in float32.
+"""Numba twins of kernels/reference/optim.py: one serial, vectorised pass over the flat parameter buffer per
+step (``_jit.kernel``: why serial, and why error_model="numpy"). Scalars are cast to the arrays' dtype so
+float32 models compute in float32.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..dispatch import ops
-from ._jit import threads, vector_kernel
+from ._jit import kernel
 
 
 @njit(cache=True, inline="always")
@@ -32,11 +28,11 @@ def square(d, root_tiny):
     return d * d if abs(d) >= root_tiny else d - d
 
 
-@vector_kernel
+@kernel
 def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     T = p.dtype.type
     lr_, mu, damp, wd_, tiny = T(lr), T(momentum), T(1 - dampening), T(wd), T(np.finfo(p.dtype).tiny)
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i] + wd_ * p[i] if wd != 0 else g[i]           # d = g + λθ (no 0·θ: a NaN θ stays out of b)
         if momentum != 0:
             b = ftz(d if first else mu * buf[i] + damp * d, tiny)   # b = d (first step) or μb + (1-τ)d
@@ -45,35 +41,35 @@ def _sgd(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
         p[i] -= lr_ * d
 
 
-@vector_kernel
+@kernel
 def _momentum(p, g, u, lr, beta, corr, nesterov):
     T = p.dtype.type
     step, b, c, tiny = T(lr * corr), T(beta), T(1 - beta), T(np.finfo(p.dtype).tiny)
-    for i in prange(p.size):
+    for i in range(p.size):
         ui = ftz(b * u[i] + c * g[i], tiny)                   # u = βu + (1-β)g
         u[i] = ui
         p[i] -= step * (b * ui + c * g[i]) if nesterov else step * ui
 
 
-@vector_kernel
+@kernel
 def _adagrad(p, g, s, clr, wd, eps):
     T = p.dtype.type
     clr_, wd_, eps_ = T(clr), T(wd), T(eps)
     root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i] + wd_ * p[i]
         si = s[i] + square(d, root_tiny)                      # s += d²
         s[i] = si
         p[i] -= clr_ * d / (np.sqrt(si) + eps_)
 
 
-@vector_kernel
+@kernel
 def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
     T = p.dtype.type
     lr_, a, c, eps_, wd_, mu = T(lr), T(alpha), T(1 - alpha), T(eps), T(wd), T(momentum)
     tiny = T(np.finfo(p.dtype).tiny)
     root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i] + wd_ * p[i]
         s = ftz(a * sq[i] + c * square(d, root_tiny), tiny)   # v = αv + (1-α)d²
         sq[i] = s
@@ -90,29 +86,47 @@ def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
             p[i] -= lr_ * d / avg
 
 
-@vector_kernel
-def _adam(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
-    T = p.dtype.type
-    step, isbc2, b1_, b2_, c1, c2 = T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2)
-    eps_, decay, wd_ = T(eps), T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd)
-    tiny = T(np.finfo(p.dtype).tiny)
-    root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
-    for i in prange(p.size):
-        pi = p[i] * decay                                     # AdamW: θ *= 1 - ηλ
-        d = g[i] if decoupled else g[i] + wd_ * pi            # Adam:  d = g + λθ (AdamW: no 0·θ term)
-        mi = ftz(b1_ * m[i] + c1 * d, tiny)                   # m = β₁m + (1-β₁)d
-        vi = ftz(b2_ * v[i] + c2 * square(d, root_tiny), tiny)  # v = β₂v + (1-β₂)d²
-        m[i] = mi
-        v[i] = vi
-        if amsgrad:
-            vm = vmax[i]
-            vi = vi if vi > vm or vi != vi else vm            # np.maximum: a NaN on either side wins
-            vmax[i] = vi
-        p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps_)
+@njit(cache=True, inline="always")
+def _adam_moments(p, g, m, v, i, b1, b2, c1, c2, decay, wd, decoupled, tiny, root_tiny):
+    """Element i of an Adam step up to the update: stores m and v, returns (θ after decay, m, v)."""
+    pi = p[i] * decay                                         # AdamW: θ *= 1 - ηλ
+    d = g[i] if decoupled else g[i] + wd * pi                 # Adam:  d = g + λθ (AdamW: no 0·θ term)
+    mi = ftz(b1 * m[i] + c1 * d, tiny)                        # m = β₁m + (1-β₁)d
+    vi = ftz(b2 * v[i] + c2 * square(d, root_tiny), tiny)     # v = β₂v + (1-β₂)d²
+    m[i] = mi
+    v[i] = vi
+    return pi, mi, vi
+
+
+@kernel
+def _adam(p, g, m, v, step, isbc2, b1, b2, c1, c2, eps, decay, wd, tiny, root_tiny):
+    # Constants arrive cast to the arrays' dtype (``adam_update``): a float64 scalar would make a float32 loop
+    # float64, and np.finfo inside the kernel cost a tenth of a second of compilation. Adam and AdamW are two
+    # kernels (the constant ``decoupled`` folds away): each compiles one loop instead of two.
+    for i in range(p.size):
+        pi, mi, vi = _adam_moments(p, g, m, v, i, b1, b2, c1, c2, decay, wd, False, tiny, root_tiny)
+        p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps)
+
+
+@kernel
+def _adamw(p, g, m, v, step, isbc2, b1, b2, c1, c2, eps, decay, wd, tiny, root_tiny):
+    for i in range(p.size):
+        pi, mi, vi = _adam_moments(p, g, m, v, i, b1, b2, c1, c2, decay, wd, True, tiny, root_tiny)
+        p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps)
+
+
+@kernel
+def _adam_amsgrad(p, g, m, v, vmax, step, isbc2, b1, b2, c1, c2, eps, decay, wd, decoupled, tiny, root_tiny):
+    # _adam with the running maximum of v (its own kernel: the plain Adam compiles without this branch).
+    for i in range(p.size):
+        pi, mi, vi = _adam_moments(p, g, m, v, i, b1, b2, c1, c2, decay, wd, decoupled, tiny, root_tiny)
+        vm = vmax[i]
+        vi = vi if vi > vm or vi != vi else vm                # np.maximum: a NaN on either side wins
+        vmax[i] = vi
+        p[i] = pi - step * mi / (np.sqrt(vi) * isbc2 + eps)
 
 
 def _flat(*arrays):
-    threads()
     return [a.reshape(-1) for a in arrays]
 
 
@@ -142,17 +156,24 @@ def rmsprop_update(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
 
 @ops.adam_update.register("cpu")
 def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
-    _adam(*_flat(p, g, m, v, vmax), lr, b1, b2, eps, wd, bc1, bc2, bool(amsgrad), bool(decoupled))
+    T = p.dtype.type
+    fi = np.finfo(p.dtype)
+    consts = (T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2), T(eps),
+              T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd))
+    tiny = (T(fi.tiny), T(math.sqrt(fi.tiny)))
+    if amsgrad:
+        _adam_amsgrad(*_flat(p, g, m, v, vmax), *consts, bool(decoupled), *tiny)
+    else:
+        (_adamw if decoupled else _adam)(*_flat(p, g, m, v), *consts, *tiny)
     return p
 
-
-@vector_kernel
+@kernel
 def _adadelta(p, g, sq, acc, lr, rho, eps, wd):
     T = p.dtype.type
     lr_, r, c, eps_, wd_ = T(lr), T(rho), T(1 - rho), T(eps), T(wd)
     tiny = T(np.finfo(p.dtype).tiny)
     root_tiny = T(math.sqrt(np.finfo(p.dtype).tiny))
-    for i in prange(p.size):
+    for i in range(p.size):
         d = g[i] + wd_ * p[i]                                 # d = g + λθ
         s = ftz(r * sq[i] + c * square(d, root_tiny), tiny)   # sq = ρ sq + (1-ρ) d²
         sq[i] = s
@@ -161,21 +182,21 @@ def _adadelta(p, g, sq, acc, lr, rho, eps, wd):
         p[i] -= lr_ * delta
 
 
-@vector_kernel
+@kernel
 def _add_l1(w, g, a):
     a_ = g.dtype.type(a)
     zero = g.dtype.type(0)
-    for i in prange(w.size):
+    for i in range(w.size):
         wi = w[i]
         g[i] += a_ if wi > zero else (-a_ if wi < zero else (zero if wi == zero else wi))   # g += a sign(w);
         # sign(0) = 0, and a NaN w makes g NaN as np.sign(NaN) = NaN does
 
 
-@vector_kernel
+@kernel
 def _l1_prox(w, t):
     t_ = w.dtype.type(t)
     zero = w.dtype.type(0)
-    for i in prange(w.size):
+    for i in range(w.size):
         wi = w[i]
         if wi > t_:                                           # w = sign(w) max(|w| - t, 0)
             w[i] = wi - t_

@@ -1,18 +1,17 @@
 """Numba twins of kernels/reference/sparse.py (formulas there).
 
-spmm runs rows in parallel (each row of Y is written by one iteration); spmm_t splits the output columns
-into blocks, one per iteration, so no two iterations add into the same element (no atomics needed)."""
+spmm writes one row of Y per outer iteration; spmm_t walks the output columns in blocks of 64 so a block of
+``out`` stays in cache while every nonzero adds into it."""
 import numpy as np
-from numba import prange
 
 from ..dispatch import ops
-from ._jit import threads, vector_kernel
+from ._jit import kernel
 
 
-@vector_kernel
+@kernel
 def _spmm(indptr, indices, data, B, out):
     n, m = out.shape
-    for i in prange(n):
+    for i in range(n):
         for j in range(m):
             out[i, j] = 0
         for k in range(indptr[i], indptr[i + 1]):
@@ -24,16 +23,15 @@ def _spmm(indptr, indices, data, B, out):
 
 @ops.spmm.register("cpu")
 def spmm(indptr, indices, data, B, out=None):
-    threads()
     _spmm(indptr, indices, data, B, out)
     return out
 
 
-@vector_kernel
+@kernel
 def _spmm_t(indptr, indices, data, D, out, block):
     d, m = out.shape
     n = D.shape[0]
-    for b in prange((m + block - 1) // block):
+    for b in range((m + block - 1) // block):
         j0 = b * block
         j1 = min(j0 + block, m)
         for c in range(d):
@@ -49,6 +47,5 @@ def _spmm_t(indptr, indices, data, D, out, block):
 
 @ops.spmm_t.register("cpu")
 def spmm_t(indptr, indices, data, D, out):
-    threads()
     _spmm_t(indptr, indices, data, D, out, np.int64(64))
     return out
