@@ -9,6 +9,8 @@ class WorkBuffers:
         """A reusable buffer on the device of ``like`` (re-allocated only when shape, dtype or device change)."""
         cache = self.__dict__.setdefault("_ws_cache", {})
         buf = cache.get(name)
+        if buf is not None and type(buf) is type(like) and buf.shape == shape and buf.dtype == dtype:
+            return buf                                    # the steady state: one test per step
         if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype) or \
                 kernels.is_device_array(buf) != kernels.is_device_array(like):
             buf = kernels.empty(tuple(shape), dtype, like=like)
