@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Speed benchmark: MNIST MLP training epochs, tinynn vs PyTorch CPU vs plain NumPy, plus the estimators.
 
-Model 784-256-128-10, ReLU, softmax cross-entropy, Adam(lr=1e-3), float32, the 60k MNIST training images in
+Model 784-256-128-10 (``--sizes``), ReLU, softmax cross-entropy, Adam(lr=1e-3), float32, the 60k MNIST images in
 shuffled mini-batches. The peers run in one process and take turns epoch by epoch, so machine noise hits them
 alike; every peer gets 2 threads. Reported per batch size: median epoch seconds over the timed epochs (after
 one warm-up epoch), the ratio to tinynn per round and its median, test accuracy after the run, and each peer's
@@ -31,42 +31,30 @@ SIZES = (784, 256, 128, 10)
 
 # --------------------------------------------------------------------------- peers
 class TinynnPeer:
+    """tinynn's layer API trained by its one loop, ``tinynn.training.Trainer`` (what train_mnist.py runs)."""
+
     name = "tinynn"
 
     def __init__(self, X, y, bs, seed=0):
         import tinynn as tn
+        from tinynn.training import Trainer
 
-        self.tn = tn
         self.X, self.y, self.bs = X, y, bs
-        self.model = tn.Sequential(tn.Linear(784, 256, rng=seed), tn.ReLU(), tn.Linear(256, 128, rng=seed + 1),
-                                   tn.ReLU(), tn.Linear(128, 10, rng=seed + 2))
+        layers = []
+        for i, (a, b) in enumerate(zip(SIZES, SIZES[1:])):
+            layers += [tn.Linear(a, b, rng=seed + i), tn.ReLU()]
+        self.model = tn.Sequential(*layers[:-1])
         self.opt = tn.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.loss = tn.SoftmaxCrossEntropy()
-        self.rng = np.random.default_rng(seed)
-        self.xb = np.empty((bs, 784), np.float32)
-        self.yb = np.empty(bs, np.int64)
+        self.trainer = Trainer(self.model, tn.SoftmaxCrossEntropy(), self.opt, batch_size=bs, rng=seed)
 
     def step(self, idx):
-        if len(idx) == self.bs:
-            xb, yb = np.take(self.X, idx, axis=0, out=self.xb, mode="clip"), np.take(self.y, idx, out=self.yb, mode="clip")
-        else:
-            xb, yb = self.X[idx], self.y[idx]
-        self.opt.zero_grad()
-        value = self.loss(self.model.forward(xb), yb)
-        self.model.backward(self.loss.backward())
-        self.opt.step()
-        return value
+        return self.trainer.step(self.X[idx], self.y[idx])
 
     def epoch(self):
-        order = self.rng.permutation(len(self.X))
-        for s in range(0, len(order), self.bs):
-            self.step(order[s:s + self.bs])
+        self.trainer.train_epoch(self.X, self.y)
 
     def accuracy(self, X, y):
-        self.model.eval()
-        acc = float(np.mean(np.argmax(self.model.forward(X), axis=1) == y))
-        self.model.train()
-        return acc
+        return self.trainer.evaluate(X, y)[1]
 
 
 class TorchPeer:
@@ -81,7 +69,10 @@ class TorchPeer:
         self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)
         self.bs = bs
         nn = torch.nn
-        self.model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+        layers = []
+        for a, b in zip(SIZES, SIZES[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.model = nn.Sequential(*layers[:-1])
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.lossf = nn.CrossEntropyLoss()
         self.gen = torch.Generator().manual_seed(seed)
@@ -133,8 +124,8 @@ class NumpyPeer:
         dZ = P
         dZ[np.arange(len(y)), y] -= 1
         dZ /= len(y)
-        gW, gb = [None] * 3, [None] * 3
-        for i in reversed(range(3)):
+        gW, gb = [None] * len(self.W), [None] * len(self.W)
+        for i in reversed(range(len(self.W))):
             gW[i] = acts[i].T @ dZ
             gb[i] = dZ.sum(0)
             if i:
@@ -233,22 +224,56 @@ def blas_floor(bs, n=60000, repeats=5):
     return {"epoch_matmul_gflop": flops * n / bs / 1e9, "blas_gflops": gflops, "floor_seconds": best * steps}
 
 
-def step_allocations(X, y, bs, steps=50):
-    """Bytes allocated (peak above the baseline, traced by tracemalloc) during steady-state steps."""
+def epoch_breakdown(X, y, bs):
+    """Where a warm epoch's time goes: seconds inside each CPU kernel (every registered op timed around its call)
+    and the rest (Python, the batch gather, NumPy glue). Timing adds ~0.2 µs per call."""
+    from tinynn.kernels import ops
+
     peer = TinynnPeer(X, y, bs)
-    order = np.random.default_rng(0).permutation(len(X))
-    for s in range(0, 20 * bs, bs):
-        peer.step(order[s:s + bs])
-    idx = [order[s:s + bs] for s in range(0, steps * bs, bs)]
-    tracemalloc.start()
-    base, _ = tracemalloc.get_traced_memory()
-    tracemalloc.reset_peak()
-    for i in idx:
-        peer.step(i)
-    cur, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"steps": steps, "peak_bytes_above_baseline": peak - base, "retained_bytes": cur - base,
-            "batch_array_bytes": bs * 784 * 4}
+    peer.epoch()
+    spent, saved = {}, {}
+    for op in ops:
+        impl = op.impls.get("cpu")
+        if impl is None:
+            continue
+
+        def timed(*a, _impl=impl, _name=op.name, **k):
+            t = time.perf_counter()
+            r = _impl(*a, **k)
+            spent[_name] = spent.get(_name, 0.0) + time.perf_counter() - t
+            return r
+
+        saved[op.name] = impl
+        op.impls["cpu"] = timed
+    try:
+        t = time.perf_counter()
+        peer.epoch()
+        total = time.perf_counter() - t
+    finally:
+        for name, impl in saved.items():
+            ops[name].impls["cpu"] = impl
+    ops_s = {k: round(v, 4) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    return {"epoch_s": total, "ops_s": ops_s, "rest_s": total - sum(spent.values())}
+
+
+def step_allocations(X, y, bs, steps=50):
+    """Bytes allocated (peak above the baseline, traced by tracemalloc) by a warm Trainer epoch of ``steps``
+    batches: the per-epoch buffers (the shuffled order, one gathered batch) and nothing per step (the same
+    figure at 2x the steps shows it)."""
+    peer = TinynnPeer(X, y, bs)
+    out = {}
+    for k in (steps, 2 * steps):
+        Xs, ys = X[:k * bs], y[:k * bs]
+        peer.trainer.train_epoch(Xs, ys)
+        tracemalloc.start()
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        peer.trainer.train_epoch(Xs, ys)
+        cur, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out[k] = peak - base
+    return {"steps": steps, "peak_bytes_above_baseline": out[steps], "peak_bytes_at_twice_the_steps": out[2 * steps],
+            "batch_array_bytes": bs * SIZES[0] * 4}
 
 
 def child_rss(peer, bs, data_dir):
@@ -319,7 +344,8 @@ def machine():
     try:
         import threadpoolctl
 
-        blas = [(i["internal_api"], i["version"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+        blas = [(i["internal_api"], i["version"], i["num_threads"], i.get("architecture"))
+                for i in threadpoolctl.threadpool_info()]
     except Exception:
         blas = None
     cpu = platform.processor()
@@ -329,7 +355,7 @@ def machine():
     except Exception:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "blas": blas}
+            "blas": blas, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
 
 
 # --------------------------------------------------------------------------- sparse input
@@ -443,9 +469,12 @@ def sklearn_parity(X, y, n=10000, hidden=(100,), max_iter=20, rounds=3):
 
 
 def main(argv=None):
+    global SIZES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--batch-sizes", default="32,128,512")
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)),
+                    help="layer widths of the MLP, e.g. 784,1024,1024,10 for the wide model")
     ap.add_argument("--rounds", type=int, default=3, help="timed epochs per peer (after one warm-up)")
     ap.add_argument("--peers", default="tinynn,pytorch,numpy")
     ap.add_argument("--estimators", action="store_true", help="also race sklearn's and tinynn's MLPClassifier")
@@ -495,6 +524,7 @@ def main(argv=None):
         threadpoolctl.threadpool_limits(2)
     except Exception:
         pass
+    SIZES = tuple(int(w) for w in args.sizes.split(","))
     X, y, Xt, yt = data(args.data_dir)
     names = [p for p in args.peers.split(",") if p]
     try:
@@ -505,7 +535,8 @@ def main(argv=None):
             names.remove("pytorch")
     if args.estimators:
         names += ["tinynn.MLPClassifier", "sklearn.MLPClassifier"]
-    result = {"machine": machine(), "model": "784-256-128-10 ReLU, softmax CE, Adam 1e-3, float32", "runs": []}
+    result = {"machine": machine(), "model": "-".join(map(str, SIZES)) + " ReLU, softmax CE, Adam 1e-3, float32",
+              "runs": []}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         peers = [make_peer(n, X, y, bs) for n in names]
         times = race(peers, args.rounds)
@@ -519,18 +550,22 @@ def main(argv=None):
                 rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir)
         floor = blas_floor(bs)
         floor["tinynn_over_floor"] = rows["tinynn"]["median_epoch_s"] / floor["floor_seconds"]
-        result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor,
+        parts = epoch_breakdown(X, y, bs)
+        result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor, "breakdown": parts,
                                "allocations": step_allocations(X, y, bs)})
         print(f"\nbatch {bs}: BLAS floor {floor['floor_seconds']:.3f} s ({floor['blas_gflops']:.0f} GFLOP/s on "
               f"{floor['epoch_matmul_gflop']:.0f} GFLOP); tinynn = {floor['tinynn_over_floor']:.2f}x floor")
+        top = ", ".join(f"{k} {v:.3f}" for k, v in list(parts["ops_s"].items())[:5])
+        print(f"one timed epoch {parts['epoch_s']:.3f} s: {top}, outside kernels {parts['rest_s']:.3f} s")
         print(f"{'peer':24s} {'median epoch s':>15s} {'x tinynn':>9s} {'test acc':>9s} {'peak RSS MiB':>13s}")
         for name, r in rows.items():
             rss = r.get("peak_rss_mib")
             print(f"{name:24s} {r['median_epoch_s']:15.3f} {r['ratio_to_tinynn_median']:9.2f} "
                   f"{100 * r['test_accuracy']:8.2f}% {'-' if rss is None else str(round(rss)):>13}")
         a = result["runs"][-1]["allocations"]
-        print(f"allocations in {a['steps']} steady steps: peak {a['peak_bytes_above_baseline']} B above baseline "
-              f"(one batch array is {a['batch_array_bytes']} B)")
+        print(f"allocations in an epoch of {a['steps']} steps: peak {a['peak_bytes_above_baseline']} B above baseline, "
+              f"{a['peak_bytes_at_twice_the_steps']} B at {2 * a['steps']} steps (one batch array is "
+              f"{a['batch_array_bytes']} B)")
     if args.fit_compare:
         fc = fit_compare(X, y, Xt, yt, args.fit_compare, args.fit_max_iter)
         result["fit_compare"] = fc
