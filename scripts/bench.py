@@ -25,163 +25,9 @@ import tracemalloc
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SIZES = (784, 256, 128, 10)
-
-
-# --------------------------------------------------------------------------- peers
-class TinynnPeer:
-    """tinynn's layer API trained by its one loop, ``tinynn.training.Trainer`` (what train_mnist.py runs)."""
-
-    name = "tinynn"
-
-    def __init__(self, X, y, bs, seed=0):
-        import tinynn as tn
-        from tinynn.training import Trainer
-
-        self.X, self.y, self.bs = X, y, bs
-        layers = []
-        for i, (a, b) in enumerate(zip(SIZES, SIZES[1:])):
-            layers += [tn.Linear(a, b, rng=seed + i), tn.ReLU()]
-        self.model = tn.Sequential(*layers[:-1])
-        self.opt = tn.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.trainer = Trainer(self.model, tn.SoftmaxCrossEntropy(), self.opt, batch_size=bs, rng=seed)
-
-    def step(self, idx):
-        return self.trainer.step(self.X[idx], self.y[idx])
-
-    def epoch(self):
-        self.trainer.train_epoch(self.X, self.y)
-
-    def accuracy(self, X, y):
-        return self.trainer.evaluate(X, y)[1]
-
-
-class TorchPeer:
-    name = "pytorch"
-
-    def __init__(self, X, y, bs, seed=0):
-        import torch
-
-        torch.set_num_threads(2)
-        torch.manual_seed(seed)
-        self.torch = torch
-        self.X, self.y = torch.from_numpy(X), torch.from_numpy(y)
-        self.bs = bs
-        nn = torch.nn
-        layers = []
-        for a, b in zip(SIZES, SIZES[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.model = nn.Sequential(*layers[:-1])
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.lossf = nn.CrossEntropyLoss()
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def epoch(self):
-        torch = self.torch
-        order = torch.randperm(len(self.X), generator=self.gen)
-        for s in range(0, len(order), self.bs):
-            idx = order[s:s + self.bs]
-            xb, yb = self.X.index_select(0, idx), self.y.index_select(0, idx)
-            self.opt.zero_grad()
-            loss = self.lossf(self.model(xb), yb)
-            loss.backward()
-            self.opt.step()
-
-    def accuracy(self, X, y):
-        with self.torch.no_grad():
-            return float((self.model(self.torch.from_numpy(X)).argmax(1).numpy() == y).mean())
-
-
-class NumpyPeer:
-    """A plain NumPy MLP, written the way a course exercise would: allocating, unfused."""
-
-    name = "numpy"
-
-    def __init__(self, X, y, bs, seed=0):
-        rng = np.random.default_rng(seed)
-        self.X, self.y, self.bs, self.rng = X, y, bs, rng
-        self.W = [(rng.uniform(-1, 1, (a, b)) * np.sqrt(6 / a)).astype(np.float32) for a, b in zip(SIZES, SIZES[1:])]
-        self.b = [np.zeros(b, np.float32) for b in SIZES[1:]]
-        self.params = self.W + self.b
-        self.m = [np.zeros_like(p) for p in self.params]
-        self.v = [np.zeros_like(p) for p in self.params]
-        self.t = 0
-
-    def forward(self, X):
-        acts = [X]
-        for i, (W, b) in enumerate(zip(self.W, self.b)):
-            Z = acts[-1] @ W + b
-            acts.append(np.maximum(Z, 0) if i < len(self.W) - 1 else Z)
-        return acts
-
-    def step(self, idx):
-        X, y = self.X[idx], self.y[idx]
-        acts = self.forward(X)
-        Z = acts[-1]
-        P = np.exp(Z - Z.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        dZ = P
-        dZ[np.arange(len(y)), y] -= 1
-        dZ /= len(y)
-        gW, gb = [None] * len(self.W), [None] * len(self.W)
-        for i in reversed(range(len(self.W))):
-            gW[i] = acts[i].T @ dZ
-            gb[i] = dZ.sum(0)
-            if i:
-                dZ = (dZ @ self.W[i].T) * (acts[i] > 0)
-        self.t += 1
-        bc1, bc2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
-        for p, g, m, v in zip(self.params, gW + gb, self.m, self.v):
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * g * g
-            p -= (1e-3 / bc1) * m / (np.sqrt(v / bc2) + 1e-8)
-
-    def epoch(self):
-        order = self.rng.permutation(len(self.X))
-        for s in range(0, len(order), self.bs):
-            self.step(order[s:s + self.bs])
-
-    def accuracy(self, X, y):
-        return float(np.mean(np.argmax(self.forward(X)[-1], axis=1) == y))
-
-
-class EstimatorPeer:
-    """sklearn's or tinynn's MLPClassifier, one epoch per partial_fit, with identical arguments."""
-
-    def __init__(self, cls, name, X, y, bs, seed=0):
-        self.name = name
-        self.X, self.y = X, y
-        self.est = cls(hidden_layer_sizes=SIZES[1:-1], batch_size=bs, learning_rate_init=1e-3, alpha=1e-4,
-                       random_state=seed)
-        self.classes = np.arange(10)
-
-    def epoch(self):
-        self.est.partial_fit(self.X, self.y, classes=self.classes)
-
-    def accuracy(self, X, y):
-        return float(self.est.score(X, y))
-
-
-def make_peer(name, X, y, bs):
-    if name == "tinynn":
-        return TinynnPeer(X, y, bs)
-    if name == "pytorch":
-        return TorchPeer(X, y, bs)
-    if name == "numpy":
-        return NumpyPeer(X, y, bs)
-    if name == "sklearn.MLPClassifier":
-        from sklearn.neural_network import MLPClassifier
-
-        return EstimatorPeer(MLPClassifier, name, X, y, bs)
-    if name == "tinynn.MLPClassifier":
-        import tinynn as tn
-
-        return EstimatorPeer(tn.MLPClassifier, name, X, y, bs)
-    raise ValueError(name)
-
+from bench_peers import SIZES, TinynnPeer, make_peer  # noqa: E402
 
 # --------------------------------------------------------------------------- measurements
 def race(peers, rounds):
@@ -197,15 +43,15 @@ def race(peers, rounds):
     return times
 
 
-def blas_floor(bs, n=60000, repeats=5):
+def blas_floor(bs, sizes=SIZES, n=60000, repeats=5):
     """Seconds of BLAS time one epoch needs: forward X·W for every layer, dW = Xᵀ dY for every layer,
     dX = dY Wᵀ for all but the first, at this batch size, timed with np.matmul on the same shapes."""
     rng = np.random.default_rng(0)
     shapes = []
-    for a, b in zip(SIZES, SIZES[1:]):
+    for a, b in zip(sizes, sizes[1:]):
         shapes.append(((bs, a), (a, b), False, False))          # Y = X W
         shapes.append(((bs, a), (bs, b), True, False))          # dW = Xᵀ dY
-        if a != SIZES[0]:
+        if a != sizes[0]:
             shapes.append(((bs, b), (a, b), False, True))       # dX = dY Wᵀ
     flops = sum(2 * sa[0] * sa[1] * (sb[0] if tb else sb[1]) for sa, sb, ta, tb in shapes)
     arrays = [(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32), ta, tb)
@@ -224,12 +70,12 @@ def blas_floor(bs, n=60000, repeats=5):
     return {"epoch_matmul_gflop": flops * n / bs / 1e9, "blas_gflops": gflops, "floor_seconds": best * steps}
 
 
-def epoch_breakdown(X, y, bs):
+def epoch_breakdown(X, y, bs, sizes=SIZES):
     """Where a warm epoch's time goes: seconds inside each CPU kernel (every registered op timed around its call)
     and the rest (Python, the batch gather, NumPy glue). Timing adds ~0.2 µs per call."""
     from tinynn.kernels import ops
 
-    peer = TinynnPeer(X, y, bs)
+    peer = TinynnPeer(X, y, bs, sizes=sizes)
     peer.epoch()
     spent, saved = {}, {}
     for op in ops:
@@ -256,11 +102,11 @@ def epoch_breakdown(X, y, bs):
     return {"epoch_s": total, "ops_s": ops_s, "rest_s": total - sum(spent.values())}
 
 
-def step_allocations(X, y, bs, steps=50):
+def step_allocations(X, y, bs, sizes=SIZES, steps=50):
     """Bytes allocated (peak above the baseline, traced by tracemalloc) by a warm Trainer epoch of ``steps``
     batches: the per-epoch buffers (the shuffled order, one gathered batch) and nothing per step (the same
     figure at 2x the steps shows it)."""
-    peer = TinynnPeer(X, y, bs)
+    peer = TinynnPeer(X, y, bs, sizes=sizes)
     out = {}
     for k in (steps, 2 * steps):
         Xs, ys = X[:k * bs], y[:k * bs]
@@ -273,14 +119,14 @@ def step_allocations(X, y, bs, steps=50):
         tracemalloc.stop()
         out[k] = peak - base
     return {"steps": steps, "peak_bytes_above_baseline": out[steps], "peak_bytes_at_twice_the_steps": out[2 * steps],
-            "batch_array_bytes": bs * SIZES[0] * 4}
+            "batch_array_bytes": bs * sizes[0] * 4}
 
 
-def child_rss(peer, bs, data_dir):
+def child_rss(peer, bs, data_dir, sizes=SIZES):
     """Peak RSS (MiB) of a fresh process that loads MNIST and trains one epoch with ``peer``."""
     code = (f"import sys, resource; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
             f"import bench; X, y, Xt, yt = bench.data({data_dir!r}); "
-            f"p = bench.make_peer({peer!r}, X, y, {bs}); p.epoch(); "
+            f"p = bench.make_peer({peer!r}, X, y, {bs}, {tuple(sizes)!r}); p.epoch(); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     return float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
@@ -308,7 +154,67 @@ def jit_cost(data_dir, bs=128):
     return out
 
 
-def fit_compare(X, y, Xt, yt, rounds, max_iter):
+FIRST_FIT = r"""
+import sys, time, warnings
+t0 = time.perf_counter()
+import tinynn
+t1 = time.perf_counter()
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.neural_network import MLPClassifier
+X, y = load_digits(return_X_y=True)
+X = X.astype(sys.argv[1])
+warnings.simplefilter("ignore")
+out = {"import_tinynn_s": t1 - t0}
+for name, cls in (("tinynn", tinynn.MLPClassifier), ("sklearn", MLPClassifier), ("tinynn_again", tinynn.MLPClassifier)):
+    t = time.perf_counter()
+    est = cls(random_state=0).fit(X, y)
+    out[name + "_fit_s"] = time.perf_counter() - t
+    out[name + "_n_iter"] = est.n_iter_
+print(out)
+"""
+
+
+def first_fit(repeats=3):
+    """A new user's first ``MLPClassifier().fit`` on the digits data (1797 x 64, defaults: hidden 100, adam,
+    up to 200 epochs) in a fresh process: with an empty Numba cache, then with the cache it left; sklearn's fit
+    and a second tinynn fit in the same process for reference. Medians over ``repeats`` fresh processes."""
+    import ast
+
+    out = {}
+    for dtype in ("float64", "float32"):
+        runs = {"empty_cache": [], "warm_cache": []}
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+                for label in runs:
+                    r = subprocess.run([sys.executable, "-c", FIRST_FIT, dtype], capture_output=True, text=True,
+                                       env=env, timeout=600)
+                    if r.returncode != 0:
+                        raise RuntimeError(r.stderr[-2000:])
+                    runs[label].append(ast.literal_eval(r.stdout.strip().splitlines()[-1]))
+        out[dtype] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
+        for rs in out[dtype].values():
+            rs["tinynn_minus_sklearn_s"] = rs["tinynn_fit_s"] - rs["sklearn_fit_s"]
+    return out
+
+
+def print_first_fit(ff):
+    for dtype, runs in ff.items():
+        for label, r in runs.items():
+            print(f"first MLPClassifier().fit on digits, {dtype}, {label}: tinynn {r['tinynn_fit_s']:.2f} s, "
+                  f"sklearn {r['sklearn_fit_s']:.2f} s (+{r['tinynn_minus_sklearn_s']:.2f} s); a second tinynn "
+                  f"fit {r['tinynn_again_fit_s']:.2f} s; import tinynn {r['import_tinynn_s']:.2f} s")
+
+
+def write(result, path):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"wrote {path}")
+
+
+def fit_compare(X, y, Xt, yt, rounds, max_iter, sizes=SIZES):
     """sklearn's MLPClassifier and tn.MLPClassifier, ``fit`` with identical sklearn arguments, taking turns."""
     import warnings
 
@@ -317,8 +223,8 @@ def fit_compare(X, y, Xt, yt, rounds, max_iter):
 
     import tinynn as tn
 
-    kw = dict(hidden_layer_sizes=SIZES[1:-1], max_iter=max_iter, random_state=0)  # batch_size="auto" (200), adam
-    out = {"arguments": {**kw, "hidden_layer_sizes": list(SIZES[1:-1])}, "tinynn": [], "sklearn": []}
+    kw = dict(hidden_layer_sizes=sizes[1:-1], max_iter=max_iter, random_state=0)  # batch_size="auto" (200), adam
+    out = {"arguments": {**kw, "hidden_layer_sizes": list(sizes[1:-1])}, "tinynn": [], "sklearn": []}
     for r in range(rounds):
         for name, cls in (("tinynn", tn.MLPClassifier), ("sklearn", SkMLP)):
             with warnings.catch_warnings():
@@ -469,7 +375,6 @@ def sklearn_parity(X, y, n=10000, hidden=(100,), max_iter=20, rounds=3):
 
 
 def main(argv=None):
-    global SIZES
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--batch-sizes", default="32,128,512")
@@ -482,7 +387,8 @@ def main(argv=None):
                     help="also fit sklearn's and tinynn's MLPClassifier (same arguments) ROUNDS times each")
     ap.add_argument("--fit-max-iter", type=int, default=10)
     ap.add_argument("--no-rss", action="store_true")
-    ap.add_argument("--no-jit", action="store_true")
+    ap.add_argument("--no-jit", action="store_true", help="skip the compile-cost and first-fit measurements")
+    ap.add_argument("--first-fit", action="store_true", help="only the first-fit measurement (digits, empty cache)")
     ap.add_argument("--out", default="runs/bench.json")
     ap.add_argument("--sparse", default=None, metavar="N,D,DENSITY",
                     help="instead: sklearn's vs tinynn's MLPClassifier on sparse CSR input, e.g. 20000,262144,1e-3")
@@ -501,22 +407,21 @@ def main(argv=None):
         if args.data_dir:
             cmd += ["--data-dir", args.data_dir]
         raise SystemExit(subprocess.call(cmd))
+    if args.first_fit:
+        result = {"machine": machine(), "first_fit": first_fit()}
+        print_first_fit(result["first_fit"])
+        write(result, args.out)
+        return
     if args.sklearn_parity:
         X, y, _, _ = data(args.data_dir)
         result = {"machine": machine(), "sklearn_parity": sklearn_parity(X, y)}
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.out}")
+        write(result, args.out)
         return
     if args.sparse:
         n, d, density = args.sparse.split(",")
         result = {"machine": machine(), "sparse": sparse_compare(int(n), int(d), float(density), args.sparse_hidden,
                                                                  args.sparse_epochs)}
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.out}")
+        write(result, args.out)
         return
     try:
         import threadpoolctl
@@ -524,7 +429,7 @@ def main(argv=None):
         threadpoolctl.threadpool_limits(2)
     except Exception:
         pass
-    SIZES = tuple(int(w) for w in args.sizes.split(","))
+    sizes = tuple(int(w) for w in args.sizes.split(","))
     X, y, Xt, yt = data(args.data_dir)
     names = [p for p in args.peers.split(",") if p]
     try:
@@ -535,10 +440,10 @@ def main(argv=None):
             names.remove("pytorch")
     if args.estimators:
         names += ["tinynn.MLPClassifier", "sklearn.MLPClassifier"]
-    result = {"machine": machine(), "model": "-".join(map(str, SIZES)) + " ReLU, softmax CE, Adam 1e-3, float32",
+    result = {"machine": machine(), "model": "-".join(map(str, sizes)) + " ReLU, softmax CE, Adam 1e-3, float32",
               "runs": []}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        peers = [make_peer(n, X, y, bs) for n in names]
+        peers = [make_peer(n, X, y, bs, sizes) for n in names]
         times = race(peers, args.rounds)
         rows = {}
         for p in peers:
@@ -547,12 +452,12 @@ def main(argv=None):
                             "ratio_to_tinynn_median": statistics.median(ratios),
                             "test_accuracy": p.accuracy(Xt, yt)}
             if not args.no_rss:
-                rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir)
-        floor = blas_floor(bs)
+                rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir, sizes)
+        floor = blas_floor(bs, sizes)
         floor["tinynn_over_floor"] = rows["tinynn"]["median_epoch_s"] / floor["floor_seconds"]
-        parts = epoch_breakdown(X, y, bs)
+        parts = epoch_breakdown(X, y, bs, sizes)
         result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor, "breakdown": parts,
-                               "allocations": step_allocations(X, y, bs)})
+                               "allocations": step_allocations(X, y, bs, sizes)})
         print(f"\nbatch {bs}: BLAS floor {floor['floor_seconds']:.3f} s ({floor['blas_gflops']:.0f} GFLOP/s on "
               f"{floor['epoch_matmul_gflop']:.0f} GFLOP); tinynn = {floor['tinynn_over_floor']:.2f}x floor")
         top = ", ".join(f"{k} {v:.3f}" for k, v in list(parts["ops_s"].items())[:5])
@@ -567,7 +472,7 @@ def main(argv=None):
               f"{a['peak_bytes_at_twice_the_steps']} B at {2 * a['steps']} steps (one batch array is "
               f"{a['batch_array_bytes']} B)")
     if args.fit_compare:
-        fc = fit_compare(X, y, Xt, yt, args.fit_compare, args.fit_max_iter)
+        fc = fit_compare(X, y, Xt, yt, args.fit_compare, args.fit_max_iter, sizes)
         result["fit_compare"] = fc
         print(f"\nMLPClassifier.fit {fc['arguments']}: tinynn {fc['tinynn_median_fit_s']:.1f} s, "
               f"{100 * fc['tinynn_median_accuracy']:.2f}%; sklearn {fc['sklearn_median_fit_s']:.1f} s, "
@@ -576,10 +481,9 @@ def main(argv=None):
         result["jit"] = jit_cost(args.data_dir)
         for k, v in result["jit"].items():
             print(f"JIT, {k}: {v}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"wrote {args.out}")
+        result["first_fit"] = first_fit()
+        print_first_fit(result["first_fit"])
+    write(result, args.out)
 
 
 if __name__ == "__main__":
