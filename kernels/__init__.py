@@ -63,6 +63,13 @@ def assign(dst, src):
     return dst
 
 
+def batch_feed(device: str):
+    """A new batch feed for ``device`` (``tinynn._feed`` drives it: pinned double buffers, a copy stream, a device
+    loss log), or None where the device's backend has none (the CPU: batches are already where they are used)."""
+    make = dispatch.backend_for_device(device).feed
+    return None if make is None else make()
+
+
 def random_uniform(rng, out):
     """Fill ``out`` with Uniform[0, 1) draws driven by the NumPy Generator ``rng``, on out's device (device
     arrays are filled by device-side streams seeded once from ``rng``: no host->device copy per step)."""
@@ -70,5 +77,5 @@ def random_uniform(rng, out):
     return out
 
 
-__all__ = ["random_uniform", "assign", "on_device_of", "ops", "use", "backend_of", "device_of", "empty",
-           "is_device_array", "to_device", "to_host", "cuda_available", "CUDA_AVAILABLE", "BACKENDS"]
+__all__ = ["batch_feed", "random_uniform", "assign", "on_device_of", "ops", "use", "backend_of", "device_of",
+           "empty", "is_device_array", "to_device", "to_host", "cuda_available", "CUDA_AVAILABLE", "BACKENDS"]

@@ -14,11 +14,12 @@ fallback and no implicit copy. This module is the only place in tinynn that bran
 
 A backend is one registered unit, a :class:`Backend` record: its name, the device its arrays live on, the
 array types that select it, and the memory functions tinynn needs besides the ops (allocate, copy to and
-from the host, copy between arrays, fill with uniform random numbers). Each backend package registers its
-record (``register_backend``). A backend whose import is costly (CUDA: numba.cuda and a driver probe) is
-only *declared* at import time (``declare_backend``: a name, a device, an availability probe, a cheap test
-of array types, a loader) and loaded on first need: the first of its arrays seen here, the first request
-for its device (``backend_for_device``, behind ``to_device``) or ``available(name)``.
+from the host, copy between arrays, fill with uniform random numbers; optionally a batch feed for the GPU
+data path). Each backend package registers its record (``register_backend``). A backend whose import is
+costly (CUDA: numba.cuda and a driver probe) is only *declared* at import time (``declare_backend``: a name,
+a device, an availability probe, a cheap test of array types, a loader) and loaded on first need: the first
+of its arrays seen here, the first request for its device (``backend_for_device``, behind ``to_device``) or
+``available(name)``.
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class Backend:
     copy: Callable                     # copy(dst, src): dst[...] = src; dst here, src here or on the host
     uniform: Callable                  # uniform(rng, out): out[...] ~ Uniform[0, 1), driven by Generator rng
     array_types: tuple = ()
+    feed: Callable | None = None       # feed() -> a batch feed for tinynn._feed (pinned buffers, copy stream,
+                                       # device loss log); None: batches are copied synchronously (host: no copy)
 
     @property
     def is_host(self) -> bool:

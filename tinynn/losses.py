@@ -11,6 +11,11 @@ SquaredError (scikit-learn's squared_loss, what its MLPRegressor reports and dif
     L = ½ Σ_i w_i/Σw · mean_j (p_ij - t_ij)²,    "∂L/∂p" = w_i/Σw (p - t)
     sklearn's backward does not divide by d, so for d > 1 outputs the gradient it follows is d ∂L/∂p; this
     loss returns that same gradient, so that tinynn's estimator takes sklearn's steps.
+
+Every loss computes per-row losses ``rows`` and row weights w on its device, and its value Σ_i w_i rows_i on the
+host (``_finish``: one copy of n floats). On the GPU data path the Trainer sets ``_deferred`` to its loss log
+(``tinynn._feed.LossLog``) for the epoch: the rows then stay on the device, ``forward`` returns None, and the
+log computes the same value, by the same formula, when it reads the rows back every N steps.
 """
 from __future__ import annotations
 
@@ -24,11 +29,14 @@ from ._workspace import WorkBuffers
 
 
 class Loss(WorkBuffers):
+    _deferred = None          # the Trainer's loss log while it keeps the losses on the device (module docstring)
+
     def __call__(self, pred, target, sample_weight=None):
         return self.forward(pred, target, sample_weight)
 
-    def _row_weights(self, n, dtype, like, sample_weight, per_row_scale):
-        """Host and device copies of w_i / Σw · per_row_scale (cached for the unweighted case)."""
+    def _row_weights(self, n, dtype, like, sample_weight, per_row_scale, device=True):
+        """Host and device copies of w_i / Σw · per_row_scale (cached for the unweighted case; ``device=False``:
+        the host copy only, the device one is None)."""
         if sample_weight is None:
             key = ("w", n, np.dtype(dtype), kernels.device_of(like), per_row_scale)
             cache = self.__dict__.setdefault("_wcache", {})
@@ -42,10 +50,18 @@ class Loss(WorkBuffers):
         if not np.all(np.isfinite(sw)) or np.any(sw < 0) or sw.sum() <= 0:
             raise ValueError(f"{type(self).__name__}: sample_weight must be finite, >= 0, with a positive sum")
         w_host = (sw / sw.sum() * per_row_scale).astype(dtype)
+        if not device:
+            return w_host, None
+        if self._deferred is not None and kernels.is_device_array(like):
+            return w_host, self._deferred.stage(w_host)             # pinned staging, async on the compute stream
         return w_host, kernels.on_device_of(w_host, like)
 
     def _finish(self, loss_rows, w_host):
-        """L = Σ_i w_i loss_i (the only device -> host copy of a step: n floats)."""
+        """L = Σ_i w_i loss_i (the only device -> host copy of a step: n floats); None when the Trainer's loss log
+        keeps the rows on the device (it computes this same sum when it reads them)."""
+        if self._deferred is not None:
+            self._deferred.add_rows(loss_rows, w_host)
+            return None
         return float(np.dot(kernels.to_host(loss_rows), w_host))   # in the model's dtype: no array allocated
 
 
@@ -91,6 +107,11 @@ class SigmoidCrossEntropy(Loss):
 class MSELoss(Loss):
     """Mean squared error over all elements; pred and target of the same shape ((n,) or (n, d))."""
 
+    value_scale = 1.0                                     # L = value_scale · Σ_i w_i/Σw · Σ_j (p-t)²/d
+
+    def _grad_scale(self, d):
+        return 2.0 / d                                    # dP = 2 w (P - T) / d
+
     def forward(self, P, T, sample_weight=None):
         P = check_float(P, "MSELoss")
         T = check_float(T, "MSELoss: target")
@@ -105,8 +126,8 @@ class MSELoss(Loss):
         rows = self._ws("rows", (n,), P.dtype, P)
         ops.sq_err_rows(P, T, out=rows)                               # rows_i = Σ_j (p - t)²
         self.P, self.T = P, T
-        self.w_host, _ = self._row_weights(n, P.dtype, P, sample_weight, 1.0 / d)
-        _, self.w2 = self._row_weights(n, P.dtype, P, sample_weight, 2.0 / d)
+        self.w_host, _ = self._row_weights(n, P.dtype, P, sample_weight, self.value_scale / d, device=False)
+        _, self.w2 = self._row_weights(n, P.dtype, P, sample_weight, self._grad_scale(d))
         return self._finish(rows, self.w_host)
 
     def backward(self):
@@ -117,12 +138,15 @@ class MSELoss(Loss):
 
 class SquaredError(MSELoss):
     """scikit-learn's squared loss: value ½ · weighted mean over rows of the mean over outputs of (p - t)²;
-    backward (p - t) w_i / Σw, sklearn's gradient (not divided by the number of outputs)."""
+    backward (p - t) w_i / Σw, sklearn's gradient (not divided by the number of outputs).
 
-    def forward(self, P, T, sample_weight=None):
-        value = super().forward(P, T, sample_weight)                    # Σ_i w_i/Σw · Σ_j (p-t)²/d
-        _, self.w2 = self._row_weights(self.P.shape[0], self.P.dtype, self.P, sample_weight, 1.0)
-        return 0.5 * value
+    The ½ is folded into the value's row weights (½ w_i/Σw/d): a power of two, so the value is bitwise ½ of
+    MSELoss's."""
+
+    value_scale = 0.5
+
+    def _grad_scale(self, d):
+        return 1.0                                        # dP = w (P - T)
 
 
 class PoissonLoss(Loss):

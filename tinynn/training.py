@@ -7,6 +7,9 @@ MLPClassifier / MLPRegressor, scripts/train_mnist.py and tinynn.parallel all tra
   processes (``strategy``), an optional penalty (the estimators' L2 term), the optimizer and schedule steps;
 * the divergence guard: a snapshot of the parameters at the start of each epoch, restored (and
   ``DivergenceError`` raised) when the loss becomes NaN/inf or a million-fold, or the weights non-finite;
+* on a GPU, the data path (``tinynn._feed``): batches gathered into pinned buffers and uploaded on a second
+  stream while the previous step computes, the losses kept on the device and read back every ``loss_every``
+  steps;
 * progress (a tqdm-like bar), the epoch count and the history of per-epoch records;
 * chunked prediction and evaluation in eval mode, on any device;
 * its state for checkpoints (``state()``/``load_state()``, one format with ``tinynn.io.pack_state``).
@@ -24,11 +27,12 @@ import numpy as np
 from . import kernels
 from .kernels import ops
 
+from . import _feed
 from . import init as _init
 from . import io, optim, schedules
 from .errors import DivergenceError, DivergenceGuard
 from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
-from .losses import SoftmaxCrossEntropy
+from .losses import Loss, SoftmaxCrossEntropy
 from .model import Sequential
 from .sparse import is_scipy_sparse
 
@@ -86,6 +90,15 @@ class L2Penalty:
             return 0.5 * self.alpha * ops.sumsq(W) / n
         return 0.5 * self.alpha * ops.add_l2(W, flat.grad[:flat.n_first], self.alpha / n) / n
 
+    def defer(self, model, n, log):
+        """As ``__call__`` on the GPU data path: the gradient term is added the same way, ‖W‖² stays on the
+        device and ``log`` (tinynn._feed.LossLog) adds the penalty to the step's loss when it reads it back."""
+        if not self.alpha:
+            return
+        flat, alpha = model.flat, self.alpha
+        log.add_l2(flat.data[:flat.n_first], flat.grad[:flat.n_first], alpha / n,
+                   lambda sumsq: 0.5 * alpha * sumsq / n)
+
 
 class LocalStrategy:
     """One process computes the whole batch (the default). ``tinynn.parallel`` provides the others."""
@@ -124,15 +137,26 @@ class Trainer:
         copy to the device); it draws from ``self.aug_rng`` (its own stream, saved in checkpoints)
     callbacks : objects with optional ``on_step_end(trainer)`` / ``on_epoch_end(trainer)`` (averaging of
         weights, snapshots, ...), called after each optimizer step / each completed epoch, in order
+    loss_every : int or None, on a device (GPU): read the training losses back every ``loss_every`` steps
+        (default ``tinynn._feed.DEFAULT_LOSS_EVERY`` = 20) instead of every step; they stay on the device in
+        between, so a divergence is detected (and rolled back) up to ``loss_every`` - 1 steps after the step
+        that produced it. No effect on the CPU, where the loss is a host value anyway, nor with a parallel
+        strategy (its loss is all-reduced every step).
+    feed : bool or a batch feed, on a device: True (default) uploads the batches through the backend's feed
+        (pinned double buffers, a second stream; ``tinynn._feed``); False is the plain synchronous path (each
+        batch copied from pageable memory, the loss read every step). No effect on the CPU.
     """
 
     def __init__(self, model, loss, optimizer, schedule=None, *, batch_size=128, rng=0, shuffle=True,
                  penalty=None, strategy=None, epoch=0, samples_seen=0, augment=None, callbacks=(),
-                 aug_rng=None):
+                 aug_rng=None, loss_every=None, feed=True):
         if not isinstance(model, Sequential) or model.flat is None:
             raise TypeError("Trainer: expected a tinynn Sequential whose parameters share one dtype and device")
         if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"Trainer: batch_size must be a positive integer, got {batch_size!r}")
+        if loss_every is not None and (not isinstance(loss_every, (int, np.integer)) or isinstance(loss_every, bool)
+                                       or loss_every < 1):
+            raise ValueError(f"Trainer: loss_every must be a positive integer or None, got {loss_every!r}")
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.batch_size = int(batch_size)
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -151,6 +175,10 @@ class Trainer:
         self.callbacks = list(callbacks)
         self._step_hooks = [c.on_step_end for c in self.callbacks if hasattr(c, "on_step_end")]
         self._epoch_hooks = [c.on_epoch_end for c in self.callbacks if hasattr(c, "on_epoch_end")]
+        self.loss_every = _feed.DEFAULT_LOSS_EVERY if loss_every is None else int(loss_every)
+        self.feed = feed                                # True/False, or a feed object (tests)
+        self._feed_obj = None if isinstance(feed, bool) else feed
+        self._log = None                                # the epoch's LossLog on the GPU data path
 
     # ------------------------------------------------------------------ read-only views
     @property
@@ -188,7 +216,7 @@ class Trainer:
         if n_local:
             if model.accumulates_grad:
                 model.zero_grad()
-            value = loss(model.forward(Xb), Tb, sample_weight)
+            value = loss(model.forward(Xb), Tb, sample_weight)            # None: left in self._log (GPU)
             model.backward(loss.backward(), hook=strategy.grad_ready)      # overwrites every gradient
         else:                                                               # fewer rows than processes
             value = 0.0
@@ -199,25 +227,37 @@ class Trainer:
                 (float(np.sum(sample_weight)), weight_sum)
             strategy.reduce_gradients(model, w_local, w_global)
             value = strategy.allsum(value * w_local) / w_global
+        log = self._log
+        if log is not None and value is not None:                          # a loss that gave a host value
+            log.add_value(value)
         if self.penalty is not None:
             n = n_global if sample_weight is None else weight_sum
-            value += self.penalty(model, n)
-        return value
+            if log is not None:
+                log.add_penalty(self.penalty, model, n)                    # ‖W‖² stays on the device
+            else:
+                value += self.penalty(model, n)
+        return None if log is not None else value
 
     def step(self, Xb, Tb, sample_weight=None, n_global=None, weight_sum=None, where=""):
-        """One optimizer step on a batch; returns the batch's loss. Raises DivergenceError (parameters rolled
+        """One optimizer step on a batch; returns the batch's loss (None on the GPU data path, where the loss
+        log keeps it on the device until ``train_epoch`` reads it). Raises DivergenceError (parameters rolled
         back to the last snapshot) when the loss is NaN/inf or a million times the first batch's."""
         value = self.loss_and_grad(Xb, Tb, sample_weight, n_global, weight_sum)
-        if self.guard.diverged(value):
-            self.rollback()
-            raise DivergenceError(f"the training loss became {value} {where}; the parameters of the last "
-                                  "completed epoch were kept. Try a lower learning rate.", value)
+        if value is not None:
+            self._check(value, where)
         self.optimizer.step()
         if self.schedule is not None and self.schedule.unit == "step":
             self.schedule.step()
         for hook in self._step_hooks:
             hook(self)
         return value
+
+    def _check(self, value, where, late=""):
+        """The divergence guard on one step's loss: roll back and raise when it diverged."""
+        if self.guard.diverged(value):
+            self.rollback()
+            raise DivergenceError(f"the training loss became {value} {where}{late}; the parameters of the last "
+                                  "completed epoch were kept. Try a lower learning rate.", value)
 
     # ------------------------------------------------------------------ epochs
     def batches(self, n):
@@ -233,7 +273,10 @@ class Trainer:
     def train_epoch(self, X, T, sample_weight=None, progress=None, accuracy=False):
         """One pass over (X, T); returns a dict with the mean training loss ("train_loss") and, when
         ``accuracy`` (CPU, integer labels), the running accuracy of the training forward passes
-        ("train_accuracy"). Appends that dict to the history."""
+        ("train_accuracy"). Appends that dict to the history.
+
+        On a device with a batch feed (CUDA; ``feed=True``) the epoch runs on the GPU data path
+        (``_train_epoch_fed``); the result is the same to float rounding."""
         n = X.shape[0]
         if n == 0:
             raise ValueError("Trainer.train_epoch: no training samples")
@@ -241,6 +284,11 @@ class Trainer:
         self.snapshot()
         self.model.train()
         sparse = is_scipy_sparse(X)
+        if self.device != "cpu" and not sparse:
+            feed = self._batch_feed()
+            if feed is not None:
+                total, seen = self._train_epoch_fed(feed, X, T, sample_weight, progress, bs)
+                return self._end_epoch(n, total, seen)
         xbuf = None if sparse else np.empty((bs,) + X.shape[1:], X.dtype)
         tbuf = np.empty((bs,) + T.shape[1:], T.dtype)
         count_correct = accuracy and self.device == "cpu" and T.ndim == 1 and T.dtype.kind in "iu"
@@ -271,6 +319,11 @@ class Trainer:
                 progress.update(len(idx))
                 if step % 20 == 0:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
+        accuracy = (self.strategy.allsum(correct) / max(seen, 1) if seen else None) if count_correct else False
+        return self._end_epoch(n, total, seen, accuracy)
+
+    def _end_epoch(self, n, total, seen, accuracy=False):
+        """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
         if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
             self.rollback()
             raise DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
@@ -280,12 +333,108 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.epoch_end(self.samples_seen)
         rec = {"train_loss": total / max(seen, 1)}
-        if count_correct:
-            rec["train_accuracy"] = self.strategy.allsum(correct) / max(seen, 1) if seen else None
+        if accuracy is not False:
+            rec["train_accuracy"] = accuracy
         self._history.append(rec)
         for hook in self._epoch_hooks:
             hook(self)
         return dict(rec)
+
+    # ------------------------------------------------------------------ the GPU data path
+    @property
+    def batch_feed(self):
+        """The device batch feed this Trainer uses (None on the CPU, with ``feed=False``, or before the first
+        epoch); its counters (``syncs``, ``reads``, ``uploads``, ``pinned_allocs``) show the schedule."""
+        return self._feed_obj if self.feed is not False else None
+
+    def _batch_feed(self):
+        """The device's batch feed, made on first use and kept: its pinned and device buffers are reused from
+        epoch to epoch (allocated again only when the batch shape changes)."""
+        if self.feed is False:
+            return None
+        if self._feed_obj is None:
+            self._feed_obj = kernels.batch_feed(self.device)
+            if self._feed_obj is None:                 # a device backend without a feed: the plain path
+                self.feed = False
+        return self._feed_obj
+
+    def _train_epoch_fed(self, feed, X, T, sample_weight, progress, bs):
+        """The epoch's steps on the GPU data path (schedule and ordering: ``tinynn._feed``). Each batch is
+        gathered into a pinned buffer and uploaded on the feed's copy stream while the previous step computes;
+        the losses stay in a device log read every ``loss_every`` steps (every step with a parallel strategy,
+        whose loss is all-reduced), where the divergence guard checks them in step order. Returns (Σ loss·rows,
+        rows) for ``_end_epoch``, summed in the same order as the synchronous path."""
+        n = X.shape[0]
+        feed.reserve((((bs,) + X.shape[1:], X.dtype), ((bs,) + T.shape[1:], T.dtype)))
+        log = None if self.strategy.parallel else _feed.LossLog(feed, self.loss_every, bs, self.model.flat.data.dtype)
+        sums = [0.0, 0]                                  # Σ loss·rows, rows
+        epoch = self._epoch + 1
+
+        def items():                                     # the host work of a batch before its gather
+            for step, idx in enumerate(self.batches(n)):
+                local = self.strategy.shard(idx, sample_weight)
+                swb, wsum = None, None
+                if sample_weight is not None:
+                    swb = sample_weight[local]
+                    wsum = float(np.sum(sample_weight[idx]))
+                    if wsum <= 0:                        # a batch of zero weight teaches nothing; its
+                        if self.augment is not None:     # augmentation draws as the synchronous path does
+                            self.augment(X[local], self.aug_rng)
+                        continue
+                yield step, idx, local, swb, wsum
+
+        def fill(item, buffers):                         # gather into the slot's pinned buffers
+            local = item[2]
+            m = len(local)
+            xb, tb = (b if m == b.shape[0] else b[:m] for b in buffers)
+            np.take(X, local, axis=0, out=xb, mode="clip")
+            np.take(T, local, axis=0, out=tb, mode="clip")
+            if self.augment is not None:
+                xa = self.augment(xb, self.aug_rng)
+                if xa is not xb:
+                    np.copyto(xb, xa)
+            return m
+
+        def read(now):                                   # the pending losses, checked and summed in step order
+            late = (f" (read back at step {now + 1}" if now is not None else " (read back at the end of the epoch") \
+                + f": the losses are read every {log.every} steps on the device)"
+            last = None
+            for value, (step, rows) in log.read():
+                self._check(value, f"at epoch {epoch}, step {step + 1}", late)
+                sums[0] += value * rows
+                sums[1] += rows
+                last = value
+            if progress is not None and last is not None:
+                progress.set_postfix(loss=f"{last:.4f}", refresh=False)
+
+        self._log = log
+        if log is not None and isinstance(self.loss, Loss):
+            self.loss._deferred = log
+        try:
+            for (step, idx, local, swb, wsum), (Xd, Td) in _feed.feed_batches(feed, items(), fill):
+                value = self.step(Xd, Td, swb, n_global=len(idx), weight_sum=wsum,
+                                  where=f"at epoch {epoch}, step {step + 1}")
+                if progress is not None:
+                    progress.update(len(idx))
+                if log is None:                          # a parallel strategy: the value is on the host
+                    sums[0] += value * len(idx)
+                    sums[1] += len(idx)
+                    if progress is not None and step % 20 == 0:
+                        progress.set_postfix(loss=f"{value:.4f}", refresh=False)
+                    continue
+                log.end_step((step, len(idx)))
+                if log.due():
+                    read(step)
+            if log is not None:
+                read(None)
+        except BaseException:
+            feed.drain()                                 # no copy from a pinned buffer left in flight
+            raise
+        finally:
+            self._log = None
+            if isinstance(self.loss, Loss):
+                self.loss._deferred = None
+        return sums
 
     # ------------------------------------------------------------------ rollback
     @staticmethod

@@ -1,6 +1,6 @@
 """numba.cuda backend: the same ops as kernels/reference, as CUDA kernels (``*_kernel``) with host wrappers
 of the same signatures, and its Backend record (memory.py: device arrays, allocation, copies; random.py:
-device-side uniform numbers).
+device-side uniform numbers; feed.py: the GPU data path's pinned buffers, copy stream, events and loss log).
 
 ``import tinynn`` runs only this file, which *declares* the backend to the dispatcher without importing
 numba.cuda (that import and the driver probe cost ~40 ms). ``_load`` imports the kernels and registers
@@ -33,11 +33,11 @@ def _owns_type(t):
 def _load():
     # importing a module registers its ops
     from . import augment, elementwise, loss, matmul, normalization, optim, reduce, sparse  # noqa: F401
-    from . import memory, random
+    from . import feed, memory, random
 
     register_backend(Backend(name="cuda", device="cuda", empty=memory.empty, to_device=memory.to_device,
                              to_host=memory.to_host, copy=memory.copy, uniform=random.uniform,
-                             array_types=memory.ARRAY_TYPES))
+                             array_types=memory.ARRAY_TYPES, feed=feed.CudaFeed))
 
 
 declare_backend("cuda", device="cuda", probe=_probe, load=_load, owns_type=_owns_type, unavailable=UNAVAILABLE)
