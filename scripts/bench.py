@@ -5,9 +5,10 @@ Model 784-256-128-10 (``--sizes``), ReLU, softmax cross-entropy, Adam(lr=1e-3), 
 shuffled mini-batches. The peers run in one process and take turns epoch by epoch, so machine noise hits them
 alike; every peer gets 2 threads. Reported per batch size: median epoch seconds over the timed epochs (after
 one warm-up epoch), the ratio to tinynn per round and its median, test accuracy after the run, and each peer's
-peak RSS (measured in a child process per peer). Also: the BLAS floor (the epoch's matmul FLOPs over the
-GFLOP/s BLAS reaches on the same shapes in this process), Numba JIT cost (first epoch in a fresh process with
-an empty and with a warm cache), and the bytes allocated inside a steady-state training step.
+peak RSS (measured in a child process per peer). Also: the BLAS floor (the epoch's matmuls alone, at the same
+shapes through the same BLAS, raced as one more peer: tinynn / floor is a median of per-round ratios), where one
+epoch's time goes (per kernel), Numba JIT cost (first epoch in a fresh process with an empty and with a warm
+cache), a new user's first MLPClassifier fit, and the bytes an epoch allocates.
 
     python scripts/bench.py --data-dir ../shared/data/mnist --out runs/bench.json
 """
@@ -43,31 +44,37 @@ def race(peers, rounds):
     return times
 
 
-def blas_floor(bs, sizes=SIZES, n=60000, repeats=5):
-    """Seconds of BLAS time one epoch needs: forward X·W for every layer, dW = Xᵀ dY for every layer,
-    dX = dY Wᵀ for all but the first, at this batch size, timed with np.matmul on the same shapes."""
-    rng = np.random.default_rng(0)
-    shapes = []
-    for a, b in zip(sizes, sizes[1:]):
-        shapes.append(((bs, a), (a, b), False, False))          # Y = X W
-        shapes.append(((bs, a), (bs, b), True, False))          # dW = Xᵀ dY
-        if a != sizes[0]:
-            shapes.append(((bs, b), (a, b), False, True))       # dX = dY Wᵀ
-    flops = sum(2 * sa[0] * sa[1] * (sb[0] if tb else sb[1]) for sa, sb, ta, tb in shapes)
-    arrays = [(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32), ta, tb)
-              for sa, sb, ta, tb in shapes]
-    outs = [np.empty(((A.shape[1] if ta else A.shape[0]), (B.shape[0] if tb else B.shape[1])), np.float32)
-            for A, B, ta, tb in arrays]
-    steps = -(-n // bs)
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(min(steps, 200)):
-            for (A, B, ta, tb), out in zip(arrays, outs):
+class FloorPeer:
+    """The BLAS floor as a peer of the race: one "epoch" is the epoch's matmuls alone — forward X·W for every
+    layer, dW = Xᵀ dY for every layer, dX = dY Wᵀ for all but the first — at this batch size, through np.matmul
+    (the same BLAS) on fixed arrays, ceil(n / batch) times. Racing it beside the peers makes tinynn / floor a
+    per-round ratio, as robust to the machine's drift as the other ratios."""
+
+    name = "blas floor (matmuls only)"
+
+    def __init__(self, bs, sizes=SIZES, n=60000):
+        rng = np.random.default_rng(0)
+        shapes = []
+        for a, b in zip(sizes, sizes[1:]):
+            shapes.append(((bs, a), (a, b), False, False))          # Y = X W
+            shapes.append(((bs, a), (bs, b), True, False))          # dW = Xᵀ dY
+            if a != sizes[0]:
+                shapes.append(((bs, b), (a, b), False, True))       # dX = dY Wᵀ
+        self.flops = sum(2 * sa[0] * sa[1] * (sb[0] if tb else sb[1]) for sa, sb, ta, tb in shapes)
+        self.arrays = [(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32), ta, tb)
+                       for sa, sb, ta, tb in shapes]
+        self.outs = [np.empty(((A.shape[1] if ta else A.shape[0]), (B.shape[0] if tb else B.shape[1])), np.float32)
+                     for A, B, ta, tb in self.arrays]
+        self.steps = -(-n // bs)
+        self.epoch_gflop = self.flops * self.steps / 1e9
+
+    def epoch(self):
+        for _ in range(self.steps):
+            for (A, B, ta, tb), out in zip(self.arrays, self.outs):
                 np.matmul(A.T if ta else A, B.T if tb else B, out=out)
-        best = min(best, (time.perf_counter() - t) / min(steps, 200))
-    gflops = flops / best / 1e9
-    return {"epoch_matmul_gflop": flops * n / bs / 1e9, "blas_gflops": gflops, "floor_seconds": best * steps}
+
+    def accuracy(self, X, y):
+        return None
 
 
 def epoch_breakdown(X, y, bs, sizes=SIZES):
@@ -443,7 +450,8 @@ def main(argv=None):
     result = {"machine": machine(), "model": "-".join(map(str, sizes)) + " ReLU, softmax CE, Adam 1e-3, float32",
               "runs": []}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        peers = [make_peer(n, X, y, bs, sizes) for n in names]
+        floor_peer = FloorPeer(bs, sizes)
+        peers = [make_peer(n, X, y, bs, sizes) for n in names] + [floor_peer]
         times = race(peers, args.rounds)
         rows = {}
         for p in peers:
@@ -451,15 +459,18 @@ def main(argv=None):
             rows[p.name] = {"median_epoch_s": statistics.median(times[p.name]), "epochs_s": times[p.name],
                             "ratio_to_tinynn_median": statistics.median(ratios),
                             "test_accuracy": p.accuracy(Xt, yt)}
-            if not args.no_rss:
+            if not args.no_rss and p is not floor_peer:
                 rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir, sizes)
-        floor = blas_floor(bs, sizes)
-        floor["tinynn_over_floor"] = rows["tinynn"]["median_epoch_s"] / floor["floor_seconds"]
+        floor_s = rows.pop(floor_peer.name)["median_epoch_s"]
+        floor = {"epoch_matmul_gflop": floor_peer.epoch_gflop, "floor_seconds": floor_s,
+                 "blas_gflops": floor_peer.epoch_gflop / floor_s, "floor_epochs_s": times[floor_peer.name],
+                 "tinynn_over_floor": statistics.median(t / f for t, f in zip(times["tinynn"], times[floor_peer.name]))}
         parts = epoch_breakdown(X, y, bs, sizes)
         result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor, "breakdown": parts,
                                "allocations": step_allocations(X, y, bs, sizes)})
         print(f"\nbatch {bs}: BLAS floor {floor['floor_seconds']:.3f} s ({floor['blas_gflops']:.0f} GFLOP/s on "
-              f"{floor['epoch_matmul_gflop']:.0f} GFLOP); tinynn = {floor['tinynn_over_floor']:.2f}x floor")
+              f"{floor['epoch_matmul_gflop']:.0f} GFLOP, raced with the peers); tinynn = "
+              f"{floor['tinynn_over_floor']:.2f}x floor (median of the per-round ratios)")
         top = ", ".join(f"{k} {v:.3f}" for k, v in list(parts["ops_s"].items())[:5])
         print(f"one timed epoch {parts['epoch_s']:.3f} s: {top}, outside kernels {parts['rest_s']:.3f} s")
         print(f"{'peer':24s} {'median epoch s':>15s} {'x tinynn':>9s} {'test acc':>9s} {'peak RSS MiB':>13s}")
