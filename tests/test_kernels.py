@@ -317,3 +317,32 @@ def test_device_array_made_outside_tinynn_loads_the_backend():
                 "print(kernels.is_device_array(x), kernels.backend_of(x), kernels.to_host(x).tolist())")
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "cuda", "[0.0,", "2.0,", "4.0]"]
+
+
+# --------------------------------------------------------------------------- aliased outputs
+ALIASED = {   # op, how its arguments are built from (Z, b, Y), and which argument ``out`` aliases
+    "act_forward out=X": lambda Z, b, Y, k: ("act_forward", (Z, k, 0.1), "X"),
+    "bias_act out=Z": lambda Z, b, Y, k: ("bias_act", (Z, b, k, 0.1), "Z"),
+    "act_backward out=dY": lambda Z, b, Y, k: ("act_backward", (Z, Y, k, 0.1), "dY"),
+    "act_backward out=Y": lambda Z, b, Y, k: ("act_backward", (Z, Y, k, 0.1), "Y"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALIASED))
+@pytest.mark.parametrize("target", each(UNDER_TEST))
+def test_aliased_out_equals_reference(case, target):
+    """The CPU kernels compute these ops in place (the vectorised form); ``out`` may be any input they read."""
+    rng = np.random.default_rng(7)
+    for kind in config.ACTIVATIONS.values():
+        for dtype in target.dtypes:
+            Z = rng.standard_normal((5, 9)).astype(dtype)
+            b = rng.standard_normal(9).astype(dtype)
+            Y = rng.random((5, 9)).astype(dtype)
+            name, args, alias = ALIASED[case](Z, b, Y, kind)
+            expected = ops[name].reference(*args, out=np.empty_like(Z))
+            params = list(ops[name]._sig.parameters)
+            dev = [target.to(a.copy()) if isinstance(a, np.ndarray) else a for a in args]
+            with target.context(), np.errstate(all="ignore"):
+                got = ops[name](*dev, out=dev[params.index(alias)])
+            np.testing.assert_allclose(target.back(got), expected, **TOL[dtype],
+                                       err_msg=f"{case}, activation {kind}, {np.dtype(dtype).name}")

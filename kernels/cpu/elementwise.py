@@ -142,6 +142,9 @@ def bias_act(Z, b, kind, alpha=0.0, out=None):
 
 @ops.act_backward.register("cpu")
 def act_backward(dY, Y, kind, alpha=0.0, out=None):
+    if out is not dY and np.may_share_memory(out, Y):          # out = Y: Y must be read before it is written
+        out[...] = act_backward(dY, Y.copy(), kind, alpha, out=np.empty_like(out))
+        return out
     _act_backward_inplace(_into(out, dY).reshape(-1), Y.reshape(-1), kind, alpha)
     return out
 
