@@ -346,3 +346,41 @@ def test_aliased_out_equals_reference(case, target):
                 got = ops[name](*dev, out=dev[params.index(alias)])
             np.testing.assert_allclose(target.back(got), expected, **TOL[dtype],
                                        err_msg=f"{case}, activation {kind}, {np.dtype(dtype).name}")
+
+
+STRIDED = {   # op name -> arguments built from (A, B, b) with A, B strided views
+    "act_forward": lambda A, B, b: (A, 1, 0.1),
+    "act_backward": lambda A, B, b: (A, B - 0.5, 2, 0.1),
+    "bias_act": lambda A, B, b: (A, b, 1, 0.1),
+    "mul": lambda A, B, b: (A, B),
+    "dropout_mask": lambda A, B, b: (B, 0.3),
+}
+
+
+def _strided(rng, dtype):
+    """A (5, 9) block of a (5, 20) array: its rows are not adjacent, so reshape(-1) of it is a copy, not a view."""
+    return rng.standard_normal((5, 20)).astype(dtype)[:, 3:12]
+
+
+@pytest.mark.parametrize("name", sorted(STRIDED) + ["scale"])
+def test_strided_arrays_equal_reference(name):
+    """Strided (non-contiguous) inputs and ``out`` on the CPU backend: the result lands in ``out`` (a kernel
+    that flattened a strided ``out`` with reshape(-1) would write into a copy and leave ``out`` untouched)."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        A, B = _strided(rng, dtype), rng.random((5, 20)).astype(dtype)[:, 5:14]
+        b = rng.standard_normal(9).astype(dtype)
+        assert not A.flags.c_contiguous and not B.flags.c_contiguous
+        if name == "scale":
+            expected = ops.scale.reference(A.copy(), 2.5)
+            got = np.zeros((5, 20), dtype)[:, 3:12]                # a strided array scaled in place
+            got[...] = A
+            with kernels.use("cpu"):
+                ops.scale(got, 2.5)
+        else:
+            args = STRIDED[name](A, B, b)
+            expected = ops[name].reference(*args, out=np.empty((5, 9), dtype))
+            got = np.full((5, 20), 7, dtype)[:, 3:12]
+            with kernels.use("cpu"), np.errstate(all="ignore"):
+                ops[name](*args, out=got)
+        np.testing.assert_allclose(got, expected, **TOL[dtype], err_msg=f"{name}, {np.dtype(dtype).name}")

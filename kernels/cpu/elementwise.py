@@ -123,10 +123,21 @@ def _into(out, X):
     return out
 
 
+def _on_flat(out, run):
+    """run(o) with ``out`` as one flat array: a view when ``out`` is C-contiguous, else a contiguous copy that is
+    written back (reshape(-1) of a strided array is a copy: the kernel's writes would be lost)."""
+    if out.flags.c_contiguous:
+        run(out.reshape(-1))
+    else:
+        o = np.ascontiguousarray(out).reshape(-1)
+        run(o)
+        out[...] = o.reshape(out.shape)
+    return out
+
+
 @ops.act_forward.register("cpu")
 def act_forward(X, kind, alpha=0.0, out=None):
-    _act_inplace(_into(out, X).reshape(-1), kind, alpha)
-    return out
+    return _on_flat(_into(out, X), lambda o: _act_inplace(o, kind, alpha))
 
 
 @ops.bias_act.register("cpu")
@@ -145,8 +156,7 @@ def act_backward(dY, Y, kind, alpha=0.0, out=None):
     if out is not dY and np.may_share_memory(out, Y):          # out = Y: Y must be read before it is written
         out[...] = act_backward(dY, Y.copy(), kind, alpha, out=np.empty_like(out))
         return out
-    _act_backward_inplace(_into(out, dY).reshape(-1), Y.reshape(-1), kind, alpha)
-    return out
+    return _on_flat(_into(out, dY), lambda o: _act_backward_inplace(o, Y.reshape(-1), kind, alpha))
 
 
 @ops.act_backward_bias.register("cpu")
@@ -166,8 +176,7 @@ def _mul(x, m, o):
 
 @ops.mul.register("cpu")
 def mul(X, M, out=None):
-    _mul(X.reshape(-1), M.reshape(-1), out.reshape(-1))
-    return out
+    return _on_flat(out, lambda o: _mul(X.reshape(-1), M.reshape(-1), o))
 
 
 @kernel
@@ -182,14 +191,12 @@ def _dropout_mask(u, p, o):
 
 @ops.dropout_mask.register("cpu")
 def dropout_mask(U, p, out=None):
-    _dropout_mask(U.reshape(-1), p, out.reshape(-1))
-    return out
+    return _on_flat(out, lambda o: _dropout_mask(U.reshape(-1), p, o))
 
 
 @ops.scale.register("cpu")
 def scale(X, a):
-    _scale(X.reshape(-1), a)
-    return X
+    return _on_flat(X, lambda x: _scale(x, a))
 
 
 @kernel
