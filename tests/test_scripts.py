@@ -150,3 +150,18 @@ def test_bench_reports_floor_and_breakdown(mnist_path, tmp_path):
     parts = run["breakdown"]
     assert "matmul" in parts["ops_s"] and parts["ops_s"]["matmul"] <= parts["epoch_s"]
     assert run["peers"]["tinynn"]["test_accuracy"] > 0.5
+
+
+@pytest.mark.slow
+def test_bench_first_fit_measures_both_caches():
+    import bench
+
+    out = bench.first_fit(repeats=1)
+    assert set(out) == {"float64", "float32"}
+    for runs in out.values():
+        assert set(runs) == {"empty_cache", "warm_cache"}
+        for r in runs.values():
+            assert r["tinynn_fit_s"] > 0 and r["sklearn_fit_s"] > 0 and r["import_tinynn_s"] > 0
+            assert r["tinynn_n_iter"] == r["tinynn_again_n_iter"]          # the same fit, compiled or cached
+        # with an empty cache the first fit compiles; a warm cache loads what the empty run left
+        assert runs["empty_cache"]["tinynn_fit_s"] > runs["warm_cache"]["tinynn_fit_s"]
