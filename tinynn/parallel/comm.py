@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -195,6 +196,9 @@ def limit_blas_threads(group):
     return n
 
 
+ABORT_GRACE_S = 0.5       # seconds between printing a rank's failure and MPI_Abort (install_abort_hook)
+
+
 def install_abort_hook(group: Group):
     """sys.excepthook: traceback + 'rank R of N (host, pid) failed', then MPI_Abort of the whole job."""
     previous = sys.excepthook
@@ -209,6 +213,9 @@ def install_abort_hook(group: Group):
                              f"tinynn.parallel: aborting all {group.size} ranks (MPI_Abort)\n")
             sys.stderr.flush()
             sys.stdout.flush()
+            # mpiexec relays each rank's output through pipes and drops what it has not relayed when the job is
+            # aborted: give it a moment, or the reason of the failure can vanish (seen with MPICH's hydra)
+            time.sleep(ABORT_GRACE_S)
         finally:
             group.abort(1)
 
