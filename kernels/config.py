@@ -9,6 +9,7 @@ IDENTITY, RELU, LEAKY_RELU, SIGMOID, TANH, EXP = 0, 1, 2, 3, 4, 5
 ACTIVATIONS = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "sigmoid": SIGMOID, "tanh": TANH,
                "exp": EXP}
 
-# Threads for the CPU backend's prange kernels. 1 measured fastest on 2 cores: the loops still vectorise,
-# and no second thread pool competes with the BLAS threads between GEMMs (DESIGN.md §4).
+# Threads for the CPU augmentation kernels (kernels/cpu/augment.py, the only parallel=True ones; every other CPU
+# kernel is serial, kernels/cpu/_jit.py). 1 measured fastest on 2 cores: no second thread pool competes with the
+# BLAS threads between GEMMs (DESIGN.md §4).
 CPU_THREADS = 1

@@ -139,6 +139,17 @@ def child_rss(peer, bs, data_dir, sizes=SIZES):
     return float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
 
 
+def empty_then_warm(argv):
+    """Run ``argv`` in two fresh processes sharing a new, empty Numba cache: {"empty_cache": CompletedProcess,
+    "warm_cache": CompletedProcess} (the second finds what the first compiled)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty_cache", "warm_cache"):
+            out[label] = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+    return out
+
+
 def jit_cost(data_dir, bs=128):
     """Import -> first step and first-epoch seconds in fresh processes: empty Numba cache, then warm."""
     code = (f"import time; t0 = time.perf_counter(); import sys; "
@@ -148,16 +159,13 @@ def jit_cost(data_dir, bs=128):
             "t2 = time.perf_counter(); p.epoch(); t3 = time.perf_counter(); p.epoch(); t4 = time.perf_counter(); "
             "print((t_data - t0) - 0, t2 - t1, t3 - t2, t4 - t3)")
     out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("empty_cache", "warm_cache"):
-            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
-            if r.returncode != 0:
-                out[label] = {"error": r.stderr[-500:]}
-                continue
-            imp, first_step, first_epoch, second_epoch = map(float, r.stdout.split())
-            out[label] = {"import_and_data_s": imp, "first_step_s": first_step, "first_epoch_s": first_epoch,
-                          "steady_epoch_s": second_epoch, "first_over_steady": first_epoch / second_epoch}
+    for label, r in empty_then_warm([sys.executable, "-c", code]).items():
+        if r.returncode != 0:
+            out[label] = {"error": r.stderr[-500:]}
+            continue
+        imp, first_step, first_epoch, second_epoch = map(float, r.stdout.split())
+        out[label] = {"import_and_data_s": imp, "first_step_s": first_step, "first_epoch_s": first_epoch,
+                      "steady_epoch_s": second_epoch, "first_over_steady": first_epoch / second_epoch}
     return out
 
 
@@ -192,14 +200,10 @@ def first_fit(repeats=3):
     for dtype in ("float64", "float32"):
         runs = {"empty_cache": [], "warm_cache": []}
         for _ in range(repeats):
-            with tempfile.TemporaryDirectory() as cache:
-                env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-                for label in runs:
-                    r = subprocess.run([sys.executable, "-c", FIRST_FIT, dtype], capture_output=True, text=True,
-                                       env=env, timeout=600)
-                    if r.returncode != 0:
-                        raise RuntimeError(r.stderr[-2000:])
-                    runs[label].append(ast.literal_eval(r.stdout.strip().splitlines()[-1]))
+            for label, r in empty_then_warm([sys.executable, "-c", FIRST_FIT, dtype]).items():
+                if r.returncode != 0:
+                    raise RuntimeError(r.stderr[-2000:])
+                runs[label].append(ast.literal_eval(r.stdout.strip().splitlines()[-1]))
         out[dtype] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
         for rs in out[dtype].values():
             rs["tinynn_minus_sklearn_s"] = rs["tinynn_fit_s"] - rs["sklearn_fit_s"]

@@ -303,12 +303,9 @@ class Trainer:
                 Xb, Tb = X[local], T[local]                # takes those as they are)
             if self.augment is not None:
                 Xb = self.augment(Xb, self.aug_rng)
-            swb, wsum = None, None
-            if sample_weight is not None:
-                swb = sample_weight[local]
-                wsum = float(np.sum(sample_weight[idx]))
-                if wsum <= 0:
-                    continue                               # a batch of zero weight teaches nothing
+            swb, wsum = self._batch_weights(sample_weight, idx, local)
+            if wsum is not None and wsum <= 0:
+                continue                                   # a batch of zero weight teaches nothing
             value = self.step(self.on_device(Xb), self.on_device(Tb), swb, n_global=len(idx), weight_sum=wsum,
                               where=f"at epoch {self._epoch + 1}, step {step + 1}")
             if count_correct and len(local):
@@ -321,6 +318,13 @@ class Trainer:
                     progress.set_postfix(loss=f"{value:.4f}", refresh=False)
         accuracy = (self.strategy.allsum(correct) / max(seen, 1) if seen else None) if count_correct else False
         return self._end_epoch(n, total, seen, accuracy)
+
+    @staticmethod
+    def _batch_weights(sample_weight, idx, local):
+        """(this process's row weights, the whole batch's weight sum), or (None, None) without weights."""
+        if sample_weight is None:
+            return None, None
+        return sample_weight[local], float(np.sum(sample_weight[idx]))
 
     def _end_epoch(self, n, total, seen, accuracy=False):
         """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
@@ -373,14 +377,11 @@ class Trainer:
         def items():                                     # the host work of a batch before its gather
             for step, idx in enumerate(self.batches(n)):
                 local = self.strategy.shard(idx, sample_weight)
-                swb, wsum = None, None
-                if sample_weight is not None:
-                    swb = sample_weight[local]
-                    wsum = float(np.sum(sample_weight[idx]))
-                    if wsum <= 0:                        # a batch of zero weight teaches nothing; its
-                        if self.augment is not None:     # augmentation draws as the synchronous path does
-                            self.augment(X[local], self.aug_rng)
-                        continue
+                swb, wsum = self._batch_weights(sample_weight, idx, local)
+                if wsum is not None and wsum <= 0:       # a batch of zero weight teaches nothing; its
+                    if self.augment is not None:         # augmentation draws as the synchronous path does
+                        self.augment(X[local], self.aug_rng)
+                    continue
                 yield step, idx, local, swb, wsum
 
         def fill(item, buffers):                         # gather into the slot's pinned buffers

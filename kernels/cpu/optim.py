@@ -167,6 +167,7 @@ def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoup
         (_adamw if decoupled else _adam)(*_flat(p, g, m, v), *consts, *tiny)
     return p
 
+
 @kernel
 def _adadelta(p, g, sq, acc, lr, rho, eps, wd):
     T = p.dtype.type
