@@ -72,6 +72,9 @@ def no_forward(who: str, what="forward"):
 
 def check_labels(y, who: str, *, n: int, n_classes: int):
     """Integer class labels in [0, n_classes), one per row."""
+    if type(y) is np.ndarray and y.dtype == np.int64 and y.shape == (n,) and y.flags.c_contiguous and \
+            (n == 0 or (y.min() >= 0 and y.max() < n_classes)):
+        return y                                        # the common case (a training step's labels)
     y = as_array(y, who)
     if kernels.is_device_array(y):
         if np.dtype(y.dtype).kind not in "iu":

@@ -154,17 +154,35 @@ def rmsprop_update(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
     return p
 
 
+_adam_consts = {}
+
+
+def _adam_step_constants(dtype, lr, b1, b2, eps, wd, decoupled):
+    """The step-invariant constants of an Adam step in the arrays' dtype, cached by their inputs (building
+    eleven NumPy scalars took 3 of the 4 µs of a small model's optimizer call)."""
+    key = (dtype, lr, b1, b2, eps, wd, decoupled)
+    c = _adam_consts.get(key)
+    if c is None:
+        T = dtype.type
+        tiny = np.finfo(dtype).tiny
+        c = _adam_consts[key] = (T(b1), T(b2), T(1 - b1), T(1 - b2), T(eps), T(1 - lr * wd if decoupled else 1),
+                                 T(0 if decoupled else wd), T(tiny), T(math.sqrt(tiny)))
+        if len(_adam_consts) > 64:                            # a schedule changing lr every step: stay bounded
+            _adam_consts.clear()
+            _adam_consts[key] = c
+    return c
+
+
 @ops.adam_update.register("cpu")
 def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     T = p.dtype.type
-    fi = np.finfo(p.dtype)
-    consts = (T(lr / bc1), T(1 / math.sqrt(bc2)), T(b1), T(b2), T(1 - b1), T(1 - b2), T(eps),
-              T(1 - lr * wd if decoupled else 1), T(0 if decoupled else wd))
-    tiny = (T(fi.tiny), T(math.sqrt(fi.tiny)))
+    *consts, tiny, root_tiny = _adam_step_constants(p.dtype, lr, b1, b2, eps, wd, bool(decoupled))
+    step, isbc2 = T(lr / bc1), T(1 / math.sqrt(bc2))
     if amsgrad:
-        _adam_amsgrad(*_flat(p, g, m, v, vmax), *consts, bool(decoupled), *tiny)
+        _adam_amsgrad(*_flat(p, g, m, v, vmax), step, isbc2, *consts, bool(decoupled), tiny, root_tiny)
     else:
-        (_adamw if decoupled else _adam)(*_flat(p, g, m, v), *consts, *tiny)
+        (_adamw if decoupled else _adam)(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), step, isbc2,
+                                         *consts, tiny, root_tiny)
     return p
 
 

@@ -13,6 +13,8 @@ from .base import Layer
 
 def check_input(X, who, width, W):
     """A dense float array or a sparse CSR batch (``tinynn.sparse``) of ``width`` columns in W's dtype."""
+    if type(X) is np.ndarray:                                     # the common case: no sparse conversion to try
+        return check_float(X, who, ndim=2, width=width, dtype=W.dtype)
     X = as_batch(X, W.dtype, kernels.device_of(W))
     if isinstance(X, CSR):
         if X.shape[1] != width or X.dtype != W.dtype:
