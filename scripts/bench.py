@@ -77,9 +77,10 @@ class FloorPeer:
         return None
 
 
-def epoch_breakdown(X, y, bs, sizes=SIZES):
+def epoch_breakdown(X, y, bs, sizes=SIZES, repeats=3):
     """Where a warm epoch's time goes: seconds inside each CPU kernel (every registered op timed around its call)
-    and the rest (Python, the batch gather, NumPy glue). Timing adds ~0.2 µs per call."""
+    and the rest (Python, the batch gather, NumPy glue), for the fastest of ``repeats`` epochs (one epoch caught
+    in one of the VM's slow phases doubled every figure). Timing adds ~0.2 µs per call."""
     from tinynn.kernels import ops
 
     peer = TinynnPeer(X, y, bs, sizes=sizes)
@@ -98,13 +99,19 @@ def epoch_breakdown(X, y, bs, sizes=SIZES):
 
         saved[op.name] = impl
         op.impls["cpu"] = timed
+    best = None
     try:
-        t = time.perf_counter()
-        peer.epoch()
-        total = time.perf_counter() - t
+        for _ in range(repeats):
+            spent.clear()
+            t = time.perf_counter()
+            peer.epoch()
+            total = time.perf_counter() - t
+            if best is None or total < best[0]:
+                best = (total, dict(spent))
     finally:
         for name, impl in saved.items():
             ops[name].impls["cpu"] = impl
+    total, spent = best
     ops_s = {k: round(v, 4) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
     return {"epoch_s": total, "ops_s": ops_s, "rest_s": total - sum(spent.values())}
 
@@ -476,7 +483,7 @@ def main(argv=None):
               f"{floor['epoch_matmul_gflop']:.0f} GFLOP, raced with the peers); tinynn = "
               f"{floor['tinynn_over_floor']:.2f}x floor (median of the per-round ratios)")
         top = ", ".join(f"{k} {v:.3f}" for k, v in list(parts["ops_s"].items())[:5])
-        print(f"one timed epoch {parts['epoch_s']:.3f} s: {top}, outside kernels {parts['rest_s']:.3f} s")
+        print(f"fastest of 3 timed epochs {parts['epoch_s']:.3f} s: {top}, outside kernels {parts['rest_s']:.3f} s")
         print(f"{'peer':24s} {'median epoch s':>15s} {'x tinynn':>9s} {'test acc':>9s} {'peak RSS MiB':>13s}")
         for name, r in rows.items():
             rss = r.get("peak_rss_mib")
