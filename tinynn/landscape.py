@@ -242,7 +242,9 @@ def top_hessian_eigenvalue(model, loss, X, y, iters=100, tol=1e-5, rng=None, h=N
         lam, vec, k, ok = _power(hv, v, iters, tol)
         if lam < 0:                                          # a saddle: λ of largest |λ| is the smallest one
             shift = lam
-            mu, vec, k2, ok = _power(lambda u: hv(u) - shift * u, vec, iters, tol)
+            # From the random start again, not from vec: vec is the eigenvector the shift sends to 0, and
+            # H vec - shift vec can round to exactly 0 (a 2-parameter model did: λ came back as the shift).
+            mu, vec, k2, ok = _power(lambda u: hv(u) - shift * u, v, iters, tol)
             lam, k = mu + shift, k + k2
     return (lam, vec, k, ok) if full_output else lam
 
