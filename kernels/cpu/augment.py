@@ -20,11 +20,11 @@ def _threads():
     numba.set_num_threads(config.CPU_THREADS)
 
 
-@njit(cache=True, inline="always")
-def _sample(X, k, sx, sy, H, W):
+# One body for both backends: inlined here, and kernels/cuda/augment.py compiles the same function.
+def sample(X, k, sx, sy, H, W):
     """Bilinear sample of X[k] at (sx, sy) (float64), 0 outside, NaN at NaN coordinates."""
     if sx != sx or sy != sy:
-        return np.nan
+        return math.nan
     if sx <= -1.0 or sx >= W or sy <= -1.0 or sy >= H:
         return 0.0
     fx0 = math.floor(sx)
@@ -50,6 +50,9 @@ def _sample(X, k, sx, sy, H, W):
     top = (1 - fx) * v00 + fx * v01
     bottom = (1 - fx) * v10 + fx * v11
     return (1 - fy) * top + fy * bottom
+
+
+_sample = njit(cache=True, inline="always")(sample)
 
 
 @parallel_kernel
@@ -146,13 +149,16 @@ def blur_separable(F, k, scale, out=None):
     return out
 
 
-@njit(cache=True, inline="always")
-def _clip(v, lo, hi):
+# One body for both backends: inlined here, and kernels/cuda/augment.py compiles the same function.
+def clip(v, lo, hi):
     if v < lo:                                           # NaN fails both tests: NaN out, as numpy.clip
         return lo
     if v > hi:
         return hi
     return v
+
+
+_clip = njit(cache=True, inline="always")(clip)
 
 
 @parallel_kernel

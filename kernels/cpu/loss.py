@@ -1,9 +1,11 @@
 """Numba twins of kernels/reference/loss.py (formulas there); one pass per row."""
 import math
 
+from numba import njit
+
 from ..dispatch import ops
 from ._jit import kernel
-from .normalization import exp_row
+from .normalization import _exp_row
 
 
 @kernel
@@ -11,7 +13,7 @@ def _softmax_xent(Z, y, P, loss):
     # One exp per element: P = e^(z-m) / s with s = Σ e^(z-m), and lse = m + log s (same math as the
     # reference's exp(z - lse); half the exponentials, 25 -> 13 us for a 200 x 10 batch).
     for i in range(Z.shape[0]):
-        m, s = exp_row(Z, i, P)
+        m, s = _exp_row(Z, i, P)
         r = 1.0 / s
         for j in range(Z.shape[1]):
             P[i, j] *= r
@@ -38,16 +40,25 @@ def softmax_xent_backward(P, y, w, out=None):
     return out
 
 
+# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
+def sigmoid_xent_row(Z, T, P, i):
+    """Row i: P = σ(Z); returns Σ_j softplus(z) - t z."""
+    s = 0.0
+    for j in range(Z.shape[1]):
+        z = Z[i, j]
+        e = math.exp(-abs(z))
+        P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
+        s += (z if not (z <= 0) else 0.0) + math.log1p(e) - T[i, j] * z   # max(z, 0): NaN stays NaN
+    return s
+
+
+_sigmoid_xent_row = njit(cache=True, inline="always")(sigmoid_xent_row)
+
+
 @kernel
 def _sigmoid_xent(Z, T, P, loss):
     for i in range(Z.shape[0]):
-        s = 0.0
-        for j in range(Z.shape[1]):
-            z = Z[i, j]
-            e = math.exp(-abs(z))
-            P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
-            s += (z if not (z <= 0) else 0.0) + math.log1p(e) - T[i, j] * z   # max(z, 0): NaN stays NaN
-        loss[i] = s
+        loss[i] = _sigmoid_xent_row(Z, T, P, i)
 
 
 @ops.sigmoid_xent.register("cpu")
@@ -56,14 +67,23 @@ def sigmoid_xent(Z, T, P, loss):
     return loss
 
 
+# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
+def sq_err_row(P, T, i):
+    """Σ_j (P[i, j] - T[i, j])²."""
+    s = 0.0
+    for j in range(P.shape[1]):
+        e = P[i, j] - T[i, j]
+        s += e * e
+    return s
+
+
+_sq_err_row = njit(cache=True, inline="always")(sq_err_row)
+
+
 @kernel
 def _sq_err_rows(P, T, out):
     for i in range(P.shape[0]):
-        s = 0.0
-        for j in range(P.shape[1]):
-            e = P[i, j] - T[i, j]
-            s += e * e
-        out[i] = s
+        out[i] = _sq_err_row(P, T, i)
 
 
 @ops.sq_err_rows.register("cpu")
@@ -85,16 +105,25 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
+# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
+def poisson_row(Z, T, P, i):
+    """Row i: P = e^Z; returns Σ_j t log t - t z - t + e^z (t log t = 0 at t = 0)."""
+    s = 0.0
+    for j in range(Z.shape[1]):
+        z, t = Z[i, j], T[i, j]
+        p = math.exp(z)
+        P[i, j] = p
+        s += (t * math.log(t) if t > 0 else 0.0) - t * z - t + p
+    return s
+
+
+_poisson_row = njit(cache=True, inline="always")(poisson_row)
+
+
 @kernel
 def _poisson_loss(Z, T, P, loss):
     for i in range(Z.shape[0]):
-        s = 0.0
-        for j in range(Z.shape[1]):
-            z, t = Z[i, j], T[i, j]
-            p = math.exp(z)
-            P[i, j] = p
-            s += (t * math.log(t) if t > 0 else 0.0) - t * z - t + p
-        loss[i] = s
+        loss[i] = _poisson_row(Z, T, P, i)
 
 
 @ops.poisson_loss.register("cpu")

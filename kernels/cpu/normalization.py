@@ -7,7 +7,7 @@ from ..dispatch import ops
 from ._jit import kernel
 
 
-@njit(cache=True, inline="always")
+# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
 def exp_row(Z, i, out):
     """out[i] = e^(Z[i] - m) with m = max_j Z[i, j]; returns (m, Σ_j out[i, j]) (softmax and log-sum-exp)."""
     m = Z[i, 0]
@@ -21,10 +21,13 @@ def exp_row(Z, i, out):
     return m, s
 
 
+_exp_row = njit(cache=True, inline="always")(exp_row)
+
+
 @kernel
 def _softmax_rows(Z, out):
     for i in range(Z.shape[0]):
-        _, s = exp_row(Z, i, out)
+        _, s = _exp_row(Z, i, out)
         for j in range(Z.shape[1]):
             out[i, j] /= s
 
@@ -78,15 +81,21 @@ def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
     return out
 
 
+@njit(cache=True, inline="always")
+def _affine_param_grads(dY, xhat, dgamma, dbeta):
+    """dbeta = Σ_i dY and dgamma = Σ_i dY ⊙ xhat (batch norm and layer norm), accumulated row by row in place."""
+    dgamma[:] = 0
+    dbeta[:] = 0
+    for i in range(dY.shape[0]):
+        for j in range(dY.shape[1]):
+            dbeta[j] += dY[i, j]
+            dgamma[j] += dY[i, j] * xhat[i, j]
+
+
 @kernel
 def _batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     n, d = dY.shape
-    dgamma[:] = 0
-    dbeta[:] = 0
-    for i in range(n):
-        for j in range(d):
-            dbeta[j] += dY[i, j]
-            dgamma[j] += dY[i, j] * xhat[i, j]
+    _affine_param_grads(dY, xhat, dgamma, dbeta)
     # Σ_i dxhat = gamma Σ dY = gamma dbeta;  Σ_i dxhat xhat = gamma dgamma
     for i in range(n):
         for j in range(d):
@@ -99,24 +108,34 @@ def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     return dX
 
 
+# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
+def layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i):
+    """Row i: m = mean, v = biased variance, inv_std_i = 1 / sqrt(v + eps), xhat = (X_i - m) inv_std_i,
+    Y_i = gamma xhat + beta."""
+    d = X.shape[1]
+    m = 0.0
+    for j in range(d):
+        m += X[i, j]
+    m /= d
+    v = 0.0
+    for j in range(d):
+        c = X[i, j] - m
+        v += c * c
+    r = 1 / math.sqrt(v / d + eps)
+    inv_std[i] = r
+    for j in range(d):
+        xh = (X[i, j] - m) * r
+        xhat[i, j] = xh
+        Y[i, j] = gamma[j] * xh + beta[j]
+
+
+_layernorm_row = njit(cache=True, inline="always")(layernorm_row)
+
+
 @kernel
 def _layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
-    n, d = X.shape
-    for i in range(n):
-        m = 0.0
-        for j in range(d):
-            m += X[i, j]
-        m /= d
-        v = 0.0
-        for j in range(d):
-            c = X[i, j] - m
-            v += c * c
-        r = 1 / math.sqrt(v / d + eps)
-        inv_std[i] = r
-        for j in range(d):
-            xh = (X[i, j] - m) * r
-            xhat[i, j] = xh
-            Y[i, j] = gamma[j] * xh + beta[j]
+    for i in range(X.shape[0]):
+        _layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i)
 
 
 @ops.layernorm_forward.register("cpu")
@@ -125,22 +144,29 @@ def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
     return Y
 
 
+# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
+def layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i):
+    """Row i of dX = inv_std_i / d · (d dxhat_i - Σ_j dxhat_ij - xhat_i Σ_j dxhat_ij xhat_ij), dxhat = dY ⊙ gamma
+    (g below; s1, s2 the two sums)."""
+    d = dY.shape[1]
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(d):
+        g = dY[i, j] * gamma[j]
+        s1 += g
+        s2 += g * xhat[i, j]
+    for j in range(d):
+        dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+
+
+_layernorm_dx_row = njit(cache=True, inline="always")(layernorm_dx_row)
+
+
 @kernel
 def _layernorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
-    n, d = dY.shape
-    dgamma[:] = 0
-    dbeta[:] = 0
-    for i in range(n):
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(d):
-            dbeta[j] += dY[i, j]
-            dgamma[j] += dY[i, j] * xhat[i, j]
-            g = dY[i, j] * gamma[j]
-            s1 += g
-            s2 += g * xhat[i, j]
-        for j in range(d):
-            dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+    _affine_param_grads(dY, xhat, dgamma, dbeta)
+    for i in range(dY.shape[0]):
+        _layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i)
 
 
 @ops.layernorm_backward.register("cpu")

@@ -1,5 +1,6 @@
 """Numba twins of kernels/reference/reduce.py."""
 import numpy as np
+from numba import njit
 
 from ..dispatch import ops
 from ._jit import kernel
@@ -27,27 +28,38 @@ def sumsq(X):
     return float(np.dot(x, x))
 
 
-@kernel
-def _argmax_rows(X, out):
+# One body for both backends: inlined here, and kernels/cuda/reduce.py compiles the same function.
+def argmax_row(X, i):
+    """argmax_j X[i, j]: the first maximum, or the first NaN if the row has one (numpy.argmax's answer)."""
     # The running maximum stays in a register and the update compiles to selects (no branch to mispredict):
     # 57 -> 41 us on 10000 x 10 float32. NaN is only flagged in the loop; a row that has one is searched
-    # again for its first NaN, numpy.argmax's answer.
-    for i in range(X.shape[0]):
-        best = 0
-        m = X[i, 0]
-        nan = m != m
-        for j in range(1, X.shape[1]):
-            x = X[i, j]
-            nan |= x != x
-            if x > m:
+    # again for its first NaN, with a flag rather than a ``break`` (an early loop exit in this function, once
+    # inlined, made the whole kernel 3x slower: 41 -> 130 us).
+    best = 0
+    m = X[i, 0]
+    nan = m != m
+    for j in range(1, X.shape[1]):
+        x = X[i, j]
+        nan |= x != x
+        if x > m:
+            best = j
+            m = x
+    if nan:
+        found = False
+        for j in range(X.shape[1]):
+            if not found and X[i, j] != X[i, j]:
                 best = j
-                m = x
-        if nan:
-            for j in range(X.shape[1]):
-                if X[i, j] != X[i, j]:
-                    best = j
-                    break
-        out[i] = best
+                found = True
+    return best
+
+
+_argmax_row = njit(cache=True, inline="always")(argmax_row)
+
+
+@kernel
+def _argmax_rows(X, out):
+    for i in range(X.shape[0]):
+        out[i] = _argmax_row(X, i)
 
 
 @ops.argmax_rows.register("cpu")

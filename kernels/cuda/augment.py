@@ -2,43 +2,15 @@
 
 Coordinates and bilinear weights in float64 as in the reference (float32 coordinates of a 28-pixel image
 move a sample by ~1e-5 pixel, more than the parity tolerance on steep edges)."""
-import math
-
 from numba import cuda
 
+from ..cpu import augment as cpu_augment
 from ..dispatch import ops
 from .launch import launch
 
 
-@cuda.jit(device=True)
-def sample(X, k, sx, sy, H, W):
-    if sx != sx or sy != sy:
-        return math.nan
-    if sx <= -1.0 or sx >= W or sy <= -1.0 or sy >= H:
-        return 0.0
-    fx0 = math.floor(sx)
-    fy0 = math.floor(sy)
-    fx = sx - fx0
-    fy = sy - fy0
-    x0 = int(fx0)
-    y0 = int(fy0)
-    v00 = 0.0
-    v01 = 0.0
-    v10 = 0.0
-    v11 = 0.0
-    if y0 >= 0:
-        if x0 >= 0:
-            v00 = X[k, y0, x0]
-        if x0 + 1 < W:
-            v01 = X[k, y0, x0 + 1]
-    if y0 + 1 < H:
-        if x0 >= 0:
-            v10 = X[k, y0 + 1, x0]
-        if x0 + 1 < W:
-            v11 = X[k, y0 + 1, x0 + 1]
-    top = (1 - fx) * v00 + fx * v01
-    bottom = (1 - fx) * v10 + fx * v11
-    return (1 - fy) * top + fy * bottom
+# the CPU kernel's body (kernels/cpu/augment.py), compiled as a device function
+sample = cuda.jit(device=True)(cpu_augment.sample)
 
 
 @cuda.jit
@@ -120,13 +92,8 @@ def blur_separable(F, k, scale, out=None):
     return out
 
 
-@cuda.jit(device=True)
-def clip(v, lo, hi):
-    if v < lo:
-        return lo
-    if v > hi:
-        return hi
-    return v
+# the CPU kernel's body (kernels/cpu/augment.py), compiled as a device function
+clip = cuda.jit(device=True)(cpu_augment.clip)
 
 
 @cuda.jit

@@ -4,6 +4,7 @@ import math
 
 from numba import cuda
 
+from ..cpu import loss as cpu_loss
 from ..dispatch import ops
 from .launch import launch
 from .normalization import row_max
@@ -44,17 +45,14 @@ def softmax_xent_backward(P, y, w, out=None):
     return out
 
 
+# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
+sigmoid_xent_row = cuda.jit(device=True)(cpu_loss.sigmoid_xent_row)
+
+
 @cuda.jit
 def sigmoid_xent_kernel(Z, T, P, loss):
-    n, d = Z.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(d):
-            z = Z[i, j]
-            e = math.exp(-abs(z))
-            P[i, j] = 1 / (1 + e) if z >= 0 else e / (1 + e)
-            s += (z if not (z <= 0) else 0.0) + math.log1p(e) - T[i, j] * z   # max(z, 0): NaN stays NaN
-        loss[i] = s
+    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
+        loss[i] = sigmoid_xent_row(Z, T, P, i)
 
 
 @ops.sigmoid_xent.register("cuda")
@@ -63,15 +61,14 @@ def sigmoid_xent(Z, T, P, loss):
     return loss
 
 
+# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
+sq_err_row = cuda.jit(device=True)(cpu_loss.sq_err_row)
+
+
 @cuda.jit
 def sq_err_rows_kernel(P, T, out):
-    n, d = P.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(d):
-            e = P[i, j] - T[i, j]
-            s += e * e
-        out[i] = s
+    for i in range(cuda.grid(1), P.shape[0], cuda.gridsize(1)):
+        out[i] = sq_err_row(P, T, i)
 
 
 @ops.sq_err_rows.register("cuda")
@@ -94,18 +91,14 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
+# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
+poisson_row = cuda.jit(device=True)(cpu_loss.poisson_row)
+
+
 @cuda.jit
 def poisson_loss_kernel(Z, T, P, loss):
-    n, d = Z.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s = 0.0
-        for j in range(d):
-            z = Z[i, j]
-            t = T[i, j]
-            p = math.exp(z)
-            P[i, j] = p
-            s += (t * math.log(t) if t > 0 else 0.0) - t * z - t + p
-        loss[i] = s
+    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
+        loss[i] = poisson_row(Z, T, P, i)
 
 
 @ops.poisson_loss.register("cuda")

@@ -8,6 +8,7 @@ import math
 
 from numba import cuda
 
+from ..cpu import normalization as cpu_normalization
 from ..dispatch import ops
 from .launch import launch
 
@@ -20,17 +21,15 @@ def row_max(Z, i):
     return m
 
 
+# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
+exp_row = cuda.jit(device=True)(cpu_normalization.exp_row)
+
+
 @cuda.jit
 def softmax_rows_kernel(Z, out):
-    n, d = Z.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = row_max(Z, i)
-        s = 0.0
-        for j in range(d):
-            e = math.exp(Z[i, j] - m)
-            out[i, j] = e
-            s += e
-        for j in range(d):
+    for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
+        _, s = exp_row(Z, i, out)
+        for j in range(Z.shape[1]):
             out[i, j] /= s
 
 
@@ -109,24 +108,14 @@ def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     return dX
 
 
+# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
+layernorm_row = cuda.jit(device=True)(cpu_normalization.layernorm_row)
+
+
 @cuda.jit
 def layernorm_forward_kernel(X, gamma, beta, eps, Y, xhat, inv_std):
-    n, d = X.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        m = 0.0
-        for j in range(d):
-            m += X[i, j]
-        m /= d
-        v = 0.0
-        for j in range(d):
-            c = X[i, j] - m
-            v += c * c
-        r = 1 / math.sqrt(v / d + eps)
-        inv_std[i] = r
-        for j in range(d):
-            xh = (X[i, j] - m) * r
-            xhat[i, j] = xh
-            Y[i, j] = gamma[j] * xh + beta[j]
+    for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
+        layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i)
 
 
 @ops.layernorm_forward.register("cuda")
@@ -135,18 +124,14 @@ def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
     return Y
 
 
+# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
+layernorm_dx_row = cuda.jit(device=True)(cpu_normalization.layernorm_dx_row)
+
+
 @cuda.jit
 def layernorm_dx_kernel(dY, xhat, gamma, inv_std, dX):
-    n, d = dY.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(d):
-            g = dY[i, j] * gamma[j]
-            s1 += g
-            s2 += g * xhat[i, j]
-        for j in range(d):
-            dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
+    for i in range(cuda.grid(1), dY.shape[0], cuda.gridsize(1)):
+        layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i)
 
 
 @cuda.jit

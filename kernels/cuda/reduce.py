@@ -2,6 +2,7 @@
 import numpy as np
 from numba import cuda
 
+from ..cpu import reduce as cpu_reduce
 from ..dispatch import ops
 from .launch import blocks_for, flat, launch
 
@@ -41,26 +42,15 @@ def sumsq(X):
     return float(partial.copy_to_host().sum())
 
 
+# the CPU kernel's body (kernels/cpu/reduce.py), compiled as a device function
+argmax_row = cuda.jit(device=True)(cpu_reduce.argmax_row)
+
+
 @cuda.jit
 def argmax_rows_kernel(X, out):
     """One thread per row; a row with a NaN answers its first NaN (numpy.argmax), as the CPU kernel."""
-    n, d = X.shape
-    for i in range(cuda.grid(1), n, cuda.gridsize(1)):
-        best = 0
-        m = X[i, 0]
-        nan = m != m
-        for j in range(1, d):
-            x = X[i, j]
-            nan |= x != x
-            if x > m:
-                best = j
-                m = x
-        if nan:
-            for j in range(d):
-                if X[i, j] != X[i, j]:
-                    best = j
-                    break
-        out[i] = best
+    for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
+        out[i] = argmax_row(X, i)
 
 
 @ops.argmax_rows.register("cuda")
