@@ -13,3 +13,9 @@ on (128, 256) float32: 24 µs through an aliased ``out``, 1.6 µs in place).
 from numba import njit
 
 kernel = njit(cache=True, nogil=True, error_model="numpy")
+
+# ``inline``: a helper inlined into the kernels that call it. Used as ``_row = inline(row)`` on an undecorated
+# function, it makes a *shared body*: kernels/cuda compiles the same ``row`` with ``cuda.jit(device=True)``, so
+# one row formula serves both backends. A shared body uses only ``math`` and its arguments: CUDA resolves its
+# globals in this package, where another helper would be a CPU dispatcher.
+inline = njit(cache=True, inline="always")

@@ -12,6 +12,7 @@ from numba import njit, prange
 
 from .. import config
 from ..dispatch import ops
+from ._jit import inline
 
 parallel_kernel = njit(cache=True, parallel=True, nogil=True)
 
@@ -20,7 +21,6 @@ def _threads():
     numba.set_num_threads(config.CPU_THREADS)
 
 
-# One body for both backends: inlined here, and kernels/cuda/augment.py compiles the same function.
 def sample(X, k, sx, sy, H, W):
     """Bilinear sample of X[k] at (sx, sy) (float64), 0 outside, NaN at NaN coordinates."""
     if sx != sx or sy != sy:
@@ -52,7 +52,7 @@ def sample(X, k, sx, sy, H, W):
     return (1 - fy) * top + fy * bottom
 
 
-_sample = njit(cache=True, inline="always")(sample)
+_sample = inline(sample)
 
 
 @parallel_kernel
@@ -149,7 +149,6 @@ def blur_separable(F, k, scale, out=None):
     return out
 
 
-# One body for both backends: inlined here, and kernels/cuda/augment.py compiles the same function.
 def clip(v, lo, hi):
     if v < lo:                                           # NaN fails both tests: NaN out, as numpy.clip
         return lo
@@ -158,7 +157,7 @@ def clip(v, lo, hi):
     return v
 
 
-_clip = njit(cache=True, inline="always")(clip)
+_clip = inline(clip)
 
 
 @parallel_kernel

@@ -6,10 +6,10 @@ from numba import njit
 
 from ..config import IDENTITY, RELU
 from ..dispatch import ops
-from ._jit import kernel
+from ._jit import inline, kernel
 
 
-@njit(cache=True, inline="always")
+@inline
 def _act1(z, kind, alpha, zero, one):
     # Inlined into each loop, where LLVM hoists the test of ``kind`` out of the loop (one vectorised loop
     # per activation). Constants come in the arrays' dtype: every branch returns that type (a float64 branch
@@ -31,7 +31,7 @@ def _act1(z, kind, alpha, zero, one):
     return z
 
 
-@njit(cache=True, inline="always")
+@inline
 def _grad1(y, kind, alpha, one, zero):
     # The NaN test is a second two-way select, which vectorises; a nested three-way branch did not.
     if kind == 1:

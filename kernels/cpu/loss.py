@@ -1,10 +1,8 @@
 """Numba twins of kernels/reference/loss.py (formulas there); one pass per row."""
 import math
 
-from numba import njit
-
 from ..dispatch import ops
-from ._jit import kernel
+from ._jit import inline, kernel
 from .normalization import _exp_row
 
 
@@ -40,7 +38,6 @@ def softmax_xent_backward(P, y, w, out=None):
     return out
 
 
-# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
 def sigmoid_xent_row(Z, T, P, i):
     """Row i: P = σ(Z); returns Σ_j softplus(z) - t z."""
     s = 0.0
@@ -52,7 +49,7 @@ def sigmoid_xent_row(Z, T, P, i):
     return s
 
 
-_sigmoid_xent_row = njit(cache=True, inline="always")(sigmoid_xent_row)
+_sigmoid_xent_row = inline(sigmoid_xent_row)
 
 
 @kernel
@@ -67,7 +64,6 @@ def sigmoid_xent(Z, T, P, loss):
     return loss
 
 
-# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
 def sq_err_row(P, T, i):
     """Σ_j (P[i, j] - T[i, j])²."""
     s = 0.0
@@ -77,7 +73,7 @@ def sq_err_row(P, T, i):
     return s
 
 
-_sq_err_row = njit(cache=True, inline="always")(sq_err_row)
+_sq_err_row = inline(sq_err_row)
 
 
 @kernel
@@ -105,7 +101,6 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
-# One body for both backends: inlined here, and kernels/cuda/loss.py compiles the same function.
 def poisson_row(Z, T, P, i):
     """Row i: P = e^Z; returns Σ_j t log t - t z - t + e^z (t log t = 0 at t = 0)."""
     s = 0.0
@@ -117,7 +112,7 @@ def poisson_row(Z, T, P, i):
     return s
 
 
-_poisson_row = njit(cache=True, inline="always")(poisson_row)
+_poisson_row = inline(poisson_row)
 
 
 @kernel

@@ -1,13 +1,10 @@
 """Numba twins of kernels/reference/normalization.py (formulas there); one pass per row where possible."""
 import math
 
-from numba import njit
-
 from ..dispatch import ops
-from ._jit import kernel
+from ._jit import inline, kernel
 
 
-# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
 def exp_row(Z, i, out):
     """out[i] = e^(Z[i] - m) with m = max_j Z[i, j]; returns (m, Σ_j out[i, j]) (softmax and log-sum-exp)."""
     m = Z[i, 0]
@@ -21,7 +18,7 @@ def exp_row(Z, i, out):
     return m, s
 
 
-_exp_row = njit(cache=True, inline="always")(exp_row)
+_exp_row = inline(exp_row)
 
 
 @kernel
@@ -81,7 +78,7 @@ def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
     return out
 
 
-@njit(cache=True, inline="always")
+@inline
 def _affine_param_grads(dY, xhat, dgamma, dbeta):
     """dbeta = Σ_i dY and dgamma = Σ_i dY ⊙ xhat (batch norm and layer norm), accumulated row by row in place."""
     dgamma[:] = 0
@@ -108,7 +105,6 @@ def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     return dX
 
 
-# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
 def layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i):
     """Row i: m = mean, v = biased variance, inv_std_i = 1 / sqrt(v + eps), xhat = (X_i - m) inv_std_i,
     Y_i = gamma xhat + beta."""
@@ -129,7 +125,7 @@ def layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i):
         Y[i, j] = gamma[j] * xh + beta[j]
 
 
-_layernorm_row = njit(cache=True, inline="always")(layernorm_row)
+_layernorm_row = inline(layernorm_row)
 
 
 @kernel
@@ -144,7 +140,6 @@ def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
     return Y
 
 
-# One body for both backends: inlined here, and kernels/cuda/normalization.py compiles the same function.
 def layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i):
     """Row i of dX = inv_std_i / d · (d dxhat_i - Σ_j dxhat_ij - xhat_i Σ_j dxhat_ij xhat_ij), dxhat = dY ⊙ gamma
     (g below; s1, s2 the two sums)."""
@@ -159,7 +154,7 @@ def layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i):
         dX[i, j] = inv_std[i] / d * (d * dY[i, j] * gamma[j] - s1 - xhat[i, j] * s2)
 
 
-_layernorm_dx_row = njit(cache=True, inline="always")(layernorm_dx_row)
+_layernorm_dx_row = inline(layernorm_dx_row)
 
 
 @kernel

@@ -5,13 +5,12 @@ float32 models compute in float32.
 import math
 
 import numpy as np
-from numba import njit
 
 from ..dispatch import ops
-from ._jit import kernel
+from ._jit import inline, kernel
 
 
-@njit(cache=True, inline="always")
+@inline
 def ftz(x, tiny):
     """Flush a subnormal state value to zero. Moment estimates of parameters whose gradient stays 0 (MNIST's
     border pixels: a fifth of the first layer) decay geometrically into the subnormal range, where each
@@ -20,7 +19,7 @@ def ftz(x, tiny):
     return x if abs(x) >= tiny else x - x
 
 
-@njit(cache=True, inline="always")
+@inline
 def square(d, root_tiny):
     """d², or 0 when d² would underflow (|d| < √tiny): computing a subnormal product is itself the slow
     path. A tenth of a trained MNIST model's gradients are below 1e-19 (L2-decayed weights of pixels that
@@ -86,7 +85,7 @@ def _rmsprop(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
             p[i] -= lr_ * d / avg
 
 
-@njit(cache=True, inline="always")
+@inline
 def _adam_moments(p, g, m, v, i, b1, b2, c1, c2, decay, wd, decoupled, tiny, root_tiny):
     """Element i of an Adam step up to the update: stores m and v, returns (θ after decay, m, v)."""
     pi = p[i] * decay                                         # AdamW: θ *= 1 - ηλ

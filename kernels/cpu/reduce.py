@@ -1,9 +1,8 @@
 """Numba twins of kernels/reference/reduce.py."""
 import numpy as np
-from numba import njit
 
 from ..dispatch import ops
-from ._jit import kernel
+from ._jit import inline, kernel
 
 
 @kernel
@@ -28,7 +27,6 @@ def sumsq(X):
     return float(np.dot(x, x))
 
 
-# One body for both backends: inlined here, and kernels/cuda/reduce.py compiles the same function.
 def argmax_row(X, i):
     """argmax_j X[i, j]: the first maximum, or the first NaN if the row has one (numpy.argmax's answer)."""
     # The running maximum stays in a register and the update compiles to selects (no branch to mispredict):
@@ -53,7 +51,7 @@ def argmax_row(X, i):
     return best
 
 
-_argmax_row = njit(cache=True, inline="always")(argmax_row)
+_argmax_row = inline(argmax_row)
 
 
 @kernel

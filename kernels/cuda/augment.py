@@ -9,7 +9,6 @@ from ..dispatch import ops
 from .launch import launch
 
 
-# the CPU kernel's body (kernels/cpu/augment.py), compiled as a device function
 sample = cuda.jit(device=True)(cpu_augment.sample)
 
 
@@ -92,7 +91,6 @@ def blur_separable(F, k, scale, out=None):
     return out
 
 
-# the CPU kernel's body (kernels/cpu/augment.py), compiled as a device function
 clip = cuda.jit(device=True)(cpu_augment.clip)
 
 

@@ -45,7 +45,6 @@ def softmax_xent_backward(P, y, w, out=None):
     return out
 
 
-# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
 sigmoid_xent_row = cuda.jit(device=True)(cpu_loss.sigmoid_xent_row)
 
 
@@ -61,7 +60,6 @@ def sigmoid_xent(Z, T, P, loss):
     return loss
 
 
-# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
 sq_err_row = cuda.jit(device=True)(cpu_loss.sq_err_row)
 
 
@@ -91,7 +89,6 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
-# the CPU kernel's body (kernels/cpu/loss.py), compiled as a device function
 poisson_row = cuda.jit(device=True)(cpu_loss.poisson_row)
 
 

@@ -21,7 +21,6 @@ def row_max(Z, i):
     return m
 
 
-# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
 exp_row = cuda.jit(device=True)(cpu_normalization.exp_row)
 
 
@@ -108,7 +107,6 @@ def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     return dX
 
 
-# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
 layernorm_row = cuda.jit(device=True)(cpu_normalization.layernorm_row)
 
 
@@ -124,7 +122,6 @@ def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
     return Y
 
 
-# the CPU kernel's body (kernels/cpu/normalization.py), compiled as a device function
 layernorm_dx_row = cuda.jit(device=True)(cpu_normalization.layernorm_dx_row)
 
 

@@ -42,7 +42,6 @@ def sumsq(X):
     return float(partial.copy_to_host().sum())
 
 
-# the CPU kernel's body (kernels/cpu/reduce.py), compiled as a device function
 argmax_row = cuda.jit(device=True)(cpu_reduce.argmax_row)
 
 
