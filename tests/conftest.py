@@ -49,3 +49,31 @@ def mnist_path():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    """On the simulator, every CUDA kernel launch is checked against its @kernel declaration
+    (kernels/cuda/launch.py): the signatures that the compile test compiles for real GPUs cannot drift from what
+    the wrappers launch. TINYNN_RECORD_LAUNCHES=path records the launches as JSON instead (to write declarations)."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":
+        return
+    from tinynn.kernels.cuda import launch
+
+    path = os.environ.get("TINYNN_RECORD_LAUNCHES")
+    record = [] if path else None
+    config._tinynn_undo_launch_check = launch.check_launches(record)
+    config._tinynn_launch_record = (path, record)
+
+
+def pytest_unconfigure(config):
+    undo = getattr(config, "_tinynn_undo_launch_check", None)
+    if undo is None:
+        return
+    undo()
+    path, record = config._tinynn_launch_record
+    if path:
+        import json
+
+        seen = sorted({(n, t, b) for n, t, b in record}, key=str)
+        with open(path, "w") as f:
+            json.dump(seen, f, indent=0)

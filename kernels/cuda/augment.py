@@ -6,14 +6,24 @@ from numba import cuda
 
 from ..cpu import augment as cpu_augment
 from ..dispatch import ops
-from .launch import launch
+from .launch import kernel, launch
 
 
 sample = cuda.jit(device=True)(cpu_augment.sample)
 
 
-@cuda.jit
-def warp_kernel(X, A, D, elastic, out):
+@cuda.jit(device=True)
+def affine_source(A, k, i, j, cx, cy):
+    """The source point (sx, sy) of output pixel (i, j) of image k under its affine matrix A[k] (about the centre)."""
+    u = j - cx
+    v = i - cy
+    sx = float(A[k, 0, 0]) * u + float(A[k, 0, 1]) * v + float(A[k, 0, 2]) + cx
+    sy = float(A[k, 1, 0]) * u + float(A[k, 1, 1]) * v + float(A[k, 1, 2]) + cy
+    return sx, sy
+
+
+@kernel("{f}[:, :, ::1], {f}[:, :, ::1], {f}[:, :, ::1]")
+def warp_affine_kernel(X, A, out):
     n, H, W = X.shape
     cy = (H - 1) / 2.0
     cx = (W - 1) / 2.0
@@ -21,21 +31,29 @@ def warp_kernel(X, A, D, elastic, out):
         k = t // (H * W)
         i = (t // W) % H
         j = t % W
-        u = j - cx
-        v = i - cy
-        sx = float(A[k, 0, 0]) * u + float(A[k, 0, 1]) * v + float(A[k, 0, 2]) + cx
-        sy = float(A[k, 1, 0]) * u + float(A[k, 1, 1]) * v + float(A[k, 1, 2]) + cy
-        if elastic:
-            sx += float(D[k, 0, i, j])
-            sy += float(D[k, 1, i, j])
+        sx, sy = affine_source(A, k, i, j, cx, cy)
         out[k, i, j] = sample(X, k, sx, sy, H, W)
+
+
+@kernel("{f}[:, :, ::1], {f}[:, :, ::1], {f}[:, :, :, ::1], {f}[:, :, ::1]")
+def warp_elastic_kernel(X, A, D, out):
+    """As warp_affine_kernel, the source point moved by the displacement field D[k] = (dx, dy)."""
+    n, H, W = X.shape
+    cy = (H - 1) / 2.0
+    cx = (W - 1) / 2.0
+    for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
+        k = t // (H * W)
+        i = (t // W) % H
+        j = t % W
+        sx, sy = affine_source(A, k, i, j, cx, cy)
+        out[k, i, j] = sample(X, k, sx + float(D[k, 0, i, j]), sy + float(D[k, 1, i, j]), H, W)
 
 
 @ops.warp_affine.register("cuda")
 def warp_affine(X, A, out=None):
     if out is None:
         out = cuda.device_array_like(X)
-    launch(warp_kernel, X.size, X, A, X, False, out)     # D unused (X stands in for its type)
+    launch(warp_affine_kernel, X.size, X, A, out)
     return out
 
 
@@ -43,11 +61,11 @@ def warp_affine(X, A, out=None):
 def warp_elastic(X, A, D, out=None):
     if out is None:
         out = cuda.device_array_like(X)
-    launch(warp_kernel, X.size, X, A, D, True, out)
+    launch(warp_elastic_kernel, X.size, X, A, D, out)
     return out
 
 
-@cuda.jit
+@kernel("{f}[:, :, ::1], {f}[::1], {f}[:, :, ::1]")
 def blur_rows_kernel(F, k, tmp):
     m, H, W = F.shape
     K = k.shape[0]
@@ -64,7 +82,7 @@ def blur_rows_kernel(F, k, tmp):
         tmp[f, i, j] = acc
 
 
-@cuda.jit
+@kernel("{f}[:, :, ::1], {f}[::1], float64, {f}[:, :, ::1]")
 def blur_cols_kernel(tmp, k, scale, out):
     m, H, W = tmp.shape
     K = k.shape[0]
@@ -87,14 +105,14 @@ def blur_separable(F, k, scale, out=None):
         out = cuda.device_array_like(F)
     d_tmp = cuda.device_array(F.shape, F.dtype)
     launch(blur_rows_kernel, F.size, F, k, d_tmp)
-    launch(blur_cols_kernel, F.size, d_tmp, k, scale, out)
+    launch(blur_cols_kernel, F.size, d_tmp, k, float(scale), out)
     return out
 
 
 clip = cuda.jit(device=True)(cpu_augment.clip)
 
 
-@cuda.jit
+@kernel("{f}[:, :, ::1], {f}[::1], {f}[::1], float64, float64, {f}[:, :, ::1]")
 def brightness_contrast_kernel(X, c, b, lo, hi, out):
     n, H, W = X.shape
     for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
@@ -108,11 +126,11 @@ def brightness_contrast_kernel(X, c, b, lo, hi, out):
 def brightness_contrast(X, c, b, lo, hi, out=None):
     if out is None:
         out = cuda.device_array_like(X)
-    launch(brightness_contrast_kernel, X.size, X, c, b, lo, hi, out)
+    launch(brightness_contrast_kernel, X.size, X, c, b, float(lo), float(hi), out)
     return out
 
 
-@cuda.jit
+@kernel("{f}[:, :, ::1], {f}[:, :, ::1], float64, float64, {f}[:, :, ::1]")
 def noise_kernel(X, N, lo, hi, out):
     n, H, W = X.shape
     for t in range(cuda.grid(1), n * H * W, cuda.gridsize(1)):
@@ -126,5 +144,5 @@ def noise_kernel(X, N, lo, hi, out):
 def add_noise(X, N, lo, hi, out=None):
     if out is None:
         out = cuda.device_array_like(X)
-    launch(noise_kernel, X.size, X, N, lo, hi, out)
+    launch(noise_kernel, X.size, X, N, float(lo), float(hi), out)
     return out

@@ -5,7 +5,7 @@ import numpy as np
 from numba import cuda
 
 from ..dispatch import ops
-from .launch import blocks_for, flat, launch
+from .launch import blocks_for, flat, kernel, launch
 
 
 @cuda.jit(device=True)
@@ -43,26 +43,26 @@ def grad1(y, kind, alpha):
     return 1.0
 
 
-@cuda.jit
+@kernel("{f}[::1], int64, float64, {f}[::1]")
 def act_forward_kernel(x, kind, alpha, out):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         out[i] = act1(x[i], kind, alpha)
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], int64, float64, {f}[::1]")
 def bias_act_kernel(z, b, kind, alpha, out):
     d = b.size
     for i in range(cuda.grid(1), z.size, cuda.gridsize(1)):
         out[i] = act1(z[i] + b[i % d], kind, alpha)
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], int64, float64, {f}[::1]")
 def act_backward_kernel(dy, y, kind, alpha, out):
     for i in range(cuda.grid(1), dy.size, cuda.gridsize(1)):
         out[i] = dy[i] * grad1(y[i], kind, alpha)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], int64, float64, {f}[:, ::1], {f}[::1]")
 def act_backward_bias_kernel(dY, Y, kind, alpha, dZ, db):
     """One thread per column j: dZ[:, j] and db[j] = Σ_i dZ[i, j] (adjacent threads read adjacent columns)."""
     n, d = dY.shape
@@ -77,29 +77,29 @@ def act_backward_bias_kernel(dY, Y, kind, alpha, dZ, db):
 
 @ops.act_forward.register("cuda")
 def act_forward(X, kind, alpha=0.0, out=None):
-    launch(act_forward_kernel, X.size, flat(X), kind, alpha, flat(out))
+    launch(act_forward_kernel, X.size, flat(X), int(kind), float(alpha), flat(out))
     return out
 
 
 @ops.bias_act.register("cuda")
 def bias_act(Z, b, kind, alpha=0.0, out=None):
-    launch(bias_act_kernel, Z.size, flat(Z), b, kind, alpha, flat(out))
+    launch(bias_act_kernel, Z.size, flat(Z), b, int(kind), float(alpha), flat(out))
     return out
 
 
 @ops.act_backward.register("cuda")
 def act_backward(dY, Y, kind, alpha=0.0, out=None):
-    launch(act_backward_kernel, dY.size, flat(dY), flat(Y), kind, alpha, flat(out))
+    launch(act_backward_kernel, dY.size, flat(dY), flat(Y), int(kind), float(alpha), flat(out))
     return out
 
 
 @ops.act_backward_bias.register("cuda")
 def act_backward_bias(dY, Y, kind, alpha, dZ, db):
-    launch(act_backward_bias_kernel, dY.shape[1], dY, Y, kind, alpha, dZ, db)
+    launch(act_backward_bias_kernel, dY.shape[1], dY, Y, int(kind), float(alpha), dZ, db)
     return dZ
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1]")
 def mul_kernel(x, m, out):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         out[i] = x[i] * m[i]
@@ -111,7 +111,7 @@ def mul(X, M, out=None):
     return out
 
 
-@cuda.jit
+@kernel("{f}[::1], float64, {f}[::1]")
 def dropout_mask_kernel(u, p, out):
     s = 1.0 / (1.0 - p)
     for i in range(cuda.grid(1), u.size, cuda.gridsize(1)):
@@ -122,11 +122,11 @@ def dropout_mask_kernel(u, p, out):
 
 @ops.dropout_mask.register("cuda")
 def dropout_mask(U, p, out=None):
-    launch(dropout_mask_kernel, U.size, flat(U), p, flat(out))
+    launch(dropout_mask_kernel, U.size, flat(U), float(p), flat(out))
     return out
 
 
-@cuda.jit
+@kernel("{f}[::1], float64")
 def scale_kernel(x, a):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         x[i] *= a
@@ -134,11 +134,11 @@ def scale_kernel(x, a):
 
 @ops.scale.register("cuda")
 def scale(X, a):
-    launch(scale_kernel, X.size, flat(X), a)
+    launch(scale_kernel, X.size, flat(X), float(a))
     return X
 
 
-@cuda.jit
+@kernel("{f}[::1], float64")
 def fill_kernel(x, value):
     for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
         x[i] = value
@@ -146,11 +146,11 @@ def fill_kernel(x, value):
 
 @ops.fill.register("cuda")
 def fill(X, value):
-    launch(fill_kernel, X.size, flat(X), value)
+    launch(fill_kernel, X.size, flat(X), float(value))
     return X
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], float64, float64")
 def lerp_kernel(r, x, m, c):
     for i in range(cuda.grid(1), r.size, cuda.gridsize(1)):
         r[i] = (1 - m) * r[i] + m * c * x[i]
@@ -158,11 +158,11 @@ def lerp_kernel(r, x, m, c):
 
 @ops.lerp.register("cuda")
 def lerp(R, X, m, c):
-    launch(lerp_kernel, R.size, flat(R), flat(X), m, c)
+    launch(lerp_kernel, R.size, flat(R), flat(X), float(m), float(c))
     return R
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], int64[::1], {f}[:, ::1]")
 def gather_kernel(W, idx, out):
     d = W.shape[1]
     for k in range(cuda.grid(1), out.size, cuda.gridsize(1)):
@@ -171,7 +171,7 @@ def gather_kernel(W, idx, out):
         out[i, j] = W[r, j] if 0 <= r < W.shape[0] else math.nan   # never read out of bounds
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], int64[::1], {f}[:, ::1]")
 def scatter_kernel(dY, idx, dW):
     d = dW.shape[1]
     for k in range(cuda.grid(1), dY.size, cuda.gridsize(1)):
@@ -194,7 +194,7 @@ def embedding_scatter(dY, idx, dW):
     return dW
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], float64, float64[::1]")
 def add_l2_kernel(w, g, a, partial):
     t = cuda.grid(1)
     s = 0.0
@@ -208,5 +208,5 @@ def add_l2_kernel(w, g, a, partial):
 def add_l2(W, G, a):
     blocks, tpb = blocks_for(W.size)
     partial = cuda.device_array(blocks * tpb, dtype=np.float64)
-    add_l2_kernel[blocks, tpb](flat(W), flat(G), a, partial)
+    add_l2_kernel[blocks, tpb](flat(W), flat(G), float(a), partial)
     return float(partial.copy_to_host().sum())

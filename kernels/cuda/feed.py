@@ -44,7 +44,7 @@ from numba import cuda
 from numba.core import config as numba_config
 
 from .elementwise import add_l2_kernel
-from .launch import blocks_for, flat
+from .launch import blocks_for, flat, kernel
 
 SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 CU_STREAM_NON_BLOCKING = 1
@@ -80,7 +80,7 @@ def _event():
     return cuda.event() if SIMULATOR else cuda.event(timing=False)
 
 
-@cuda.jit
+@kernel("float64[::1], {f}[:, ::1], int64, int64")
 def sum_into_kernel(partial, out, i, j):
     """out[i, j] = Σ partial, in one block: thread t sums partial[t::threads], thread 0 adds the threads' sums
     (no atomics, no host copy)."""
@@ -225,8 +225,8 @@ class CudaFeed:
         blocks, tpb = blocks_for(W.size)
         if self._partial is None or self._partial.size != blocks * tpb:
             self._partial = cuda.device_array(blocks * tpb, np.float64)
-        add_l2_kernel[blocks, tpb](flat(W), flat(G), a, self._partial)
-        sum_into_kernel[1, min(tpb, MAX_THREADS)](self._partial, self._ring, j, self._ring.shape[1] - 1)
+        add_l2_kernel[blocks, tpb](flat(W), flat(G), float(a), self._partial)
+        sum_into_kernel[1, min(tpb, MAX_THREADS)](self._partial, self._ring, int(j), self._ring.shape[1] - 1)
 
     def log_read(self, steps):
         """The first ``steps`` rows of the ring on the host (a pinned view, valid until the next read): a copy

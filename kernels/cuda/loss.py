@@ -6,11 +6,11 @@ from numba import cuda
 
 from ..cpu import loss as cpu_loss
 from ..dispatch import ops
-from .launch import launch
+from .launch import kernel, launch
 from .normalization import row_max
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], int64[::1], {f}[:, ::1], {f}[::1]")
 def softmax_xent_kernel(Z, y, P, loss):
     n, d = Z.shape
     for i in range(cuda.grid(1), n, cuda.gridsize(1)):
@@ -31,7 +31,7 @@ def softmax_xent(Z, y, P, loss):
     return loss
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], int64[::1], {f}[::1], {f}[:, ::1]")
 def softmax_xent_backward_kernel(P, y, w, out):
     n, d = P.shape
     for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
@@ -48,7 +48,7 @@ def softmax_xent_backward(P, y, w, out=None):
 sigmoid_xent_row = cuda.jit(device=True)(cpu_loss.sigmoid_xent_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[::1]")
 def sigmoid_xent_kernel(Z, T, P, loss):
     for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
         loss[i] = sigmoid_xent_row(Z, T, P, i)
@@ -63,7 +63,7 @@ def sigmoid_xent(Z, T, P, loss):
 sq_err_row = cuda.jit(device=True)(cpu_loss.sq_err_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1]")
 def sq_err_rows_kernel(P, T, out):
     for i in range(cuda.grid(1), P.shape[0], cuda.gridsize(1)):
         out[i] = sq_err_row(P, T, i)
@@ -75,7 +75,7 @@ def sq_err_rows(P, T, out=None):
     return out
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1], {f}[:, ::1]")
 def diff_backward_kernel(P, T, w, out):
     n, d = P.shape
     for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
@@ -92,7 +92,7 @@ def diff_backward(P, T, w, out=None):
 poisson_row = cuda.jit(device=True)(cpu_loss.poisson_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[:, ::1], {f}[::1]")
 def poisson_loss_kernel(Z, T, P, loss):
     for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
         loss[i] = poisson_row(Z, T, P, i)

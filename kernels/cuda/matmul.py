@@ -14,12 +14,13 @@ from numba import cuda
 
 from .. import config
 from ..dispatch import ops
+from .launch import kernel
 
 TILE, REG = config.TILE, config.REG  # compile-time constants of the tiled kernel
 BM = TILE * REG
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[:, ::1], boolean, boolean", block=(16, 16))
 def matmul_naive_kernel(A, B, C, ta, tb):
     i, j = cuda.grid(2)
     m, n = C.shape
@@ -34,7 +35,8 @@ def matmul_naive_kernel(A, B, C, ta, tb):
 
 
 def _make_tiled(nb_dtype):
-    @cuda.jit
+    @kernel(f"{nb_dtype}[:, ::1], {nb_dtype}[:, ::1], {nb_dtype}[:, ::1], boolean, boolean", block=(TILE, TILE),
+            name=f"matmul_tiled_kernel_{nb_dtype}")
     def matmul_tiled_kernel(A, B, C, ta, tb):
         m, n = C.shape
         k_dim = A.shape[0] if ta else A.shape[1]

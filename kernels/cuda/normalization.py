@@ -10,7 +10,7 @@ from numba import cuda
 
 from ..cpu import normalization as cpu_normalization
 from ..dispatch import ops
-from .launch import launch
+from .launch import kernel, launch
 
 
 @cuda.jit(device=True)
@@ -24,7 +24,7 @@ def row_max(Z, i):
 exp_row = cuda.jit(device=True)(cpu_normalization.exp_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1]")
 def softmax_rows_kernel(Z, out):
     for i in range(cuda.grid(1), Z.shape[0], cuda.gridsize(1)):
         _, s = exp_row(Z, i, out)
@@ -38,7 +38,7 @@ def softmax_rows(Z, out=None):
     return out
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[::1], {f}[::1], float64, {f}[:, ::1], {f}[:, ::1], {f}[::1], {f}[::1], {f}[::1]")
 def batchnorm_forward_kernel(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
     n, d = X.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
@@ -61,11 +61,12 @@ def batchnorm_forward_kernel(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
 
 @ops.batchnorm_forward.register("cuda")
 def batchnorm_forward(X, gamma, beta, eps, Y, xhat, mean, var, inv_std):
-    launch(batchnorm_forward_kernel, X.shape[1], X, gamma, beta, eps, Y, xhat, mean, var, inv_std)
+    launch(batchnorm_forward_kernel, X.shape[1], X, gamma, beta, float(eps), Y, xhat, mean, var,
+           inv_std)
     return Y
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], float64, {f}[:, ::1]")
 def batchnorm_eval_kernel(X, gamma, beta, rmean, rvar, eps, out):
     n, d = X.shape
     for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
@@ -75,7 +76,7 @@ def batchnorm_eval_kernel(X, gamma, beta, rmean, rvar, eps, out):
 
 @ops.batchnorm_eval.register("cuda")
 def batchnorm_eval(X, gamma, beta, rmean, rvar, eps, out=None):
-    launch(batchnorm_eval_kernel, X.size, X, gamma, beta, rmean, rvar, eps, out)
+    launch(batchnorm_eval_kernel, X.size, X, gamma, beta, rmean, rvar, float(eps), out)
     return out
 
 
@@ -91,7 +92,7 @@ def affine_param_grads(dY, xhat, j, dgamma, dbeta):
     return sb, sg
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1], {f}[::1], {f}[:, ::1], {f}[::1], {f}[::1]")
 def batchnorm_backward_kernel(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
     n, d = dY.shape
     for j in range(cuda.grid(1), d, cuda.gridsize(1)):
@@ -110,7 +111,7 @@ def batchnorm_backward(dY, xhat, gamma, inv_std, dX, dgamma, dbeta):
 layernorm_row = cuda.jit(device=True)(cpu_normalization.layernorm_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[::1], {f}[::1], float64, {f}[:, ::1], {f}[:, ::1], {f}[::1]")
 def layernorm_forward_kernel(X, gamma, beta, eps, Y, xhat, inv_std):
     for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):
         layernorm_row(X, gamma, beta, eps, Y, xhat, inv_std, i)
@@ -118,20 +119,20 @@ def layernorm_forward_kernel(X, gamma, beta, eps, Y, xhat, inv_std):
 
 @ops.layernorm_forward.register("cuda")
 def layernorm_forward(X, gamma, beta, eps, Y, xhat, inv_std):
-    launch(layernorm_forward_kernel, X.shape[0], X, gamma, beta, eps, Y, xhat, inv_std)
+    launch(layernorm_forward_kernel, X.shape[0], X, gamma, beta, float(eps), Y, xhat, inv_std)
     return Y
 
 
 layernorm_dx_row = cuda.jit(device=True)(cpu_normalization.layernorm_dx_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1], {f}[::1], {f}[:, ::1]")
 def layernorm_dx_kernel(dY, xhat, gamma, inv_std, dX):
     for i in range(cuda.grid(1), dY.shape[0], cuda.gridsize(1)):
         layernorm_dx_row(dY, xhat, gamma, inv_std, dX, i)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1], {f}[::1]")
 def layernorm_dparams_kernel(dY, xhat, dgamma, dbeta):
     for j in range(cuda.grid(1), dY.shape[1], cuda.gridsize(1)):
         affine_param_grads(dY, xhat, j, dgamma, dbeta)

@@ -4,10 +4,10 @@ import math
 from numba import cuda
 
 from ..dispatch import ops
-from .launch import flat, launch
+from .launch import flat, kernel, launch
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], float64, float64, float64, float64, boolean, boolean")
 def sgd_kernel(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         d = g[i] + wd * p[i] if wd != 0 else g[i]
@@ -18,7 +18,7 @@ def sgd_kernel(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
         p[i] -= lr * d
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], float64, float64, float64, boolean")
 def momentum_kernel(p, g, u, lr, beta, corr, nesterov):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         ui = beta * u[i] + (1 - beta) * g[i]
@@ -26,7 +26,7 @@ def momentum_kernel(p, g, u, lr, beta, corr, nesterov):
         p[i] -= lr * corr * ((beta * ui + (1 - beta) * g[i]) if nesterov else ui)
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], float64, float64, float64")
 def adagrad_kernel(p, g, s, clr, wd, eps):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         d = g[i] + wd * p[i]
@@ -35,7 +35,7 @@ def adagrad_kernel(p, g, s, clr, wd, eps):
         p[i] -= clr * d / (math.sqrt(si) + eps)
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], float64, float64, float64, float64, float64, boolean")
 def rmsprop_kernel(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         d = g[i] + wd * p[i]
@@ -54,7 +54,8 @@ def rmsprop_kernel(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
             p[i] -= lr * d / avg
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], {f}[::1], {f}[::1], "
+        "float64, float64, float64, float64, float64, float64, float64, boolean, boolean")
 def adam_kernel(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
     step = lr / bc1
     isbc2 = 1 / math.sqrt(bc2)
@@ -74,37 +75,38 @@ def adam_kernel(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoup
 
 @ops.sgd_update.register("cuda")
 def sgd_update(p, g, buf, lr, momentum, dampening, wd, nesterov, first):
-    launch(sgd_kernel, p.size, flat(p), flat(g), flat(buf), lr, momentum, dampening, wd, bool(nesterov), bool(first))
+    launch(sgd_kernel, p.size, flat(p), flat(g), flat(buf), float(lr), float(momentum), float(dampening), float(wd),
+           bool(nesterov), bool(first))
     return p
 
 
 @ops.momentum_update.register("cuda")
 def momentum_update(p, g, u, lr, beta, corr, nesterov):
-    launch(momentum_kernel, p.size, flat(p), flat(g), flat(u), lr, beta, corr, bool(nesterov))
+    launch(momentum_kernel, p.size, flat(p), flat(g), flat(u), float(lr), float(beta), float(corr), bool(nesterov))
     return p
 
 
 @ops.adagrad_update.register("cuda")
 def adagrad_update(p, g, s, clr, wd, eps):
-    launch(adagrad_kernel, p.size, flat(p), flat(g), flat(s), clr, wd, eps)
+    launch(adagrad_kernel, p.size, flat(p), flat(g), flat(s), float(clr), float(wd), float(eps))
     return p
 
 
 @ops.rmsprop_update.register("cuda")
 def rmsprop_update(p, g, sq, gavg, buf, lr, alpha, eps, wd, momentum, centered):
-    launch(rmsprop_kernel, p.size, flat(p), flat(g), flat(sq), flat(gavg), flat(buf), lr, alpha, eps, wd, momentum,
-           bool(centered))
+    launch(rmsprop_kernel, p.size, flat(p), flat(g), flat(sq), flat(gavg), flat(buf), float(lr), float(alpha),
+           float(eps), float(wd), float(momentum), bool(centered))
     return p
 
 
 @ops.adam_update.register("cuda")
 def adam_update(p, g, m, v, vmax, lr, b1, b2, eps, wd, bc1, bc2, amsgrad, decoupled):
-    launch(adam_kernel, p.size, flat(p), flat(g), flat(m), flat(v), flat(vmax), lr, b1, b2, eps, wd, bc1, bc2,
-           bool(amsgrad), bool(decoupled))
+    launch(adam_kernel, p.size, flat(p), flat(g), flat(m), flat(v), flat(vmax), float(lr), float(b1),
+           float(b2), float(eps), float(wd), float(bc1), float(bc2), bool(amsgrad), bool(decoupled))
     return p
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], {f}[::1], {f}[::1], float64, float64, float64, float64")
 def adadelta_kernel(p, g, sq, acc, lr, rho, eps, wd):
     for i in range(cuda.grid(1), p.size, cuda.gridsize(1)):
         d = g[i] + wd * p[i]
@@ -115,7 +117,7 @@ def adadelta_kernel(p, g, sq, acc, lr, rho, eps, wd):
         p[i] -= lr * delta
 
 
-@cuda.jit
+@kernel("{f}[::1], {f}[::1], float64")
 def add_l1_kernel(w, g, a):
     for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
         wi = w[i]
@@ -127,7 +129,7 @@ def add_l1_kernel(w, g, a):
             g[i] = wi
 
 
-@cuda.jit
+@kernel("{f}[::1], float64")
 def l1_prox_kernel(w, t):
     for i in range(cuda.grid(1), w.size, cuda.gridsize(1)):
         wi = w[i]
@@ -141,17 +143,17 @@ def l1_prox_kernel(w, t):
 
 @ops.adadelta_update.register("cuda")
 def adadelta_update(p, g, sq, acc, lr, rho, eps, wd):
-    launch(adadelta_kernel, p.size, flat(p), flat(g), flat(sq), flat(acc), lr, rho, eps, wd)
+    launch(adadelta_kernel, p.size, flat(p), flat(g), flat(sq), flat(acc), float(lr), float(rho), float(eps), float(wd))
     return p
 
 
 @ops.add_l1.register("cuda")
 def add_l1(W, G, a):
-    launch(add_l1_kernel, W.size, flat(W), flat(G), a)
+    launch(add_l1_kernel, W.size, flat(W), flat(G), float(a))
     return G
 
 
 @ops.l1_prox.register("cuda")
 def l1_prox(W, t):
-    launch(l1_prox_kernel, W.size, flat(W), t)
+    launch(l1_prox_kernel, W.size, flat(W), float(t))
     return W

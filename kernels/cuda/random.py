@@ -2,12 +2,12 @@
 from numba import cuda
 from numba.cuda.random import create_xoroshiro128p_states, xoroshiro128p_uniform_float64
 
-from .launch import blocks_for, flat
+from .launch import blocks_for, flat, kernel
 
 _states = {}  # id(np.random.Generator) -> (generator, device RNG states); Generators take no weak references
 
 
-@cuda.jit
+@kernel("xoroshiro128p[::1], {f}[::1]")
 def uniform_kernel(states, out):
     t = cuda.grid(1)
     for i in range(t, out.size, cuda.gridsize(1)):

@@ -4,10 +4,10 @@ from numba import cuda
 
 from ..cpu import reduce as cpu_reduce
 from ..dispatch import ops
-from .launch import blocks_for, flat, launch
+from .launch import blocks_for, flat, kernel, launch
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], {f}[::1]")
 def sum_rows_kernel(X, out):
     """One thread per column: coalesced reads across the threads of a warp."""
     n, d = X.shape
@@ -24,7 +24,7 @@ def sum_rows(X, out=None):
     return out
 
 
-@cuda.jit
+@kernel("{f}[::1], float64[::1]")
 def sumsq_kernel(x, partial):
     """Each thread sums a grid-stride slice into partial[thread] (no atomics); the host adds the partials."""
     t = cuda.grid(1)
@@ -45,7 +45,7 @@ def sumsq(X):
 argmax_row = cuda.jit(device=True)(cpu_reduce.argmax_row)
 
 
-@cuda.jit
+@kernel("{f}[:, ::1], int64[::1]")
 def argmax_rows_kernel(X, out):
     """One thread per row; a row with a NaN answers its first NaN (numpy.argmax), as the CPU kernel."""
     for i in range(cuda.grid(1), X.shape[0], cuda.gridsize(1)):

@@ -3,10 +3,10 @@
 from numba import cuda
 
 from ..dispatch import ops
-from .launch import launch
+from .launch import kernel, launch
 
 
-@cuda.jit
+@kernel("int64[::1], int64[::1], {f}[::1], {f}[:, ::1], {f}[:, ::1]")
 def spmm_kernel(indptr, indices, data, B, out):
     m = out.shape[1]
     start = cuda.grid(1)
@@ -20,7 +20,7 @@ def spmm_kernel(indptr, indices, data, B, out):
         out[i, j] = acc
 
 
-@cuda.jit
+@kernel("int64[::1], int64[::1], {f}[::1], {f}[:, ::1], {f}[:, ::1]")
 def spmm_t_kernel(indptr, indices, data, D, out):
     m = D.shape[1]
     start = cuda.grid(1)
