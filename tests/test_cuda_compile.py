@@ -175,3 +175,30 @@ def test_ptxas_report_parsing_and_occupancy():
     assert cc_mod.occupancy((9, 0), 32, 100 * 1024, 256)["blocks_per_sm"] == 2
     assert cc_mod.occupancy((8, 0), 32, 100 * 1024, 256) == dict(blocks_per_sm=1, occupancy=0.125,
                                                                    limited_by="shared memory")
+
+
+@needs_tools
+@pytest.mark.slow
+def test_device_check_script_runs_and_never_overwrites(tmp_path):
+    """scripts/gpu_check.sh as the README gives it; without a GPU the hardware tests skip and gpu_bench says so,
+    and the compile report still runs. A folder that exists is refused (no earlier run is overwritten)."""
+    import subprocess
+
+    root = CUDA_DIR.parent.parent
+    if not (root / ".venv" / "bin" / "python").exists():
+        pytest.skip("the device check uses the checkout's .venv (made by the README's commands)")
+    out = tmp_path / "check"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    r = subprocess.run(["bash", "scripts/gpu_check.sh", str(out)], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    summary = (out / "summary.txt").read_text()
+    for step in ("gpu_tests: exit 0", "cuda_resources: exit 0", "gpu_bench: exit 0"):
+        assert step in summary, summary
+    import json
+
+    res = json.loads((out / "cuda_resources.json").read_text())
+    assert set(res) == {"8.0", "9.0"} and all("error" not in x for rs in res.values() for x in rs)
+    again = subprocess.run(["bash", "scripts/gpu_check.sh", str(out)], cwd=root, env=env, capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 2 and "exists" in again.stderr
