@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import copy
 import math
+import re
+import reprlib
 
 import numpy as np
 
-from .errors import FileFormatError
+from .errors import FileFormatError, short
 
 FLOAT_DTYPES = ("float32", "float64")    # what the kernels run on, so what a file's weights may be
 
@@ -17,9 +19,31 @@ COUNTER_MAX = 2**53                      # step and sample counters: exact in a 
 _REQUIRED = object()
 
 
-def _names(d):
-    names = sorted(d)
-    return names if len(names) <= 12 else names[:12] + [f"... ({len(names) - 12} more)"]
+def _names(d, first=8):
+    """A bounded list of names for a message: the first ``first`` (each cut to 40 characters), then a count."""
+    names = [short(n, 40) for n in sorted(d)[:first]]
+    return names if len(d) <= first else names + [f"... ({len(d) - first} more)"]
+
+
+def _listed(names, prefix="", first=8):
+    """A bounded list of names for a message: ['a', 'b'] when few, else the first ``first`` and a count
+    ("7 names: ['a', ..., 'e'] and 2 more"); each name cut to 48 characters."""
+    names = sorted(names)
+    shown = [short(prefix + n, 48) for n in names[:first]]
+    if len(names) <= first:
+        return str(shown)
+    return f"{len(names)} names: {shown} and {len(names) - first} more"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 60, 60, 6, 6, 3
+_REPR.maxlong = 40
+
+
+def _r(v, limit=80):
+    """repr of a value from a file, bounded (long strings, lists, dicts and ints are cut without being
+    repr'd whole) and cut to ``limit`` characters."""
+    return short(_REPR.repr(v), limit)
 
 
 def _json_type(v):
@@ -54,7 +78,7 @@ class MetaReader:
         raise FileFormatError(self.path, problem)
 
     def name(self, key):
-        return f"metadata entry {self.where}{key}"
+        return f"metadata entry {short(self.where, 80)}{short(key, 60)}"
 
     def has(self, key):
         return key in self.meta
@@ -71,7 +95,7 @@ class MetaReader:
         if v is None and (null or (default is None and key not in self.meta)):
             return None
         if not ok(v):
-            self.fail(f"{self.name(key)} must be {what}{' or null' if null else ''}, got {v!r} "
+            self.fail(f"{self.name(key)} must be {what}{' or null' if null else ''}, got {_r(v)} "
                       f"(a JSON {_json_type(v)})")
         return v
 
@@ -83,7 +107,7 @@ class MetaReader:
         v = self._typed(key, _is_int, "an integer", null, default)
         if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
             self.fail(f"{self.name(key)} must be an integer in [{lo if lo is not None else '-inf'}, "
-                      f"{hi if hi is not None else 'inf'}], got {v!r}")
+                      f"{hi if hi is not None else 'inf'}], got {_r(v)}")
         return v
 
     def number(self, key, lo=None, hi=None, hi_open=False, finite=True, nan=False, null=False, default=_REQUIRED):
@@ -91,9 +115,9 @@ class MetaReader:
         if v is None or (nan and math.isnan(v)):
             return v
         if math.isnan(v) or (finite and not math.isfinite(v)):
-            self.fail(f"{self.name(key)} must be a finite number, got {v!r}")
+            self.fail(f"{self.name(key)} must be a finite number, got {_r(v)}")
         if (lo is not None and v < lo) or (hi is not None and (v >= hi if hi_open else v > hi)):
-            self.fail(f"{self.name(key)} must be in [{lo}, {hi}{')' if hi_open else ']'}, got {v!r}")
+            self.fail(f"{self.name(key)} must be in [{lo}, {hi}{')' if hi_open else ']'}, got {_r(v)}")
         return v
 
     def bool(self, key, null=False, default=_REQUIRED):
@@ -102,7 +126,7 @@ class MetaReader:
     def str(self, key, choices=None, null=False, default=_REQUIRED, table=""):
         v = self._typed(key, lambda x: isinstance(x, str), "a string", null, default)
         if v is not None and choices is not None and v not in choices:
-            self.fail(f"{self.name(key)} is {v!r}, expected one of {sorted(choices)}{table}")
+            self.fail(f"{self.name(key)} is {_r(v)}, expected one of {_names(choices, 24)}{table}")
         return v
 
     def list(self, key, null=False, default=_REQUIRED):
@@ -115,15 +139,16 @@ class MetaReader:
             return None
         for i, x in enumerate(v):
             if not _is_number(x) or (not nan and math.isnan(x)) or (finite and not math.isfinite(x)):
-                self.fail(f"{self.name(key)}[{i}] must be a {'finite ' if finite else ''}number, got {x!r}")
+                self.fail(f"{self.name(key)}[{i}] must be a {'finite ' if finite else ''}number, got {_r(x)}")
         return v
 
     def only(self, allowed):
         """Refuse entries other than ``allowed`` (a file whose loader would set them as attributes)."""
-        extra = sorted(set(self.meta) - set(allowed))
+        extra = sorted(str(k) for k in set(self.meta) - set(allowed))
+        if len(extra) == 1:
+            self.fail(f"unexpected metadata entry {short(self.where + extra[0], 80)}")
         if extra:
-            self.fail(f"unexpected metadata entr{'y' if len(extra) == 1 else 'ies'} "
-                      f"{', '.join(self.where + k for k in extra)}")
+            self.fail(f"unexpected metadata entries: {_listed(extra, self.where)}")
 
 
 def _check_checkpoint_meta(path, meta):
@@ -134,7 +159,11 @@ def _check_checkpoint_meta(path, meta):
     history = r.list("history")
     for i, h in enumerate(history):                    # one record per epoch: what train_epoch and record() wrote
         if not isinstance(h, dict):
-            r.fail(f"metadata entry history[{i}] must be a JSON object (one epoch's record), got {h!r}")
+            r.fail(f"metadata entry history[{i}] must be a JSON object (one epoch's record), got {_r(h)}")
+        for k, v in h.items():                         # measurements: numbers (null where not measured)
+            if len(k) > 64 or not (v is None or isinstance(v, bool) or _is_number(v)):
+                r.fail(f"metadata entry history[{i}].{short(k, 64)} must be a number, true/false or null (a "
+                       f"measurement), got {_r(v)}")
 
 
 # --------------------------------------------------------------------------------------------- arrays
@@ -149,6 +178,8 @@ def check_array(path, name, a, shape=None, dtype=None, *, floating=True, finite=
     if shape is not None and tuple(a.shape) != tuple(shape):
         raise FileFormatError(path, f"array {name!r} has shape {tuple(a.shape)}, expected {tuple(shape)} (from the "
                                     "architecture the metadata describes)")
+    if not isinstance(a, np.ndarray):                  # a header (tinynn._archive.Header): no data yet
+        return a
     if finite and a.dtype.kind == "f":
         bad = np.count_nonzero(~np.isfinite(a))
         if bad:
@@ -189,8 +220,8 @@ def check_model_arrays(path, arrays, layout, dtype, prefix="model/"):
     missing, extra = sorted(set(layout) - got), sorted(got - set(layout))
     if missing or extra:
         raise FileFormatError(path, "the model's arrays do not match the architecture the metadata describes: "
-                                    + "; ".join(p for p in (f"missing {[prefix + m for m in missing]}" if missing
-                                                            else "", f"unexpected {[prefix + e for e in extra]}"
+                                    + "; ".join(p for p in (f"missing {_listed(missing, prefix)}" if missing
+                                                            else "", f"unexpected {_listed(extra, prefix)}"
                                                             if extra else "") if p))
     for k, shape in layout.items():
         check_array(path, prefix + k, arrays[prefix + k], shape, dtype, nonnegative=k.endswith("running_var"))
@@ -214,7 +245,7 @@ def _probe_schedule(r: MetaReader, schedule):
     for v in rates:
         if not (_is_number(v) and math.isfinite(v) and v >= 0):
             r.fail(f"metadata entry schedule: the saved state of the {type(schedule).__name__} schedule gives the "
-                   f"learning rate {v!r}; expected a finite number >= 0")
+                   f"learning rate {_r(v)}; expected a finite number >= 0")
 
 
 def _dropout_rngs(model):
@@ -243,8 +274,8 @@ def _checked_optimizer_state(path, r, arrays, optimizer):
     missing, extra = sorted(want - saved), sorted(saved - want)
     if missing or extra:
         raise FileFormatError(path, f"the optimizer state does not match the {type(optimizer).__name__} optimizer: "
-                                    + "; ".join(p for p in (f"missing {['optim/' + m for m in missing]}" if missing
-                                                            else "", f"unexpected {['optim/' + e for e in extra]}"
+                                    + "; ".join(p for p in (f"missing {_listed(missing, 'optim/')}" if missing
+                                                            else "", f"unexpected {_listed(extra, 'optim/')}"
                                                             if extra else "") if p))
     osd = {}
     for k in want:
@@ -288,7 +319,170 @@ def _check_like(r: MetaReader, expected: dict, partial=False):
             _check_like(MetaReader(r.path, dict(enumerate(lst)), f"{r.where}{k}."), dict(enumerate(e)))
         elif e is None:
             if not (v is None or isinstance(v, (str, bool)) or (_is_number(v) and not math.isnan(v))):
-                r.fail(f"{r.name(k)} must be a number, a string, true/false or null, got {v!r}")
+                r.fail(f"{r.name(k)} must be a number, a string, true/false or null, got {_r(v)}")
         else:                                                   # not JSON in the live object: compare as is
             if type(v) is not type(e):
-                r.fail(f"{r.name(k)} has the wrong type: {v!r}")
+                r.fail(f"{r.name(k)} has the wrong type: {_r(v)}")
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+_CKPT_META = ("format", "kind", "format_version", "rngs", "optim", "schedule", "epoch", "history", "samples_seen",
+              "config")
+_CKPT_NAME = re.compile(r"model/(\d{1,6})\.([A-Za-z_][A-Za-z0-9_]{0,63})|optim/([A-Za-z_][A-Za-z0-9_]{0,63})\."
+                        r"(\d{1,6})|callback(\d{1,3})/(avg|snap(\d{1,6})/params|snap(\d{1,6})/state(\d{1,6}))")
+MAX_CALLBACKS = 64
+
+
+def _optimizer_state_names():
+    from .optim import OPTIMIZERS
+
+    names = set()
+    for cls in OPTIMIZERS.values():
+        names.update(getattr(cls, "state_names", ()))
+    return names
+
+
+def _model_parts(items):
+    """(parameter shapes, statistic shapes) of a model's state (name -> shape), in layer order; statistics are
+    the ``running_*`` entries."""
+    def order(kv):
+        layer, _, attr = kv[0].partition(".")
+        return int(layer) if layer.isdigit() else -1, attr
+    params, stats = [], []
+    for name, shape in sorted(items, key=order):
+        (stats if name.partition(".")[2].startswith("running_") else params).append(tuple(shape))
+    return params, stats
+
+
+def check_checkpoint_headers(path, meta, headers):
+    """A checkpoint's arrays, from their headers alone (before any data is read), against the model its own
+    ``model/`` arrays describe: every name one that ``Trainer.state`` writes; float32/float64 everywhere; the
+    optimizer's arrays of a parameter's shape (at most 3 per parameter); an average (``callback<i>/avg``) and a
+    snapshot's parameters of the model's parameter count, a snapshot's statistics of a statistic's shape. So a
+    checkpoint of a small model cannot make tinynn read large arrays."""
+    bad = [k for k in headers if not _CKPT_NAME.fullmatch(k)]
+    if bad:
+        raise FileFormatError(path, f"unexpected array(s) in a checkpoint: {_listed(bad)} (a checkpoint holds "
+                                    "model/, optim/ and callback<i>/ arrays only)")
+    for k, h in headers.items():
+        check_array(path, k, h)                                      # float32/float64
+    model = {k[6:]: h.shape for k, h in headers.items() if k.startswith("model/")}
+    params, stats = _model_parts(model.items())
+    n_params = sum(math.prod(s) for s in params)
+    states = _optimizer_state_names()
+    shapes = set(params)
+    n_optim = 0
+    for k, h in headers.items():
+        m = _CKPT_NAME.fullmatch(k)
+        if k.startswith("optim/"):
+            n_optim += 1
+            if m.group(3) not in states:
+                raise FileFormatError(path, f"array {k!r}: {short(m.group(3), 64)!r} is the state of no tinynn "
+                                            f"optimizer (expected one of {sorted(states)})")
+            if int(m.group(4)) >= len(params) or h.shape not in shapes:
+                raise FileFormatError(path, f"array {k!r} has shape {h.shape}, which is no parameter's shape of the "
+                                            f"checkpoint's model ({len(params)} parameters)")
+        elif k.startswith("callback"):
+            if int(m.group(5)) >= MAX_CALLBACKS:
+                raise FileFormatError(path, f"array {k!r}: a checkpoint holds at most {MAX_CALLBACKS} callbacks")
+            if m.group(6) == "avg" or m.group(6).endswith("/params"):
+                want = (n_params,)
+            else:
+                j = int(m.group(9))
+                want = stats[j] if j < len(stats) else None
+            if h.shape != want:
+                expected = want if want is not None else f"none (the model has {len(stats)} statistics)"
+                raise FileFormatError(path, f"array {k!r} has shape {h.shape}, expected {expected} (from the "
+                                            f"checkpoint's model arrays: {n_params} parameters)")
+    if n_optim > 3 * len(params):
+        raise FileFormatError(path, f"the checkpoint holds {n_optim} optimizer arrays for {len(params)} parameters; "
+                                    "a tinynn optimizer keeps at most 3 per parameter")
+
+
+def check_trainer_state(path, arrays, meta, trainer):
+    """A checkpoint against the Trainer that loads it, before anything is assigned: no metadata entries or
+    arrays other than ``Trainer.state`` writes for this trainer's parts; every callback's state (averages,
+    snapshots) checked by the callback against the model (``check_state``). The model, optimizer, schedule and
+    generators are checked by ``io.unpack_state``."""
+    r = MetaReader(path, meta)
+    cbs = {i: c for i, c in enumerate(trainer.callbacks) if hasattr(c, "state")}
+    r.only(_CKPT_META + tuple(f"callback{i}" for i in cbs))
+    prefixes = ("model/", "optim/") + tuple(f"callback{i}/" for i in cbs)
+    bad = [k for k in arrays if not k.startswith(prefixes)]
+    if bad:
+        raise FileFormatError(path, f"unexpected array(s) in the checkpoint for this run: {_listed(bad)} (its "
+                                    f"callbacks: {[type(c).__name__ for c in cbs.values()] or 'none'})")
+    for i, c in cbs.items():
+        sub = r.sub(f"callback{i}")
+        p = f"callback{i}/"
+        check = getattr(c, "check_state", None)
+        if check is not None:
+            check(path, {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}, sub, trainer.model, p)
+
+
+# --------------------------------------------------------------------------------------------- plans
+# A plan checks a file's array headers (tinynn._archive.Header: name, dtype, shape; no data yet) against the
+# model its metadata describes, before ``load_npz`` reads any array's data: limits from the file's own
+# description of the model. The loaders check the arrays again, with their values, after reading.
+MAX_TEXT = 4096                      # characters of one class name or feature name
+
+
+def check_optim_headers(path, headers, params, prefix="optim/"):
+    """Optimizer arrays ``optim/<state>.<i>``: a state of a tinynn optimizer, i < the number of parameters, the
+    shape of parameter i (``params``: shapes in the model's parameter order), at most 3 per parameter."""
+    states = _optimizer_state_names()
+    names = [k for k in headers if k.startswith(prefix)]
+    if len(names) > 3 * len(params):
+        raise FileFormatError(path, f"the file holds {len(names)} optimizer arrays for {len(params)} parameters; a "
+                                    "tinynn optimizer keeps at most 3 per parameter")
+    for k in names:
+        state, _, i = k[len(prefix):].rpartition(".")
+        if state not in states or not i.isdigit() or int(i) >= len(params):
+            raise FileFormatError(path, f"unexpected optimizer array {short(k, 60)!r} (expected <state>.<i>, a "
+                                        f"state of a tinynn optimizer and i < {len(params)} parameters)")
+        if headers[k].shape != params[int(i)]:
+            raise FileFormatError(path, f"array {k!r} has shape {headers[k].shape}, expected {params[int(i)]} (the "
+                                        f"shape of parameter {i})")
+
+
+def _param_shapes(layout):
+    """Parameter shapes in the model's parameter order (layer order; weight, then bias)."""
+    return _model_parts(layout.items())[0]
+
+
+def read_model_spec(r: MetaReader):
+    """A model file's ``spec``: (sizes, activation, dropout, batch_norm, dtype, input_dropout), checked."""
+    from .layers import ACTIVATIONS
+
+    sizes = r.list("sizes")
+    if len(sizes) < 2 or not all(_is_int(v) and v >= 1 for v in sizes):
+        r.fail(f"{r.name('sizes')} must list at least 2 positive integers (input, ..., output), got {_r(sizes)}")
+    activation = r.str("activation", ACTIVATIONS, table=" (tinynn.ACTIVATIONS)")
+    dropout = r.number("dropout", lo=0, hi=1, hi_open=True)
+    batch_norm = r.bool("batch_norm")
+    dtype = np.dtype(r.str("dtype", FLOAT_DTYPES))
+    input_dropout = r.number("input_dropout", lo=0, hi=1, hi_open=True, default=0.0)
+    return sizes, activation, dropout, batch_norm, dtype, input_dropout
+
+
+def model_file_plan(meta, headers):
+    """A model file (``training.save_model``): exactly the arrays of the architecture its ``spec`` describes."""
+    path = meta.source
+    sizes, _, dropout, batch_norm, dtype, input_dropout = read_model_spec(MetaReader(path, meta).sub("spec"))
+    check_model_arrays(path, headers, mlp_state_layout(sizes, batch_norm, dropout, input_dropout), dtype)
+    extra = [k for k in headers if not k.startswith("model/")]
+    if extra:
+        raise FileFormatError(path, f"unexpected array(s) {_listed(extra)} in a model file")
+
+
+def check_text_header(path, name, h, length=None, max_length=None):
+    """A 1-D array of numbers or strings of ``length`` items (or at most ``max_length``), strings of at most
+    MAX_TEXT characters."""
+    n = h.shape[0] if h.ndim == 1 else None
+    if n is None or (length is not None and n != length) or (max_length is not None and n > max_length):
+        want = f"{length}" if length is not None else f"at most {max_length}"
+        raise FileFormatError(path, f"array {name!r} has shape {h.shape}, expected a 1-D array of {want} items (from "
+                                    "the metadata)")
+    if h.dtype.kind == "U" and h.dtype.itemsize // 4 > MAX_TEXT:
+        raise FileFormatError(path, f"array {name!r} holds strings of up to {h.dtype.itemsize // 4} characters; "
+                                    f"tinynn reads names of at most {MAX_TEXT}")

@@ -27,6 +27,8 @@ import copy
 import numpy as np
 
 from . import kernels
+from ._filecheck import COUNTER_MAX, _listed, check_array
+from .errors import FileFormatError
 from .kernels import ops
 
 from .layers import BatchNorm1d
@@ -45,8 +47,20 @@ def _capture(model):
             [np.array(kernels.to_host(getattr(l, s))) for l in model.layers for s in l._state_names])
 
 
+def _capture_layout(model):
+    """((shape, dtype) of the flat parameters, [(shape, dtype) of each running statistic]) as ``_capture``
+    gives them."""
+    flat = model.flat.data if model.flat is not None else np.zeros(0, np.float32)
+    return ((tuple(flat.shape), flat.dtype),
+            [(tuple(getattr(l, s).shape), getattr(l, s).dtype) for l in model.layers for s in l._state_names])
+
+
 def _restore(model, captured):
     params, states = captured
+    flat_layout, stat_layout = _capture_layout(model)
+    if (params.shape, params.dtype) != flat_layout or [(s.shape, s.dtype) for s in states] != stat_layout:
+        raise ValueError("weights_of: the captured parameters and statistics do not fit the model (another model's "
+                         "snapshot)")
     kernels.assign(model.flat.data, params)
     it = iter(states)
     for l in model.layers:
@@ -121,6 +135,39 @@ class _WeightAverage:
         arrays = {} if self.avg is None else {"avg": np.array(kernels.to_host(self.avg))}
         return arrays, {"count": self.count, **self._meta()}
 
+    def check_state(self, path, arrays, r, model, prefix=""):
+        """Refuse (FileFormatError naming ``path``) a saved state that does not fit ``model``: the average must
+        be one float per parameter of the model, in its dtype, finite; the count an integer >= 0 (>= 1 with an
+        average); no other entries. Called before ``load_state``, so no kernel ever sees a wrong size."""
+        r.only(("count",) + tuple(self._meta()))
+        count = r.int("count", lo=0, hi=COUNTER_MAX)
+        self._check_meta(r)
+        extra = sorted(set(arrays) - {"avg"})
+        if extra:
+            raise FileFormatError(path, f"unexpected array(s) {_listed(extra, prefix)} in the state of the "
+                                        f"{type(self).__name__} average")
+        flat = None if model.flat is None else model.flat.data
+        if "avg" in arrays:
+            if flat is None:
+                raise FileFormatError(path, f"array '{prefix}avg': the model has no parameters to average")
+            check_array(path, prefix + "avg", arrays["avg"], flat.shape, flat.dtype)
+            if count < 1:
+                r.fail(f"{r.name('count')} is 0, but the file holds an average")
+        elif count:
+            r.fail(f"{r.name('count')} is {count}, but the file holds no average ({prefix}avg)")
+
+    def _check_meta(self, r):
+        pass
+
+    def _check_fits(self, model):
+        """The running average has the model's flat parameter shape and dtype (else a kernel would read or write
+        past the end of one of them)."""
+        flat = model.flat.data
+        if self.avg is not None and (tuple(self.avg.shape) != tuple(flat.shape) or self.avg.dtype != flat.dtype):
+            raise ValueError(f"{type(self).__name__}: the average holds {self.avg.shape} {self.avg.dtype} values but "
+                             f"the model's parameters are {tuple(flat.shape)} {flat.dtype}; it belongs to another "
+                             "model")
+
     def load_state(self, arrays, meta):
         self.count = int(meta["count"])
         self._load_meta(meta)
@@ -134,6 +181,7 @@ class _WeightAverage:
             self.avg = None
 
     def _on_device_of(self, model):
+        self._check_fits(model)
         if self.avg is not None and kernels.device_of(self.avg) != model.device:
             self.avg = kernels.to_device(np.asarray(kernels.to_host(self.avg)), model.device)
 
@@ -151,6 +199,7 @@ class _WeightAverage:
         if has_batchnorm(model) and X is None:
             raise ValueError("averaged_model: the model has BatchNorm layers; pass training data X to recompute "
                              "their statistics for the averaged weights")
+        self._check_fits(model)
         m = copy.deepcopy(model)
         kernels.assign(m.flat.data, kernels.to_host(self.avg) if m.device == "cpu" else self.avg)
         if X is not None:
@@ -181,6 +230,10 @@ class SWA(_WeightAverage):
     def _meta(self):
         return {"start": self.start, "every": self.every}
 
+    def _check_meta(self, r):
+        r.int("start", lo=1, hi=COUNTER_MAX)
+        r.int("every", lo=1, hi=COUNTER_MAX)
+
 
 class EMA(_WeightAverage):
     """Exponential moving average of the weights after every optimizer step: w̄ ← decay w̄ + (1 - decay) w."""
@@ -201,6 +254,11 @@ class EMA(_WeightAverage):
 
     def _meta(self):
         return {"decay": self.decay}
+
+    def _check_meta(self, r):
+        d = r.number("decay", lo=0, hi=1, hi_open=True)
+        if d == 0:
+            r.fail(f"{r.name('decay')} must be in (0, 1), got 0")
 
 
 class SnapshotEnsemble:
@@ -231,6 +289,30 @@ class SnapshotEnsemble:
             arrays.update({f"snap{i}/state{j}": s for j, s in enumerate(states)})
         return arrays, {"steps": self.steps, "count": len(self.snapshots), "cycle_steps": self.cycle_steps,
                         "total_steps": self.total_steps}
+
+    def check_state(self, path, arrays, r, model, prefix=""):
+        """Refuse (FileFormatError naming ``path``) a saved state that does not fit ``model``: ``count``
+        snapshots, each its flat parameters (the model's count and dtype) and one array per running statistic
+        of the model (its shape), finite; no other entries; counters integers >= 0."""
+        r.only(("steps", "count", "cycle_steps", "total_steps"))
+        r.int("steps", lo=0, hi=COUNTER_MAX)
+        r.int("cycle_steps", lo=1, hi=COUNTER_MAX)
+        r.int("total_steps", lo=1, hi=COUNTER_MAX)
+        count = r.int("count", lo=0, hi=len(arrays))
+        params, stats = _capture_layout(model)
+        want = {}
+        for i in range(count):
+            want[f"snap{i}/params"] = params
+            want.update({f"snap{i}/state{j}": s for j, s in enumerate(stats)})
+        missing, extra = sorted(set(want) - set(arrays)), sorted(set(arrays) - set(want))
+        if missing or extra:
+            raise FileFormatError(path, f"the snapshots do not fit the model ({count} snapshot(s) of "
+                                        f"{1 + len(stats)} array(s) each): "
+                                        + "; ".join(p for p in (f"missing {_listed(missing, prefix)}" if missing
+                                                                else "", f"unexpected {_listed(extra, prefix)}"
+                                                                if extra else "") if p))
+        for k, (shape, dtype) in want.items():
+            check_array(path, prefix + k, arrays[k], shape, dtype)
 
     def load_state(self, arrays, meta):
         self.steps = int(meta["steps"])

@@ -2,7 +2,8 @@
 
 ``load_mnist(data_dir=None)`` looks in ``data_dir``, else ``$TINYNN_DATA_DIR``, else the cache directory
 (``$XDG_CACHE_HOME/tinynn/mnist`` or ``~/.cache/tinynn/mnist``). When the files are not there it downloads
-them into the cache from public mirrors and verifies their MD5 checksums; when that fails too, it raises
+them into the cache from public mirrors and verifies their MD5 and SHA-256 checksums (files in the cache are
+verified again at every load); when that fails too, it raises
 FileNotFoundError naming every folder tried and how to point at a copy.
 """
 from __future__ import annotations
@@ -39,17 +40,78 @@ def _complete(folder) -> bool:
     return bool(folder) and all(os.path.exists(os.path.join(folder, f)) for f in FILES)
 
 
-def _md5_uncompressed(path) -> str:
-    h = hashlib.md5()
+SHA256 = {  # name -> SHA-256 of the *uncompressed* IDX file (checked after a download and at every load from the cache)
+    "train-images-idx3-ubyte.gz": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+SIZES = {  # name -> bytes of the uncompressed IDX file
+    "train-images-idx3-ubyte.gz": 47040016, "train-labels-idx1-ubyte.gz": 60008,
+    "t10k-images-idx3-ubyte.gz": 7840016, "t10k-labels-idx1-ubyte.gz": 10008,
+}
+MAX_DOWNLOAD = 64 << 20          # bytes of one compressed file from a mirror (the largest is 9.9 MB)
+STALE_PART = 600                 # seconds after which a .part file in the cache is a leftover of a killed download
+
+
+class ChecksumError(ValueError):
+    """A MNIST file whose content is not the published one (``path``: the file)."""
+
+    def __init__(self, path, message):
+        super().__init__(message)
+        self.path = path
+
+
+def _digests_uncompressed(path, limit):
+    """(md5, sha256) of the uncompressed content of a .gz file, reading at most ``limit`` + 1 bytes of it."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    n = 0
     with gzip.open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+            n += len(chunk)
+            if n > limit:
+                raise ValueError(f"checksum mismatch (the file decompresses to more than the {limit} bytes "
+                                 "expected)")
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()
+
+
+def _md5_uncompressed(path) -> str:
+    return _digests_uncompressed(path, 1 << 40)[0]
+
+
+def _fetch(url, out, timeout):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        n = 0
+        for chunk in iter(lambda: r.read(1 << 20), b""):
+            n += len(chunk)
+            if n > MAX_DOWNLOAD:
+                raise ValueError(f"the download exceeds {MAX_DOWNLOAD} bytes; the MNIST files are smaller")
+            out.write(chunk)
+
+
+def _remove_stale_parts(folder):
+    """.part files older than STALE_PART seconds: what a download killed by a signal left behind."""
+    import time
+
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".part") and entry.is_file():
+            try:
+                if time.time() - entry.stat().st_mtime > STALE_PART:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _download(folder, timeout=30):
-    """Fetch every missing file into ``folder`` (via a temp file, checksum verified, then renamed)."""
+    """Fetch every missing file into ``folder`` (via a temp file, checksums verified, then renamed).
+
+    The temp ``.part`` file is removed whatever ends the download: an error, a bad checksum, Ctrl-C
+    (KeyboardInterrupt) or another exception; leftovers of a process killed outright are removed at the next
+    download."""
     os.makedirs(folder, exist_ok=True)
+    _remove_stale_parts(folder)
     for name, md5 in FILES.items():
         dest = os.path.join(folder, name)
         if os.path.exists(dest):
@@ -58,15 +120,16 @@ def _download(folder, timeout=30):
         for mirror in MIRRORS:
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
             try:
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(mirror + name, timeout=timeout) as r:
-                    shutil.copyfileobj(r, out)
-                got = _md5_uncompressed(tmp)
-                if got != md5:
-                    raise ValueError(f"checksum mismatch (md5 {got}, expected {md5})")
+                with os.fdopen(fd, "wb") as out:
+                    _fetch(mirror + name, out, timeout)
+                got_md5, got_sha = _digests_uncompressed(tmp, SIZES[name])
+                if got_md5 != md5 or got_sha != SHA256[name]:
+                    raise ValueError(f"checksum mismatch (sha256 {got_sha}, expected {SHA256[name]})")
                 os.replace(tmp, dest)
                 break
             except Exception as e:  # try the next mirror
                 errors.append(f"{mirror}{name}: {e}")
+            finally:                # Ctrl-C too: no .part file is left in the cache
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         else:
@@ -95,8 +158,10 @@ def find_mnist(data_dir=None, download=True) -> str:
         "(scripts), load_mnist(data_dir=DIR), or the environment variable TINYNN_DATA_DIR=DIR.")
 
 
-def read_idx(path) -> np.ndarray:
-    """Read one IDX(.gz) file: magic (0, 0, dtype 0x08 = ubyte, ndim), dims as big-endian int32, data."""
+def read_idx(path, sha256=None) -> np.ndarray:
+    """Read one IDX(.gz) file: magic (0, 0, dtype 0x08 = ubyte, ndim), dims as big-endian int32, data.
+
+    ``sha256``: the SHA-256 the uncompressed content must have (ChecksumError, a ValueError, otherwise)."""
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -104,7 +169,13 @@ def read_idx(path) -> np.ndarray:
     except FileNotFoundError:
         raise
     except (OSError, EOFError, zlib.error) as e:
+        if sha256 is not None:
+            raise ChecksumError(path, f"{path}: corrupt or truncated ({type(e).__name__}: {e})") from None
         raise ValueError(f"{path}: corrupt or truncated IDX file ({type(e).__name__}: {e})") from None
+    if sha256 is not None:
+        got = hashlib.sha256(raw).hexdigest()
+        if got != sha256:
+            raise ChecksumError(path, f"{path}: checksum mismatch (sha256 {got}, expected {sha256})")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
@@ -124,7 +195,7 @@ def load_mnist(data_dir=None, download=True, flatten=True):
     """(X_train, y_train, X_test, y_test): pixels as float32 in [0, 1], shape (n, 784) (or (n, 28, 28)),
     labels as int64 in [0, 10)."""
     folder = find_mnist(data_dir, download)
-    arrays = [read_idx(os.path.join(folder, f)) for f in FILES]
+    arrays = _read_all(folder, download)
     Xtr, ytr, Xte, yte = arrays
     scale = np.float32(1.0 / 255.0)
     Xtr = Xtr.astype(np.float32) * scale
@@ -132,6 +203,34 @@ def load_mnist(data_dir=None, download=True, flatten=True):
     if flatten:
         Xtr, Xte = Xtr.reshape(len(Xtr), -1), Xte.reshape(len(Xte), -1)
     return Xtr, ytr.astype(np.int64), Xte, yte.astype(np.int64)
+
+
+def _is_cache(folder):
+    try:
+        return os.path.samefile(folder, cache_dir())
+    except OSError:
+        return False
+
+
+def _read_all(folder, download):
+    """The four IDX arrays of ``folder``. In tinynn's cache every file is verified against its SHA-256 at each
+    load; a file that fails is removed and downloaded again (when downloads are allowed), else refused with a
+    ValueError naming it. Folders given by the user (data_dir, $TINYNN_DATA_DIR) are read as they are."""
+    if not _is_cache(folder):
+        return [read_idx(os.path.join(folder, f)) for f in FILES]
+    try:
+        return [read_idx(os.path.join(folder, f), SHA256[f]) for f in FILES]
+    except ChecksumError as e:
+        os.unlink(e.path)
+        if not download:
+            raise ValueError(f"{e} in the cache; it was removed (downloads are disabled; load_mnist(download=True) "
+                             "fetches it again)") from None
+    try:
+        _download(folder)
+    except OSError as e:
+        raise FileNotFoundError(f"a cached MNIST file failed its SHA-256 check and was removed; downloading it "
+                                f"again failed ({e})") from None
+    return [read_idx(os.path.join(folder, f), SHA256[f]) for f in FILES]
 
 
 def standardize(X_train, *others, eps=1e-7):

@@ -30,16 +30,30 @@ class DivergenceError(FloatingPointError, ValueError):
         self.value = value
 
 
+MAX_PROBLEM = 500                        # characters of one problem in a message: values are cut, lists counted
+
+
+def short(text, limit=200) -> str:
+    """``text`` cut to about ``limit`` characters, saying how many were left out (messages stay bounded: a
+    100-million-character string in a file is not repeated in its refusal)."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 32, 8)
+    return f"{text[:keep]}... ({len(text) - keep} more characters)"
+
+
 class FileFormatError(ValueError):
     """A file tinynn cannot load: not an .npz archive, truncated or corrupt, pickled objects, another format
     version or kind, or contents (metadata entries, arrays) that do not match the format.
 
     A ValueError whose message starts with the file's path and says what is wrong; ``path`` and ``problem``
-    hold the two parts."""
+    hold the two parts. The problem is at most ``MAX_PROBLEM`` characters (values quoted from a file are cut,
+    lists of names counted)."""
 
     def __init__(self, path, problem):
         self.path = str(path)
-        self.problem = str(problem)
+        self.problem = short(problem, MAX_PROBLEM)
         super().__init__(f"{self.path}: {self.problem}")
 
     def __reduce__(self):                                  # picklable across processes (tinynn.parallel)

@@ -3,8 +3,11 @@
 Layout: every array under its name, plus ``__meta__``, a 0-d string array holding JSON (the config, the
 format name and version, scalars). Nothing is ever unpickled: a file holding object arrays is refused.
 
-Loading validates before it builds anything. ``load_npz`` checks the container: a zip of .npy arrays whose
-headers agree with their sizes, no object arrays, a JSON object as metadata, tinynn's format, version and kind.
+Loading validates before it builds anything. ``load_npz`` reads the container with ``tinynn._archive``, the one
+bounded reader of tinynn files (stored entries only, capped entry count and sizes, the metadata first, every
+array's header checked against the model the metadata describes before its data is read: memory bounded by the
+file's size), and checks it: a zip of .npy arrays whose headers agree with their sizes, no object arrays, a JSON
+object as metadata, tinynn's format, version and kind.
 The loaders of each kind (``MLPClassifier.load``, ``training.load_model``, ``Trainer.load_state`` through
 ``unpack_state``) then check every metadata entry they read (present, of its type and range, names from
 tinynn's tables) and every array (name, floating dtype, shape from the architecture the metadata describes,
@@ -14,19 +17,18 @@ wrong with it; a missing file is a FileNotFoundError.
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
-import zipfile
-import zlib
 
 import numpy as np
 
 # the file checks live in _filecheck; the loaders' public names are reachable here too (io.MetaReader, ...)
 from ._filecheck import (COUNTER_MAX, FLOAT_DTYPES, MetaReader, _check_checkpoint_meta,  # noqa: F401
                          _check_like, _checked_optimizer_state, _checked_rng_state, _dropout_rngs, _is_int,
-                         _json_type, _names, _probe_schedule, check_array, check_model_arrays, mlp_state_layout)
-from .errors import FileFormatError
+                         _json_type, _listed, _names, _probe_schedule, check_array, check_checkpoint_headers,
+                         check_optim_headers, check_text_header, check_trainer_state, model_file_plan,
+                         check_model_arrays, mlp_state_layout)
+from .errors import FileFormatError, short
 
 FORMAT_VERSION = 2                       # 2: one state layout (pack_state) for every file
 META_KEY = "__meta__"
@@ -84,14 +86,20 @@ class Meta(dict):
     source = None
 
 
-def load_npz(path, kind: str | None = None):
+def load_npz(path, kind: str | None = None, plan=None):
     """Read a file written by ``save_npz``: returns (arrays, meta). Never unpickles.
 
     Raises FileNotFoundError for a missing file, and ``FileFormatError`` (a ValueError) naming the file when it
     is a directory, empty, not an .npz archive, truncated or corrupt, holds pickled objects or something other
     than arrays, has no metadata or metadata that is not a JSON object, is not a tinynn file, is of another
     kind or of another format version. A checkpoint's own entries (epoch, history, ...) are checked too.
-    """
+
+    The file is read by ``tinynn._archive`` with bounded memory: the metadata first, then every array's header;
+    ``plan(meta, headers)`` (headers: name -> ``_archive.Header`` with shape and dtype) may check the headers
+    against the model the metadata describes before any array's data is read (a checkpoint's are checked
+    against its own model arrays by default)."""
+    from . import _archive
+
     path = _fspath(path, "load_npz")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
@@ -100,32 +108,31 @@ def load_npz(path, kind: str | None = None):
     with open(path, "rb") as f:                        # OSErrors of the system (permissions) pass through
         head = f.read(8)
     _check_magic(path, head)
-    arrays = _read_zip(path)
-    if META_KEY not in arrays:
-        raise FileFormatError(path, f"not a tinynn file (an .npz archive without the {META_KEY} entry; it holds "
-                                    f"{_names(arrays)})")
-    raw = arrays.pop(META_KEY)
-    if raw.dtype.kind != "U" or raw.shape != ():
-        raise FileFormatError(path, f"corrupt metadata: {META_KEY} is a {raw.dtype} array of shape {raw.shape}, "
-                                    "expected a JSON string")
-    try:
-        parsed = json.loads(str(raw))
-    except (ValueError, RecursionError) as e:
-        raise FileFormatError(path, f"corrupt metadata: not valid JSON ({type(e).__name__}: {e})") from None
-    if not isinstance(parsed, dict):
-        raise FileFormatError(path, f"corrupt metadata: a JSON {_json_type(parsed)}, expected a JSON object")
-    if parsed.get("format") != "tinynn":
-        raise FileFormatError(path, "not a tinynn file (its metadata has no format: \"tinynn\" entry)")
-    version = parsed.get("format_version")
-    if not _is_int(version) or version != FORMAT_VERSION:
-        raise FileFormatError(path, f"tinynn format version {version!r}, but this tinynn reads version "
-                                    f"{FORMAT_VERSION}; re-save it with the tinynn that wrote it")
-    if kind is not None and parsed.get("kind") != kind:
-        raise FileFormatError(path, f"holds a {parsed.get('kind')!r}, expected a {kind!r}")
-    meta = Meta(parsed)
-    meta.source = path
-    if parsed.get("kind") == "checkpoint":
-        _check_checkpoint_meta(path, meta)
+    with _archive.Archive(path) as ar:
+        if META_KEY not in ar.entries:
+            raise FileFormatError(path, f"not a tinynn file (an .npz archive without the {META_KEY} entry; it holds "
+                                        f"{_names(ar.entries)})")
+        parsed = _archive.parse_json(path, ar.read_meta(META_KEY))
+        if not isinstance(parsed, dict):
+            raise FileFormatError(path, f"corrupt metadata: a JSON {_json_type(parsed)}, expected a JSON object")
+        if parsed.get("format") != "tinynn":
+            raise FileFormatError(path, "not a tinynn file (its metadata has no format: \"tinynn\" entry)")
+        version = parsed.get("format_version")
+        if not _is_int(version) or version != FORMAT_VERSION:
+            raise FileFormatError(path, f"tinynn format version {short(repr(version), 40)}, but this tinynn reads "
+                                        f"version {FORMAT_VERSION}; re-save it with the tinynn that wrote it")
+        if kind is not None and parsed.get("kind") != kind:
+            raise FileFormatError(path, f"holds a {short(repr(parsed.get('kind')), 60)}, expected a {kind!r}")
+        meta = Meta(parsed)
+        meta.source = path
+        if parsed.get("kind") == "checkpoint":
+            _check_checkpoint_meta(path, meta)
+        headers = ar.headers(skip=(META_KEY,))
+        if parsed.get("kind") == "checkpoint":
+            check_checkpoint_headers(path, meta, headers)
+        if plan is not None:
+            plan(meta, headers)
+        arrays = {k: ar.read(k, h) for k, h in headers.items()}
     return arrays, meta
 
 
@@ -149,60 +156,6 @@ def _check_magic(path, head: bytes):
     else:
         what = f"something else: it starts with {head!r}"
     raise FileFormatError(path, f"not an .npz archive, so not a tinynn file ({what})")
-
-
-def _read_zip(path) -> dict:
-    arrays = {}
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                name = info.filename
-                if not name.endswith(".npy"):
-                    raise FileFormatError(path, f"entry {name!r} is not an .npy array (not a tinynn file)")
-                key = name[:-4]
-                if key in arrays:
-                    raise FileFormatError(path, f"entry {name!r} appears twice (corrupt file)")
-                arrays[key] = _read_member(path, zf, info)
-    except FileFormatError:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, OSError, KeyError, ValueError,
-            NotImplementedError, RuntimeError) as e:                    # NotImplementedError: unknown compression
-        raise FileFormatError(path, f"truncated, empty or corrupt file ({type(e).__name__}: {e})") from None
-    return arrays
-
-
-def _read_member(path, zf, info) -> np.ndarray:
-    """One .npy entry, its header checked against its size before anything is allocated."""
-    with zf.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise ValueError(f".npy format version {version} (tinynn files use 1.0 or 2.0)")
-        except ValueError as e:
-            raise FileFormatError(path, f"entry {info.filename!r}: not a readable .npy array ({e})") from None
-        if dtype.hasobject:
-            raise FileFormatError(path, f"refused: the file holds pickled objects (entry {info.filename!r} has "
-                                        "dtype object), and tinynn never unpickles (a tinynn file has plain "
-                                        "arrays only)")
-        count = math.prod(shape)
-        nbytes = count * dtype.itemsize
-        header = f.tell()
-        if info.file_size != header + nbytes:
-            raise FileFormatError(path, f"entry {info.filename!r}: its header announces shape {shape} of {dtype} "
-                                        f"({nbytes} bytes) but it holds {info.file_size - header} bytes (corrupt "
-                                        "file)")
-        data = f.read(nbytes)
-        if len(data) != nbytes or f.read(1):
-            raise FileFormatError(path, f"entry {info.filename!r}: truncated (corrupt file)")
-    a = np.frombuffer(data, dtype=dtype, count=count)
-    a = a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
-    if not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))
-    return np.array(a, order="C")                           # writable, C-contiguous, owns its memory
 
 
 def pack_state(model=None, optimizer=None, schedule=None, rngs=None):

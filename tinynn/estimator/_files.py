@@ -73,25 +73,11 @@ class FilesMixin:
         from ..training import Trainer
         from ._params import random_state_of
 
-        arrays, meta = io.load_npz(path, kind=cls._KIND)
+        # the metadata, and the arrays' names, dtypes and shapes against the architecture it describes: checked
+        # from the headers before any array is read (limits from the file's own model), then with the values
+        arrays, meta = io.load_npz(path, kind=cls._KIND, plan=lambda m, headers: _check_description(cls, m, headers))
         path = meta.source
-        r = io.MetaReader(path, meta)
-        params = _read_params(cls, r.sub("params"))
-        fitted = _read_fitted(cls, r.sub("fitted"), params)
-        dtype = np.dtype(fitted["dtype_"])
-        # the arrays, against the architecture the metadata describes: before anything is built
-        sizes = [fitted["n_features_in_"]] + list(params["hidden_layer_sizes"]) + [fitted["n_outputs_"]]
-        io.check_model_arrays(path, arrays, io.mlp_state_layout(sizes, params["batch_norm"], params["dropout"]),
-                              dtype)
-        allowed = {k for k in arrays if k.startswith(("model/", "optim/"))} | {"feature_names_in_"}
-        if cls._is_classifier:
-            _check_classes(path, arrays, fitted)
-            allowed.add("classes_")
-        extra = sorted(set(arrays) - allowed)
-        if extra:
-            raise FileFormatError(path, f"unexpected array(s) {extra} in a {cls._KIND} file")
-        if not fitted["has_optimizer"] and any(k.startswith("optim/") for k in arrays):
-            raise FileFormatError(path, "the file holds optimizer arrays but its metadata says has_optimizer: false")
+        params, fitted = _check_description(cls, meta, arrays)
         if "feature_names_in_" in arrays:
             names = arrays["feature_names_in_"]
             if names.dtype.kind != "U" or names.shape != (fitted["n_features_in_"],):
@@ -128,6 +114,35 @@ class FilesMixin:
 
     def _load_extra(self, arrays, fitted):
         pass
+
+
+def _check_description(cls, meta, arrays):
+    """(params, fitted) of the metadata, checked, and the arrays (or their headers: ``tinynn._archive.Header``)
+    against the architecture they describe: the model's arrays exactly (values too when they are arrays), the
+    optimizer's of the parameters' shapes, ``classes_`` and ``feature_names_in_`` of the lengths the metadata
+    gives; nothing else."""
+    path = meta.source
+    r = io.MetaReader(path, meta)
+    params = _read_params(cls, r.sub("params"))
+    fitted = _read_fitted(cls, r.sub("fitted"), params)
+    dtype = np.dtype(fitted["dtype_"])
+    sizes = [fitted["n_features_in_"]] + list(params["hidden_layer_sizes"]) + [fitted["n_outputs_"]]
+    layout = io.mlp_state_layout(sizes, params["batch_norm"], params["dropout"])
+    io.check_model_arrays(path, arrays, layout, dtype)
+    allowed = {k for k in arrays if k.startswith(("model/", "optim/"))} | {"feature_names_in_"}
+    if cls._is_classifier:
+        _check_classes(path, arrays, fitted)            # from the header: kind, length; with the values: order
+        io.check_text_header(path, "classes_", arrays["classes_"])
+        allowed.add("classes_")
+    extra = sorted(set(arrays) - allowed)
+    if extra:
+        raise FileFormatError(path, f"unexpected array(s) {io._listed(extra)} in a {cls._KIND} file")
+    if not fitted["has_optimizer"] and any(k.startswith("optim/") for k in arrays):
+        raise FileFormatError(path, "the file holds optimizer arrays but its metadata says has_optimizer: false")
+    io.check_optim_headers(path, arrays, [layout[k] for k in layout if not k.partition(".")[2].startswith("running")])
+    if "feature_names_in_" in arrays:
+        io.check_text_header(path, "feature_names_in_", arrays["feature_names_in_"], length=fitted["n_features_in_"])
+    return params, fitted
 
 
 def _read_params(cls, p: io.MetaReader) -> dict:
@@ -214,16 +229,18 @@ def _check_classes(path, arrays, fitted):
                                     f"array of shape {c.shape}")
     if fitted["classes_object"] and c.dtype.kind != "U":
         raise FileFormatError(path, f"array 'classes_' has dtype {c.dtype}, but classes_object says strings")
-    if c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+    values = isinstance(c, np.ndarray)                    # else a header (shape and dtype only)
+    if values and c.dtype.kind == "f" and not np.all(np.isfinite(c)):
         raise FileFormatError(path, "array 'classes_' holds NaN or infinite values")
-    if c.size > 1 and not np.all(c[1:] > c[:-1]):
+    if values and c.size > 1 and not np.all(c[1:] > c[:-1]):
         raise FileFormatError(path, "array 'classes_' must be sorted and without repeats (as np.unique gives them)")
-    want = {"binary": (min(len(c), 2), 1), "multiclass": (n_out, n_out), "multilabel": (n_out, n_out)}[y_type]
-    if (len(c), n_out) != want or (y_type == "multiclass" and len(c) < 3) or len(c) < 1:
+    c_len = c.shape[0]
+    want = {"binary": (min(c_len, 2), 1), "multiclass": (n_out, n_out), "multilabel": (n_out, n_out)}[y_type]
+    if (c_len, n_out) != want or (y_type == "multiclass" and c_len < 3) or c_len < 1:
         expect = ("1 or 2 classes and 1 output" if y_type == "binary" else
                   f"as many classes as outputs ({n_out}{', at least 3' if y_type == 'multiclass' else ''})")
-        raise FileFormatError(path, f"array 'classes_' has {len(c)} classes but the output layer has {n_out} "
+        raise FileFormatError(path, f"array 'classes_' has {c_len} classes but the output layer has {n_out} "
                                     f"output(s): a {y_type} classifier has {expect}")
-    if y_type == "multilabel" and not (c.dtype.kind in "iu" and np.array_equal(c, np.arange(len(c)))):
-        raise FileFormatError(path, f"array 'classes_' of a multilabel classifier must be 0..{len(c) - 1}, "
+    if values and y_type == "multilabel" and not (c.dtype.kind in "iu" and np.array_equal(c, np.arange(c_len))):
+        raise FileFormatError(path, f"array 'classes_' of a multilabel classifier must be 0..{c_len - 1}, "
                                     f"got {c.tolist()}")
