@@ -13,32 +13,42 @@ every training batch (tinynn.augment); --snapshots M (snapshot ensemble over M c
 (stochastic weight averaging over the last quarter), --ema DECAY (moving average of the weights): the test
 accuracy of each average is reported beside the single model's (tinynn.averaging).
 
+Parallel training (docs/parallel.md): the same command under MPI, one strategy of tinynn.strategy.STRATEGIES,
+
+    mpiexec -n 2 python scripts/train_mnist.py --data-dir ../shared/data/mnist --parallel data|async|pipeline|tensor
+
+trains through the same Trainer loop with the same files, checkpoints and options; rank 0 prints and writes.
+--resume continues a run bitwise for data (under any number of ranks), pipeline and tensor (under the same
+number; every rank writes its own checkpoint file); an async run resumes and finishes.
+
 The 99.3 % plain MLP (99.34 %; about 5.5 min on an idle 2-core machine; docs/generalization.md):
 
     python scripts/train_mnist.py --data-dir ../shared/data/mnist --out runs/mnist_aug --augment mnist \
         --hidden 1024,1024 --dropout 0.2 --epochs 60 --val-size 0
 """
 import argparse
+import copy
 import json
 import os
 import sys
 import time
 
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-import tinynn.augment  # noqa: E402,F401  (tn.augment)
-from tinynn import io  # noqa: E402
-from tinynn.data import mnist_split  # noqa: E402
-from tinynn.plots import plot_curves  # noqa: E402
-from tinynn.errors import DivergenceError  # noqa: E402
-from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream  # noqa: E402
+import tinynn as tn
+import tinynn.augment  # noqa: F401  (tn.augment)
+from tinynn import strategy as strategies
+from tinynn._runconfig import check_args, load_resume
+from tinynn.data import mnist_split
+from tinynn.plots import plot_curves
+from tinynn.errors import DivergenceError, FileFormatError
+from tinynn.parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
+from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream
 
 DEFAULTS = dict(epochs=20, batch_size=128, hidden="1024,1024", activation="relu", optimizer="adam", lr=1e-3,
                 schedule="cosine", weight_decay=0.0, dropout=0.3, input_dropout=0.0, batch_norm=False,
                 init="kaiming_uniform", seed=0, train_size=None, val_size=5000, standardize=False,
                 augment=None, snapshots=0, swa=False, ema=0.0)
+PARALLEL_DEFAULTS = dict(parallel="none", microbatches=4, pipeline_schedule="gpipe", staleness_bound=None,
+                         overlap=True, bucket_bytes=0)
 SWA_START = 0.75                          # --swa averages the epochs after this fraction of the run
 
 
@@ -83,18 +93,29 @@ def parse(argv=None):
                    help="stop after N epochs of this invocation (as if interrupted); --resume continues. "
                         "Schedules span --epochs, so resuming a run that stopped this way is bitwise exact")
     p.add_argument("--quiet", action="store_true")
-    from tinynn.parallel.cli import add_arguments
-
-    add_arguments(p)                       # --parallel data|async|pipeline|tensor ... (run under mpiexec -n N)
+    g = p.add_argument_group("parallel training (run under mpiexec -n N; docs/parallel.md)")
+    g.add_argument("--parallel", default="none", choices=sorted(strategies.STRATEGIES),
+                   help="data: synchronous data parallel; async: parameter server; pipeline: GPipe/1F1B stages; "
+                        "tensor: Megatron column/row-parallel layers; none: one process")
+    g.add_argument("--microbatches", type=int, default=PARALLEL_DEFAULTS["microbatches"],
+                   help="pipeline: micro-batches per mini-batch")
+    g.add_argument("--pipeline-schedule", default=PARALLEL_DEFAULTS["pipeline_schedule"], choices=PIPELINE_SCHEDULES)
+    g.add_argument("--staleness-bound", type=int, default=None,
+                   help="async: stale-synchronous bound s on the workers' clock difference (default: none)")
+    g.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="data: one blocking allreduce after backward instead of bucketed nonblocking ones")
+    g.add_argument("--bucket-bytes", type=int, default=0, help="data: minimum bytes per allreduce bucket")
+    p.add_argument("--no-plot", action="store_true", help="do not draw curves.png")
     return p.parse_args(argv)
 
 
 def config_of(args):
-    return {k: getattr(args, k) for k in DEFAULTS}
+    return {k: getattr(args, k) for k in {**DEFAULTS, **PARALLEL_DEFAULTS}}
 
 
 def check_config(config):
     """Refuse combinations that cannot work (message for the user), else None."""
+    check_args(config)                                  # types and ranges (tinynn._runconfig): ValueError
     if config["augment"]:
         tn.augment.make(config["augment"])                          # unknown names: ValueError listing them
         if config["standardize"]:
@@ -141,40 +162,54 @@ def make_callbacks(config, sched, steps):
 
 def main(argv=None):
     args = parse(argv)
-    if args.parallel != "none":            # MPI strategies (tinynn.parallel): rank 0 writes the same files
-        bad = [f for f in ("augment", "snapshots", "swa", "ema") if getattr(args, f)] + \
-            (["device"] if args.device != "cpu" else [])
-        if bad:
-            print(f"error: --parallel does not combine with {', '.join('--' + b for b in bad)} yet",
-                  file=sys.stderr)
-            return 2
-        from tinynn.parallel.cli import run
+    group = None
+    if args.parallel != "none":                      # under mpiexec: every rank runs this same main()
+        from tinynn.parallel import world
 
-        args.no_plot = False
-        return run(args)
-    os.makedirs(args.out, exist_ok=True)
+        group = world()
+    try:
+        return train(args, group)
+    except (FileNotFoundError, FileFormatError) as e:  # a refused --resume checkpoint too: one line
+        print(f"error: {e}", file=sys.stderr)
+        if group is not None and group.size > 1:
+            group.abort(2)                           # every rank ends (they may wait in a collective)
+        return 2
+
+
+def train(args, group=None):
+    """One run: the options of ``args``, the strategy ``args.parallel`` (every rank of ``group`` calls this)."""
+    root = group is None or group.is_root
+    say = print if root and not args.quiet else (lambda *a, **k: None)
     ckpt_path = os.path.join(args.out, "checkpoint.npz")
-    resume = None
     config = config_of(args)
+    arrays = meta = None
     if args.resume:
-        arrays, meta = io.load_npz(args.resume, kind="checkpoint")
-        # the run's own options (older checkpoints: the new options off); only --epochs may change
-        config = {**{k: DEFAULTS[k] for k in ("augment", "snapshots", "swa", "ema")}, **meta["config"],
-                  "epochs": args.epochs}
-        resume = (arrays, meta)
+        # the run's own options, checked with the command line's rules, and its model arrays against the model
+        # they describe (older checkpoints: the newer options at their defaults); only --epochs and --parallel
+        # may change (pipeline and tensor resume under the same strategy and number of ranks)
+        arrays, meta, config = load_resume(args.resume, {**DEFAULTS, **PARALLEL_DEFAULTS},
+                                           optional=("augment", "snapshots", "swa", "ema", *PARALLEL_DEFAULTS),
+                                           epochs=args.epochs)
+        config["parallel"] = args.parallel
     try:
         problem = check_config(config)
     except ValueError as e:
         problem = str(e)
+    if problem is None and args.device not in strategies.strategy_class(config["parallel"]).devices:
+        problem = (f"--parallel {config['parallel']} runs on the CPU (MPI sends host memory); leave out "
+                   f"--device {args.device}")
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
+        where = f"{args.resume}: its stored configuration: " if args.resume else ""
+        print(f"error: {where}{problem}", file=sys.stderr)
         return 2
-    try:
-        Xt, yt, Xv, yv, Xte, yte = mnist_split(args.data_dir, config["seed"], config["val_size"],
-                                               config["train_size"], config["standardize"])
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if group is not None:
+        from tinynn.parallel import check_same
+
+        check_same(group, "configuration (command-line options)", sorted(config.items()))
+    if root:
+        os.makedirs(args.out, exist_ok=True)
+    Xt, yt, Xv, yv, Xte, yte = mnist_split(args.data_dir, config["seed"], config["val_size"], config["train_size"],
+                                           config["standardize"])
     sizes = [Xt.shape[1]] + [int(h) for h in str(config["hidden"]).split(",") if h] + [10]
     spec = dict(sizes=sizes, activation=config["activation"], dropout=config["dropout"], batch_norm=config["batch_norm"],
                 dtype="float32", input_dropout=config["input_dropout"])
@@ -182,31 +217,81 @@ def main(argv=None):
                       seed=config["seed"], input_dropout=config["input_dropout"])
     if args.device != "cpu":
         model.to(args.device)
-    opt = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["weight_decay"])
+    strategy = strategies.make(config["parallel"], model, batch_size=config["batch_size"],
+                               microbatches=config["microbatches"], schedule=config["pipeline_schedule"],
+                               staleness_bound=config["staleness_bound"], overlap=config["overlap"],
+                               bucket_bytes=config["bucket_bytes"])
+    module = strategy.module                         # what this process trains (the model, a shard, a stage)
+    opt = make_optimizer(config["optimizer"], module.parameters(), config["lr"], config["weight_decay"])
     steps = -(-len(Xt) // config["batch_size"])
     sched = make_schedule(config, opt, steps)
     augment = tn.augment.make(config["augment"])
     averages = make_callbacks(config, sched, steps)
-    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, sched, batch_size=config["batch_size"],
+    trainer = Trainer(module, tn.SoftmaxCrossEntropy(), opt, sched, batch_size=config["batch_size"],
                       rng=stream(config["seed"], "shuffle"), augment=augment,
-                      aug_rng=stream(config["seed"], "augment"), callbacks=list(averages.values()))
-    if resume:
-        trainer.load_state(*resume)
-        if not args.quiet:
-            print(f"resumed from {args.resume} at epoch {trainer.epoch}")
-    if not args.quiet:
-        print(f"tinynn MNIST: {'-'.join(map(str, sizes))} {config['activation']}, {config['optimizer']} "
-              f"lr={config['lr']} {config['schedule']}, dropout={config['dropout']}, batch={config['batch_size']}, "
-              f"train={len(Xt)} val={len(Xv)} test={len(Xte)}, device={args.device}"
-              + (f", augment={augment}" if augment else "")
-              + "".join(f", {k}" for k in averages))
-    from tqdm import tqdm
-
+                      aug_rng=stream(config["seed"], "augment"), callbacks=list(averages.values()), strategy=strategy)
+    if args.resume:
+        strategy.load_checkpoint(trainer, args.resume, arrays, meta)
+        say(f"resumed from {args.resume} at epoch {trainer.epoch}")
+    say(f"tinynn MNIST: {'-'.join(map(str, sizes))} {config['activation']}, {config['optimizer']} "
+        f"lr={config['lr']} {config['schedule']}, dropout={config['dropout']}, batch={config['batch_size']}, "
+        f"train={len(Xt)} val={len(Xv)} test={len(Xte)}, device={args.device}"
+        + (f", augment={augment}" if augment else "") + "".join(f", {k}" for k in averages)
+        + (f", --parallel {config['parallel']} on {strategy.size} ranks" if group is not None else ""))
     t_start = time.perf_counter()
     stop_at = config["epochs"] if args.stop_after is None else min(config["epochs"], trainer.epoch + args.stop_after)
+    if strategy.trains_here:
+        code = train_epochs(args, config, trainer, strategy, stop_at, (Xt, yt, Xv, yv), ckpt_path, root, say)
+        if code:
+            return code
+    else:
+        strategy.work(trainer, Xt, yt)               # async workers: gradients for rank 0 until it stops them
+    extra = strategy.finish()                        # collective: the strategy's measurements
+    if "staleness_text" in extra:
+        say(extra.pop("staleness_text"))
+    if trainer.epoch < config["epochs"] and strategy.trains_here:
+        say(f"stopped after epoch {trainer.epoch}; continue with --resume {ckpt_path} --epochs {config['epochs']}")
+        return 0
+    if not strategy.trains_here:
+        return 0
+    whole = strategy.gather(trainer)                 # the whole model on rank 0 (collective)
+    if root:
+        test_loss, test_acc = tn.training.evaluate(whole, Xte, yte)
+        curves = {k: trainer.curve(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                                "epoch_seconds")}
+        save_model(os.path.join(args.out, "model.npz"), whole, spec)
+    averaged = evaluate_averages(averages, strategy, trainer, spec, Xt, Xte, yte, args.out)
+    if not root:
+        return 0
+    metrics = dict(test_accuracy=test_acc, test_loss=test_loss, **curves, config=config,
+                   total_seconds=time.perf_counter() - t_start, device=args.device)
+    if group is not None:
+        metrics["parallel"] = {**strategy.describe(), **extra}
+    if augment:
+        metrics["augment"] = augment.config()
+    if averaged:
+        metrics["averages"] = averaged
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1)
+    if not args.no_plot:
+        plot_curves(curves, os.path.join(args.out, "curves.png"),
+                    "tinynn MNIST training" + (f", --parallel {config['parallel']}, {strategy.size} ranks"
+                                               if group is not None else ""))
+    say(f"test accuracy {100 * test_acc:.2f}%  (test loss {test_loss:.4f}); wrote {args.out}/metrics.json, "
+        "curves.png, model.npz, checkpoint.npz")
+    for name, r in averaged.items():
+        say(f"  {name}: test accuracy {100 * r['test_accuracy']:.2f}%  ({r['what']})")
+    return 0
+
+
+def train_epochs(args, config, trainer, strategy, stop_at, data, ckpt_path, root, say):
+    """The epochs of this invocation: train, evaluate on rank 0, record, checkpoint. Returns an exit code."""
+    from tqdm import tqdm
+
+    Xt, yt, Xv, yv = data
     while trainer.epoch < stop_at:
         bar = tqdm(total=len(Xt), desc=f"epoch {trainer.epoch + 1}/{config['epochs']}", unit="img",
-                   leave=False, disable=args.quiet, file=sys.stderr)
+                   leave=False, disable=args.quiet or not root, file=sys.stderr)
         t0 = time.perf_counter()
         try:
             rec = trainer.train_epoch(Xt, yt, progress=bar, accuracy=True)
@@ -216,58 +301,51 @@ def main(argv=None):
         finally:
             bar.close()
         seconds = time.perf_counter() - t0
-        val_loss, val_acc = trainer.evaluate(Xv, yv) if len(Xv) else (None, None)
+        whole = strategy.gather(trainer)                 # collective; the whole model on rank 0
+        val_loss, val_acc = tn.training.evaluate(whole, Xv, yv) if (root and len(Xv)) else (None, None)
         trainer.record(val_loss=val_loss, val_accuracy=val_acc, epoch_seconds=seconds)
-        trainer.save_checkpoint(ckpt_path, config)
-        if not args.quiet:
-            train_acc = rec.get("train_accuracy")
-            vs = f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%" if val_loss is not None else ""
-            ta = f"train acc {100 * train_acc:.2f}%  " if train_acc is not None else ""
-            print(f"epoch {trainer.epoch:3d}  train loss {rec['train_loss']:.4f}  {ta}{vs}  {seconds:.1f}s")
-    if trainer.epoch < config["epochs"]:
-        if not args.quiet:
-            print(f"stopped after epoch {trainer.epoch}; continue with --resume {ckpt_path} --epochs {config['epochs']}")
-        return 0
-    test_loss, test_acc = trainer.evaluate(Xte, yte)
-    curves = {k: trainer.curve(k) for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                                            "epoch_seconds")}
-    averaged = evaluate_averages(averages, model, spec, Xt, Xte, yte, args.out)
-    metrics = dict(test_accuracy=test_acc, test_loss=test_loss, **curves, config=config,
-                   total_seconds=time.perf_counter() - t_start, device=args.device)
-    if augment:
-        metrics["augment"] = augment.config()
-    if averaged:
-        metrics["averages"] = averaged
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
-    save_model(os.path.join(args.out, "model.npz"), model, spec)
-    plot_curves(curves, os.path.join(args.out, "curves.png"))
-    if not args.quiet:
-        print(f"test accuracy {100 * test_acc:.2f}%  (test loss {test_loss:.4f}); wrote {args.out}/metrics.json, "
-              "curves.png, model.npz, checkpoint.npz")
-        for name, r in averaged.items():
-            print(f"  {name}: test accuracy {100 * r['test_accuracy']:.2f}%  ({r['what']})")
+        strategy.save_checkpoint(trainer, ckpt_path, config)
+        train_acc = rec.get("train_accuracy")
+        vs = f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%" if val_loss is not None else ""
+        ta = f"train acc {100 * train_acc:.2f}%  " if train_acc is not None else ""
+        say(f"epoch {trainer.epoch:3d}  train loss {rec['train_loss']:.4f}  {ta}{vs}  {seconds:.1f}s")
     return 0
 
 
-def evaluate_averages(averages, model, spec, Xt, Xte, yte, out):
-    """Test accuracy of each average: the snapshots' mean softmax; SWA/EMA weights (BatchNorm statistics
-    recomputed on the training split), saved as model_swa.npz / model_ema.npz."""
-    from tinynn import averaging
+def evaluate_averages(averages, strategy, trainer, spec, Xt, Xte, yte, out):
+    """Test accuracy of each average (on rank 0; collective under a sharded strategy, whose ranks each hold a
+    part of every average): the snapshots' mean softmax; SWA/EMA weights (BatchNorm statistics recomputed on
+    the training split), saved as model_swa.npz / model_ema.npz."""
+    from tinynn import averaging, kernels
 
     results = {}
     for name, cb in averages.items():
         if name == "snapshots":
-            P = cb.predict_proba(model, Xte)
-            results[name] = dict(test_accuracy=averaging.accuracy_of_proba(P, yte), count=len(cb.snapshots),
-                                 what=f"mean softmax of {len(cb.snapshots)} snapshots")
-        else:
-            m = cb.averaged_model(model, Xt if averaging.has_batchnorm(model) else None)
-            _, acc = tn.training.evaluate(m, Xte, yte)
-            save_model(os.path.join(out, f"model_{name}.npz"), m, spec)
-            results[name] = dict(test_accuracy=acc, count=cb.count,
-                                 what=f"{'mean' if name == 'swa' else 'moving average'} of the weights over "
-                                      f"{cb.count} {'epochs' if name == 'swa' else 'steps'}")
+            snaps, whole = [], None
+            for snap in cb.snapshots:                    # each snapshot of this rank's part -> the whole model
+                with averaging.weights_of(trainer.model, snap):
+                    whole = strategy.gather(trainer)
+                    if whole is not None:
+                        snaps.append(Trainer.capture(whole))
+            if whole is not None:
+                P = averaging.ensemble_proba(whole, snaps, Xte)
+                results[name] = dict(test_accuracy=averaging.accuracy_of_proba(P, yte), count=len(snaps),
+                                     what=f"mean softmax of {len(snaps)} snapshots")
+            continue
+        now = Trainer.capture(trainer.model)
+        avg = kernels.to_host(cb.avg) if trainer.model.device == "cpu" else cb.avg
+        with averaging.weights_of(trainer.model, (avg, now[1])):
+            whole = strategy.gather(trainer)
+            m = copy.deepcopy(whole) if whole is not None else None
+        if m is None:
+            continue
+        if averaging.has_batchnorm(m):
+            averaging.recompute_batchnorm(m, Xt)
+        _, acc = tn.training.evaluate(m, Xte, yte)
+        save_model(os.path.join(out, f"model_{name}.npz"), m, spec)
+        results[name] = dict(test_accuracy=acc, count=cb.count,
+                             what=f"{'mean' if name == 'swa' else 'moving average'} of the weights over "
+                                  f"{cb.count} {'epochs' if name == 'swa' else 'steps'}")
     return results
 
 

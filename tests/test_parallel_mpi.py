@@ -138,8 +138,16 @@ def test_a_failing_rank_ends_the_job(case, text, tmp_path):
 
 
 # ---------------------------------------------------------------------- the command line
+# scripts/train_mnist.py is the one command line: every strategy trains through the Trainer's loop
+SCRIPT = os.path.join(ROOT, "scripts", "train_mnist.py")
 QUICK = ["--train-size", "1200", "--val-size", "300", "--hidden", "48,24", "--batch-size", "100", "--dropout", "0",
          "--schedule", "cosine", "--no-plot", "--quiet"]
+STRATEGIES = [("data", []), ("async", []), ("tensor", []),
+              ("pipeline", ["--microbatches", "3", "--pipeline-schedule", "1f1b"])]
+
+
+def _script(data_dir, out, *args):
+    return [SCRIPT, "--data-dir", data_dir, "--out", str(out), *args]
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +159,10 @@ def single_run(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("CI must find MNIST: set TINYNN_DATA_DIR or keep ../shared/data/mnist beside the checkout")
         pytest.skip("MNIST not found: set TINYNN_DATA_DIR to a folder with the four IDX .gz files")
-    from tinynn.parallel import cli
-
     out = tmp_path_factory.mktemp("single")
-    assert cli.main(["--data-dir", d, "--epochs", "2", "--out", str(out)] + QUICK) == 0
+    p = subprocess.run([sys.executable] + _script(d, out, "--epochs", "2", *QUICK), capture_output=True, text=True,
+                       timeout=TIMEOUT, cwd=ROOT)
+    assert p.returncode == 0, p.stderr[-3000:]
     return d, out
 
 
@@ -179,13 +187,18 @@ def _same(a_path, b_path, tol=CLI_TOL):
         assert err < tol, (k, err)
 
 
-@pytest.mark.parametrize("strategy,extra", [("data", []), ("async", []), ("tensor", []),
-                                            ("pipeline", ["--microbatches", "3", "--pipeline-schedule", "1f1b"])])
+def _identical(a_path, b_path):
+    a, b = _model(a_path), _model(b_path)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("strategy,extra", STRATEGIES)
 def test_cli_writes_the_whole_model(strategy, extra, single_run, tmp_path):
     data_dir, single = single_run
     out = tmp_path / strategy
-    mpirun(2, ["-m", "tinynn.parallel.cli", "--data-dir", data_dir, "--epochs", "2", "--out", str(out),
-               "--parallel", strategy] + QUICK + extra)
+    mpirun(2, _script(data_dir, out, "--epochs", "2", "--parallel", strategy, *QUICK, *extra))
     _same(out / "model.npz", single / "model.npz")       # same arrays, same names, same values as one process
     from tinynn.training import load_model
 
@@ -197,7 +210,10 @@ def test_cli_writes_the_whole_model(strategy, extra, single_run, tmp_path):
     if strategy == "async":
         st = metrics["parallel"]["gradient_staleness"]
         assert st["count"] == 24 and st["max"] == 0
-    assert len(metrics["train_loss"]) == 2
+    for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"):  # one format
+        assert len(metrics[key]) == 2 and None not in metrics[key], key
+    assert set(metrics) >= set(ref)
+    assert (out / "checkpoint.npz").exists()               # every strategy checkpoints
     from tinynn.data import load_mnist
 
     X, y, Xte, yte = load_mnist(data_dir)
@@ -205,12 +221,87 @@ def test_cli_writes_the_whole_model(strategy, extra, single_run, tmp_path):
     assert np.mean(np.argmax(model.forward(Xte), axis=1) == yte) == pytest.approx(metrics["test_accuracy"])
 
 
+EXACT = [("data", []), ("tensor", []), ("pipeline", ["--microbatches", "3", "--pipeline-schedule", "1f1b"])]
+
+
+@pytest.mark.parametrize("strategy,extra", EXACT)
+def test_stop_and_resume_is_bitwise_identical(strategy, extra, single_run, tmp_path):
+    """-n 2: 1 epoch, --stop-after, --resume to 2 == 2 epochs straight, bitwise (model, metrics), with dropout
+    (per-rank streams) and augmentation on."""
+    data_dir, _ = single_run
+    common = ["--parallel", strategy, *QUICK, *extra, "--dropout", "0.2", "--augment", "translate"]
+    straight, part = tmp_path / "straight", tmp_path / "part"
+    mpirun(2, _script(data_dir, straight, "--epochs", "2", *common))
+    mpirun(2, _script(data_dir, part, "--epochs", "2", "--stop-after", "1", *common))
+    assert (part / "checkpoint.npz").exists() and not (part / "model.npz").exists()
+    mpirun(2, _script(data_dir, part, "--epochs", "2", "--resume", str(part / "checkpoint.npz"), *common))
+    _identical(part / "model.npz", straight / "model.npz")
+    a = json.loads((straight / "metrics.json").read_text())
+    b = json.loads((part / "metrics.json").read_text())
+    assert a["train_loss"] == b["train_loss"] and a["val_loss"] == b["val_loss"]
+    assert a["test_accuracy"] == b["test_accuracy"]
+
+
+def test_async_stops_resumes_and_finishes(single_run, tmp_path):
+    data_dir, _ = single_run
+    out = tmp_path / "async"
+    common = ["--parallel", "async", *QUICK]
+    mpirun(3, _script(data_dir, out, "--epochs", "2", "--stop-after", "1", *common))
+    assert (out / "checkpoint.npz").exists() and not (out / "model.npz").exists()
+    mpirun(3, _script(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint.npz"), *common))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["train_loss"]) == 2 and metrics["train_loss"][1] < metrics["train_loss"][0]
+    assert metrics["test_accuracy"] > 0.3                                # chance: 0.1
+    assert metrics["parallel"]["gradient_staleness"]["count"] == 12      # the second epoch's updates
+
+
+@pytest.mark.parametrize("strategy,extra", STRATEGIES)
+def test_augment_and_averages_under_every_strategy(strategy, extra, single_run, tmp_path):
+    """--augment, --swa, --ema (and --snapshots) through each strategy: the averages are whole models, written
+    and evaluated on rank 0 like a single process's: to float32 rounding of the parallel arithmetic for tensor,
+    pipeline and async with one worker (they augment the same rows with the same stream); data parallel
+    augments each rank's rows from its own stream (the augmentation stream jumped r times), so only its
+    files and a trained model are checked."""
+    data_dir, _ = single_run
+    for avg in (["--swa", "--ema", "0.9"], ["--snapshots", "2"]):
+        common = ["--epochs", "2", *QUICK, "--augment", "translate", *avg]
+        one, par = tmp_path / f"one{len(avg)}", tmp_path / f"{strategy}{len(avg)}"
+        p = subprocess.run([sys.executable] + _script(data_dir, one, *common), capture_output=True, text=True,
+                           timeout=TIMEOUT, cwd=ROOT)
+        assert p.returncode == 0, p.stderr[-3000:]
+        mpirun(2, _script(data_dir, par, "--parallel", strategy, *common, *extra))
+        ma = json.loads((one / "metrics.json").read_text())
+        mb = json.loads((par / "metrics.json").read_text())
+        assert mb["augment"] == ma["augment"] and set(mb["averages"]) == set(ma["averages"])
+        from tinynn.training import load_model
+
+        for name in ma["averages"]:
+            assert mb["averages"][name]["test_accuracy"] > 0.3                   # chance: 0.1
+            if name != "snapshots":
+                load_model(par / f"model_{name}.npz")                             # a whole model
+            if strategy == "data":
+                continue
+            assert abs(mb["averages"][name]["test_accuracy"] - ma["averages"][name]["test_accuracy"]) <= 0.003
+            if name != "snapshots":
+                _same(par / f"model_{name}.npz", one / f"model_{name}.npz", tol=1e-4)
+
+
 def test_checkpoint_resumes_under_another_number_of_ranks(single_run, tmp_path):
     """-n 2 for one epoch, then -n 3 from its checkpoint: the same model as one process for two epochs."""
     data_dir, single = single_run
     out = tmp_path / "resume"
-    common = ["-m", "tinynn.parallel.cli", "--data-dir", data_dir, "--out", str(out), "--parallel", "data"] + QUICK
-    mpirun(2, common + ["--epochs", "2", "--stop-after", "1"])
+    common = ["--parallel", "data", *QUICK]
+    mpirun(2, _script(data_dir, out, "--epochs", "2", "--stop-after", "1", *common))
     assert (out / "checkpoint.npz").exists() and not (out / "model.npz").exists()
-    mpirun(3, common + ["--epochs", "2", "--resume", str(out / "checkpoint.npz")])
+    mpirun(3, _script(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint.npz"), *common))
     _same(out / "model.npz", single / "model.npz")
+
+
+def test_sharded_checkpoint_refuses_another_number_of_ranks(single_run, tmp_path):
+    data_dir, _ = single_run
+    out = tmp_path / "tensor"
+    common = ["--parallel", "tensor", *QUICK]
+    mpirun(2, _script(data_dir, out, "--epochs", "2", "--stop-after", "1", *common))
+    p = mpirun(3, _script(data_dir, out, "--epochs", "2", "--resume", str(out / "checkpoint.npz"), *common),
+               check=False)
+    assert p.returncode != 0 and "same number of ranks" in p.stderr

@@ -125,3 +125,84 @@ class LossLog:
             out.append((value, e["tag"]))
         self.pending = []
         return out
+
+
+class FedBatches:
+    """The GPU data path as a batch source of ``Trainer.train_epoch``: each batch is gathered into a pinned
+    buffer and uploaded on the feed's copy stream while the previous step computes (``feed_batches``); the
+    losses stay in a device ``LossLog`` read every ``loss_every`` steps (every step with a parallel strategy,
+    whose loss is all-reduced), where the divergence guard checks them in step order (``settle``)."""
+
+    counting, correct = False, 0
+
+    def __init__(self, trainer, feed, X, T, sample_weight=None):
+        from .losses import Loss
+
+        self.trainer, self.feed, self.X, self.T, self.sample_weight = trainer, feed, X, T, sample_weight
+        bs = min(trainer.batch_size, X.shape[0])
+        feed.reserve((((bs,) + X.shape[1:], X.dtype), ((bs,) + T.shape[1:], T.dtype)))
+        self.log = None if trainer.strategy.parallel else LossLog(feed, trainer.loss_every, bs,
+                                                                  trainer.model.flat.data.dtype)
+        self.deferred = self.log is not None
+        self.epoch = trainer.epoch + 1
+        self._loss = trainer.loss if isinstance(trainer.loss, Loss) else None
+        trainer._log = self.log
+        if self.log is not None and self._loss is not None:
+            self._loss._deferred = self.log
+
+    def _items(self):                                  # the host work of a batch before its gather
+        from .batches import batch_weights
+
+        t, X, sw = self.trainer, self.X, self.sample_weight
+        for step, idx in enumerate(t.batches(X.shape[0])):
+            local = t.strategy.shard(idx, sw)
+            swb, wsum = batch_weights(sw, idx, local)
+            if wsum is not None and wsum <= 0:         # a batch of zero weight teaches nothing; its
+                if t.augment is not None:              # augmentation draws as the host path does
+                    t.augment(X[local], t.aug_rng)
+                continue
+            yield step, idx, local, swb, wsum
+
+    def _fill(self, item, buffers):                    # gather into the slot's pinned buffers
+        t, local = self.trainer, item[2]
+        m = len(local)
+        xb, tb = (b if m == b.shape[0] else b[:m] for b in buffers)
+        np.take(self.X, local, axis=0, out=xb, mode="clip")
+        np.take(self.T, local, axis=0, out=tb, mode="clip")
+        if t.augment is not None:
+            xa = t.augment(xb, t.aug_rng)
+            if xa is not xb:
+                np.copyto(xb, xa)
+        return m
+
+    def __iter__(self):
+        from .batches import Batch
+
+        for (step, idx, local, swb, wsum), (Xd, Td) in feed_batches(self.feed, self._items(), self._fill):
+            yield Batch(step, idx, local, Xd, Td, swb, wsum)
+
+    def settle(self, batch, value):
+        if self.log is None:                           # a parallel strategy: the value is on the host
+            return ((value, batch.rows),)
+        self.log.end_step((batch.step, batch.rows))
+        return self._read(batch.step) if self.log.due() else ()
+
+    def finish(self):
+        return self._read(None) if self.log is not None else ()
+
+    def _read(self, now):                              # the pending losses, checked in step order
+        late = (f" (read back at step {now + 1}" if now is not None else " (read back at the end of the epoch") \
+            + f": the losses are read every {self.log.every} steps on the device)"
+        out = []
+        for value, (step, rows) in self.log.read():
+            self.trainer._check(value, f"at epoch {self.epoch}, step {step + 1}", late)
+            out.append((value, rows))
+        return out
+
+    def abort(self):
+        self.feed.drain()                              # no copy from a pinned buffer left in flight
+
+    def close(self):
+        self.trainer._log = None
+        if self._loss is not None:
+            self._loss._deferred = None

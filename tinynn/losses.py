@@ -171,3 +171,31 @@ class PoissonLoss(Loss):
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
         ops.diff_backward(self.P, self.T, self.w, out=dZ)                 # dZ = w (e^Z - T)
         return dZ.reshape(self.shape)
+
+
+class L2Penalty:
+    r"""The estimators' weight penalty (α/2) ‖W‖² / n over every Linear weight (not the biases).
+
+    Sequential keeps every Linear weight at the front of its flat buffer, so W = flat.data[:n_first] and one
+    fused pass adds ∂/∂W = α W / n to the gradient and returns ‖W‖²."""
+
+    def __init__(self, alpha):
+        self.alpha = float(alpha)
+
+    def __call__(self, model, n, grad=True):
+        if not self.alpha:
+            return 0.0
+        flat = model.flat
+        W = flat.data[:flat.n_first]
+        if not grad:
+            return 0.5 * self.alpha * ops.sumsq(W) / n
+        return 0.5 * self.alpha * ops.add_l2(W, flat.grad[:flat.n_first], self.alpha / n) / n
+
+    def defer(self, model, n, log):
+        """As ``__call__`` on the GPU data path: the gradient term is added the same way, ‖W‖² stays on the
+        device and ``log`` (tinynn._feed.LossLog) adds the penalty to the step's loss when it reads it back."""
+        if not self.alpha:
+            return
+        flat, alpha = model.flat, self.alpha
+        log.add_l2(flat.data[:flat.n_first], flat.grad[:flat.n_first], alpha / n,
+                   lambda sumsq: 0.5 * alpha * sumsq / n)

@@ -40,25 +40,31 @@ def _positive(v, name, who, integer=False):
 
 
 class Schedule:
-    unit = "step"        # "step": .step() after every optimizer step; "epoch": .epoch_end(samples) per epoch
+    """The protocol every schedule follows (the training loop, ``tinynn.training.Trainer``, uses only this).
+
+    ``unit``            "step": the loop calls ``step()`` after every optimizer step;
+                        "epoch": it calls only ``epoch_end(samples_seen, record)`` after each epoch
+    ``step()``          advance one step and set ``optimizer.lr`` (per-step schedules)
+    ``epoch_end(samples_seen, record)``   after every completed epoch, whatever the unit: ``samples_seen`` counts
+                        the rows trained on so far, ``record`` is the epoch's measurements (``train_loss``, …)
+    ``trigger_stopping()``   the estimator saw no improvement for n_iter_no_change epochs: True means stop
+    ``get_last_lr()``, ``state_dict()``, ``load_state_dict(sd)``   the rate now; the state for checkpoints
+                        (JSON scalars: the attributes other than the optimizer and nested schedules)
+
+    A new schedule subclasses this (or ``ClosedFormSchedule`` for η_t = f(t)); tests/test_schedules.py trains
+    every one through the Trainer."""
+
+    unit = "step"
 
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"{type(self).__name__}: expected a tinynn optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.base_lr = float(optimizer.lr)
-        self.last_epoch = 0
-        optimizer.lr = self.lr_at(0)
-
-    def lr_at(self, t: int) -> float:
-        raise NotImplementedError
 
     def step(self):
-        self.last_epoch += 1
-        self.optimizer.lr = self.lr_at(self.last_epoch)
-        return self.optimizer.lr
+        raise NotImplementedError(f"{type(self).__name__}.step")
 
-    def epoch_end(self, samples_seen: int):
+    def epoch_end(self, samples_seen: int, record=None):
         """Called by the training loop after each epoch (per-epoch schedules act here)."""
 
     def trigger_stopping(self) -> bool:
@@ -77,7 +83,25 @@ class Schedule:
         return self
 
 
-class StepLR(Schedule):
+class ClosedFormSchedule(Schedule):
+    """A schedule whose rate is a closed form of the step count: η_t = ``lr_at(t)``, t = ``last_epoch``."""
+
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+        self.base_lr = float(optimizer.lr)
+        self.last_epoch = 0
+        optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, t: int) -> float:
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+        return self.optimizer.lr
+
+
+class StepLR(ClosedFormSchedule):
     def __init__(self, optimizer, step_size, gamma=0.1):
         self.step_size = _positive(step_size, "step_size", "StepLR", integer=True)
         self.gamma = _positive(gamma, "gamma", "StepLR")
@@ -87,7 +111,7 @@ class StepLR(Schedule):
         return self.base_lr * self.gamma ** (t // self.step_size)
 
 
-class ExponentialLR(Schedule):
+class ExponentialLR(ClosedFormSchedule):
     def __init__(self, optimizer, gamma):
         self.gamma = _positive(gamma, "gamma", "ExponentialLR")
         super().__init__(optimizer)
@@ -96,7 +120,7 @@ class ExponentialLR(Schedule):
         return self.base_lr * self.gamma ** t
 
 
-class CosineAnnealingLR(Schedule):
+class CosineAnnealingLR(ClosedFormSchedule):
     def __init__(self, optimizer, T_max, eta_min=0.0):
         self.T_max = _positive(T_max, "T_max", "CosineAnnealingLR", integer=True)
         self.eta_min = float(eta_min)
@@ -106,7 +130,7 @@ class CosineAnnealingLR(Schedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
 
 
-class InverseTimeLR(Schedule):
+class InverseTimeLR(ClosedFormSchedule):
     def __init__(self, optimizer, k):
         if not isinstance(k, numbers.Real) or k < 0:
             raise ValueError(f"InverseTimeLR: k must be >= 0, got {k!r}")
@@ -117,7 +141,7 @@ class InverseTimeLR(Schedule):
         return self.base_lr / (1 + self.k * t)
 
 
-class LinearWarmup(Schedule):
+class LinearWarmup(ClosedFormSchedule):
     """Linear warm-up over ``warmup_steps``, then ``after`` (a schedule built on the same optimizer before
     this one, so that it saw the base lr) continues from its own step 0, or the base lr stays."""
 
@@ -155,7 +179,7 @@ class LinearWarmup(Schedule):
         return self
 
 
-class CosineRestarts(Schedule):
+class CosineRestarts(ClosedFormSchedule):
     r"""Cosine annealing with warm restarts of equal length (SGDR, Loshchilov and Hutter 2017, with T_mult = 1;
     the schedule of snapshot ensembles, Huang et al. 2017):
 
@@ -174,7 +198,7 @@ class CosineRestarts(Schedule):
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * tc / self.cycle_steps)) / 2
 
 
-class SWALR(Schedule):
+class SWALR(ClosedFormSchedule):
     r"""The schedule of stochastic weight averaging (Izmailov et al. 2018): cosine from η₀ down to
     ``swa_lr`` over the first ``swa_start`` steps, then constant ``swa_lr`` while the weights are averaged:
 
@@ -191,7 +215,7 @@ class SWALR(Schedule):
         return self.swa_lr + (self.base_lr - self.swa_lr) * (1 + math.cos(math.pi * t / self.swa_start)) / 2
 
 
-class CyclicLR(Schedule):
+class CyclicLR(ClosedFormSchedule):
     """torch.optim.lr_scheduler.CyclicLR, mode 'triangular' (momentum cycling not included)."""
 
     def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None):
@@ -210,22 +234,32 @@ class CyclicLR(Schedule):
         return self.min_lr + (self.max_lr - self.min_lr) * scale
 
 
-class ReduceLROnPlateau:
-    """torch.optim.lr_scheduler.ReduceLROnPlateau (mode 'min' or 'max', threshold_mode 'rel')."""
+class ReduceLROnPlateau(Schedule):
+    """torch.optim.lr_scheduler.ReduceLROnPlateau (mode 'min' or 'max', threshold_mode 'rel').
+
+    A schedule of unit "epoch": ``step(metric)`` once per epoch. ``monitor`` names the entry of the epoch's record
+    that the training loop passes at each epoch end (default "train_loss"; "train_accuracy" with mode "max");
+    ``monitor=None`` leaves the calls to you, as in torch (e.g. ``step(val_loss)`` after each evaluation)."""
+
+    unit = "epoch"
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0,
-                 eps=1e-8):
+                 eps=1e-8, monitor="train_loss"):
+        super().__init__(optimizer)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if not isinstance(factor, numbers.Real) or not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
-        self.optimizer, self.mode, self.factor = optimizer, mode, float(factor)
+        if monitor is not None and not isinstance(monitor, str):
+            raise ValueError(f"ReduceLROnPlateau: monitor must be a record key (str) or None, got {monitor!r}")
+        self.mode, self.factor = mode, float(factor)
         self.patience, self.threshold, self.cooldown = int(patience), float(threshold), int(cooldown)
         self.min_lr, self.eps = float(min_lr), float(eps)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
         self.last_epoch = 0
+        self.monitor = monitor
 
     def _better(self, a):
         if self.mode == "min":
@@ -252,19 +286,18 @@ class ReduceLROnPlateau:
             self.num_bad_epochs = 0
         return self.optimizer.lr
 
-    def get_last_lr(self):
-        return self.optimizer.lr
+    def epoch_end(self, samples_seen, record=None):
+        if self.monitor is None:
+            return
+        value = (record or {}).get(self.monitor)
+        if value is None:
+            raise KeyError(f"ReduceLROnPlateau: the epoch's record has no {self.monitor!r} (it has "
+                           f"{sorted(record or {})}); pass monitor= one of those, or monitor=None and call "
+                           "step(metric) yourself")
+        self.step(value)
 
-    def state_dict(self):
-        return {k: v for k, v in vars(self).items() if k != "optimizer"}
 
-    def load_state_dict(self, sd):
-        for k, v in sd.items():
-            setattr(self, k, v)
-        return self
-
-
-class InvScaling(Schedule):
+class InvScaling(ClosedFormSchedule):
     """scikit-learn's learning_rate='invscaling': η = η₀ / (t + 1)^power_t with t the samples seen so far,
     updated at the end of each epoch."""
 
@@ -279,12 +312,12 @@ class InvScaling(Schedule):
     def lr_at(self, t):
         return self.base_lr / (t + 1) ** self.power_t
 
-    def epoch_end(self, samples_seen):
+    def epoch_end(self, samples_seen, record=None):
         self.last_epoch = int(samples_seen)
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
 
-class Adaptive(Schedule):
+class Adaptive(ClosedFormSchedule):
     """scikit-learn's learning_rate='adaptive': η stays η₀ while training improves; each time the estimator
     reports n_iter_no_change epochs without improvement, η ← η / 5, and training stops once η <= 1e-6."""
 

@@ -20,7 +20,6 @@ training loss.
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 
@@ -28,93 +27,16 @@ from . import kernels
 from .kernels import ops
 
 from . import _feed
-from . import init as _init
 from . import io, optim, schedules
 from .errors import DivergenceError, DivergenceGuard
-from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
-from .losses import Loss, SoftmaxCrossEntropy
+from .losses import L2Penalty, SoftmaxCrossEntropy  # noqa: F401  (L2Penalty re-exported)
 from .model import Sequential
+from .mlp import build_mlp, load_model, save_model  # noqa: F401  (re-exported)
 from .sparse import is_scipy_sparse
+from .streams import stream  # noqa: F401  (re-exported)
+from .strategy import LocalStrategy
 
 PREDICT_CHUNK = 4096                      # rows per forward pass in prediction and evaluation
-
-
-def stream(seed, *key) -> np.random.Generator:
-    """An independent generator for one random consumer, e.g. ``stream(seed, "init", 2)``.
-
-    Streams with different keys are independent (SeedSequence spawn keys), so the shuffle order never
-    shares a stream with the initialisation of a layer or a dropout mask."""
-    spawn_key = tuple(k if isinstance(k, int) else zlib.crc32(str(k).encode()) for k in key)
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=spawn_key))
-
-
-def build_mlp(sizes, activation="relu", dropout=0.0, batch_norm=False, init="kaiming_uniform", dtype=np.float32,
-              seed=0, input_dropout=0.0):
-    """Linear → [BatchNorm1d] → activation → [Dropout] per hidden layer, then a Linear output layer.
-
-    ``sizes`` = [d_in, h_1, …, h_k, d_out]. Layer i is initialised from ``stream(seed, "init", i)`` and each
-    Dropout draws its masks from ``stream(seed, "dropout", i)``."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-    _init.get(init)                                                      # unknown names fail here, listed
-    layers = []
-    if input_dropout:
-        layers.append(Dropout(input_dropout, rng=stream(seed, "dropout", "input")))
-    for i in range(len(sizes) - 1):
-        layers.append(Linear(sizes[i], sizes[i + 1], dtype=dtype, init=init, rng=stream(seed, "init", i)))
-        if i == len(sizes) - 2:
-            break
-        if batch_norm:
-            layers.append(BatchNorm1d(sizes[i + 1], dtype=dtype))
-        layers.append(ACTIVATIONS[activation]())
-        if dropout:
-            layers.append(Dropout(dropout, rng=stream(seed, "dropout", i)))
-    return Sequential(*layers)
-
-
-class L2Penalty:
-    r"""The estimators' weight penalty (α/2) ‖W‖² / n over every Linear weight (not the biases).
-
-    Sequential keeps every Linear weight at the front of its flat buffer, so W = flat.data[:n_first] and one
-    fused pass adds ∂/∂W = α W / n to the gradient and returns ‖W‖²."""
-
-    def __init__(self, alpha):
-        self.alpha = float(alpha)
-
-    def __call__(self, model, n, grad=True):
-        if not self.alpha:
-            return 0.0
-        flat = model.flat
-        W = flat.data[:flat.n_first]
-        if not grad:
-            return 0.5 * self.alpha * ops.sumsq(W) / n
-        return 0.5 * self.alpha * ops.add_l2(W, flat.grad[:flat.n_first], self.alpha / n) / n
-
-    def defer(self, model, n, log):
-        """As ``__call__`` on the GPU data path: the gradient term is added the same way, ‖W‖² stays on the
-        device and ``log`` (tinynn._feed.LossLog) adds the penalty to the step's loss when it reads it back."""
-        if not self.alpha:
-            return
-        flat, alpha = model.flat, self.alpha
-        log.add_l2(flat.data[:flat.n_first], flat.grad[:flat.n_first], alpha / n,
-                   lambda sumsq: 0.5 * alpha * sumsq / n)
-
-
-class LocalStrategy:
-    """One process computes the whole batch (the default). ``tinynn.parallel`` provides the others."""
-
-    is_root = True
-    parallel = False                                    # True: gradients are reduced across processes
-    grad_ready = None                                   # per-layer backward hook (data parallel: bucketing)
-
-    def shard(self, idx, sample_weight=None):
-        return idx
-
-    def reduce_gradients(self, model, n_local, n_global):
-        pass
-
-    def allsum(self, value):
-        return value
 
 
 class Trainer:
@@ -157,6 +79,9 @@ class Trainer:
         if loss_every is not None and (not isinstance(loss_every, (int, np.integer)) or isinstance(loss_every, bool)
                                        or loss_every < 1):
             raise ValueError(f"Trainer: loss_every must be a positive integer or None, got {loss_every!r}")
+        if schedule is not None and not isinstance(schedule, schedules.Schedule):
+            raise TypeError(f"Trainer: schedule must follow tinynn.schedules.Schedule (unit, step, epoch_end, "
+                            f"state_dict), got {type(schedule).__name__}")
         self.model, self.loss, self.optimizer, self.schedule = model, loss, optimizer, schedule
         self.batch_size = int(batch_size)
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -210,14 +135,13 @@ class Trainer:
     def loss_and_grad(self, Xb, Tb, sample_weight=None, n_global=None, weight_sum=None):
         """Forward, loss, backward (+ reduction across processes, + penalty): the batch's objective, with its
         gradient in ``model.flat.grad``. ``n_global``: rows of the whole batch when this process holds a shard."""
-        model, loss, strategy = self.model, self.loss, self.strategy
-        n_local = Xb.shape[0]
+        model, strategy = self.model, self.strategy
+        n_local = Xb.shape[0] if Xb is not None else (n_global or 0)
         n_global = n_local if n_global is None else n_global
         if n_local:
             if model.accumulates_grad:
                 model.zero_grad()
-            value = loss(model.forward(Xb), Tb, sample_weight)            # None: left in self._log (GPU)
-            model.backward(loss.backward(), hook=strategy.grad_ready)      # overwrites every gradient
+            value = strategy.forward_backward(self, Xb, Tb, sample_weight)  # None: left in self._log (GPU)
         else:                                                               # fewer rows than processes
             value = 0.0
             model.zero_grad()
@@ -275,56 +199,38 @@ class Trainer:
         ``accuracy`` (CPU, integer labels), the running accuracy of the training forward passes
         ("train_accuracy"). Appends that dict to the history.
 
-        On a device with a batch feed (CUDA; ``feed=True``) the epoch runs on the GPU data path
-        (``_train_epoch_fed``); the result is the same to float rounding."""
+        The one epoch loop: the strategy's batch source (``tinynn.batches``; on a device with a batch feed the
+        GPU data path, ``tinynn._feed.FedBatches``, whose result is the same to float rounding) gives the
+        batches, ``step`` trains on each, the source settles the losses (at once, or read back from the device)."""
         n = X.shape[0]
         if n == 0:
             raise ValueError("Trainer.train_epoch: no training samples")
-        bs = min(self.batch_size, n)
         self.snapshot()
         self.model.train()
-        sparse = is_scipy_sparse(X)
-        if self.device != "cpu" and not sparse:
-            feed = self._batch_feed()
-            if feed is not None:
-                total, seen = self._train_epoch_fed(feed, X, T, sample_weight, progress, bs)
-                return self._end_epoch(n, total, seen)
-        xbuf = None if sparse else np.empty((bs,) + X.shape[1:], X.dtype)
-        tbuf = np.empty((bs,) + T.shape[1:], T.dtype)
-        count_correct = accuracy and self.device == "cpu" and T.ndim == 1 and T.dtype.kind in "iu"
-        pred = np.empty(bs, np.int64) if count_correct else None
-        total, seen, correct = 0.0, 0, 0
-        for step, idx in enumerate(self.batches(n)):
-            local = self.strategy.shard(idx, sample_weight)
-            if len(local) == bs and not sparse:          # gather into reused buffers (mode="clip": unbuffered)
-                Xb = np.take(X, local, axis=0, out=xbuf, mode="clip")
-                Tb = np.take(T, local, axis=0, out=tbuf, mode="clip")
-            else:                                          # a short last batch, or CSR rows (the first Linear
-                Xb, Tb = X[local], T[local]                # takes those as they are)
-            if self.augment is not None:
-                Xb = self.augment(Xb, self.aug_rng)
-            swb, wsum = self._batch_weights(sample_weight, idx, local)
-            if wsum is not None and wsum <= 0:
-                continue                                   # a batch of zero weight teaches nothing
-            value = self.step(self.on_device(Xb), self.on_device(Tb), swb, n_global=len(idx), weight_sum=wsum,
-                              where=f"at epoch {self._epoch + 1}, step {step + 1}")
-            if count_correct and len(local):
-                correct += int(np.count_nonzero(ops.argmax_rows(self.loss.P, out=pred[:len(local)]) == Tb))
-            total += value * len(idx)
-            seen += len(idx)
-            if progress is not None:
-                progress.update(len(idx))
-                if step % 20 == 0:
-                    progress.set_postfix(loss=f"{value:.4f}", refresh=False)
-        accuracy = (self.strategy.allsum(correct) / max(seen, 1) if seen else None) if count_correct else False
+        source = self.strategy.batches(self, X, T, sample_weight, accuracy)
+        total, seen = 0.0, 0
+        try:
+            for batch in source:
+                value = self.step(batch.X, batch.T, batch.weights, n_global=batch.rows, weight_sum=batch.weight_sum,
+                                  where=f"at epoch {self._epoch + 1}, step {batch.step + 1}")
+                settled = source.settle(batch, value)
+                for v, rows in settled:
+                    total += v * rows
+                    seen += rows
+                if progress is not None:
+                    progress.update(batch.rows)
+                    if settled and (source.deferred or batch.step % 20 == 0):
+                        progress.set_postfix(loss=f"{settled[-1][0]:.4f}", refresh=False)
+            for v, rows in source.finish():
+                total += v * rows
+                seen += rows
+        except BaseException:
+            source.abort()
+            raise
+        finally:
+            source.close()
+        accuracy = (self.strategy.allsum(source.correct) / max(seen, 1) if seen else None) if source.counting else False
         return self._end_epoch(n, total, seen, accuracy)
-
-    @staticmethod
-    def _batch_weights(sample_weight, idx, local):
-        """(this process's row weights, the whole batch's weight sum), or (None, None) without weights."""
-        if sample_weight is None:
-            return None, None
-        return sample_weight[local], float(np.sum(sample_weight[idx]))
 
     def _end_epoch(self, n, total, seen, accuracy=False):
         """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
@@ -334,11 +240,11 @@ class Trainer:
                                   "of the last completed epoch were kept. Try a lower learning rate.")
         self._epoch += 1
         self.samples_seen += n
-        if self.schedule is not None:
-            self.schedule.epoch_end(self.samples_seen)
         rec = {"train_loss": total / max(seen, 1)}
         if accuracy is not False:
             rec["train_accuracy"] = accuracy
+        if self.schedule is not None:
+            self.schedule.epoch_end(self.samples_seen, dict(rec))
         self._history.append(rec)
         for hook in self._epoch_hooks:
             hook(self)
@@ -361,81 +267,6 @@ class Trainer:
             if self._feed_obj is None:                 # a device backend without a feed: the plain path
                 self.feed = False
         return self._feed_obj
-
-    def _train_epoch_fed(self, feed, X, T, sample_weight, progress, bs):
-        """The epoch's steps on the GPU data path (schedule and ordering: ``tinynn._feed``). Each batch is
-        gathered into a pinned buffer and uploaded on the feed's copy stream while the previous step computes;
-        the losses stay in a device log read every ``loss_every`` steps (every step with a parallel strategy,
-        whose loss is all-reduced), where the divergence guard checks them in step order. Returns (Σ loss·rows,
-        rows) for ``_end_epoch``, summed in the same order as the synchronous path."""
-        n = X.shape[0]
-        feed.reserve((((bs,) + X.shape[1:], X.dtype), ((bs,) + T.shape[1:], T.dtype)))
-        log = None if self.strategy.parallel else _feed.LossLog(feed, self.loss_every, bs, self.model.flat.data.dtype)
-        sums = [0.0, 0]                                  # Σ loss·rows, rows
-        epoch = self._epoch + 1
-
-        def items():                                     # the host work of a batch before its gather
-            for step, idx in enumerate(self.batches(n)):
-                local = self.strategy.shard(idx, sample_weight)
-                swb, wsum = self._batch_weights(sample_weight, idx, local)
-                if wsum is not None and wsum <= 0:       # a batch of zero weight teaches nothing; its
-                    if self.augment is not None:         # augmentation draws as the synchronous path does
-                        self.augment(X[local], self.aug_rng)
-                    continue
-                yield step, idx, local, swb, wsum
-
-        def fill(item, buffers):                         # gather into the slot's pinned buffers
-            local = item[2]
-            m = len(local)
-            xb, tb = (b if m == b.shape[0] else b[:m] for b in buffers)
-            np.take(X, local, axis=0, out=xb, mode="clip")
-            np.take(T, local, axis=0, out=tb, mode="clip")
-            if self.augment is not None:
-                xa = self.augment(xb, self.aug_rng)
-                if xa is not xb:
-                    np.copyto(xb, xa)
-            return m
-
-        def read(now):                                   # the pending losses, checked and summed in step order
-            late = (f" (read back at step {now + 1}" if now is not None else " (read back at the end of the epoch") \
-                + f": the losses are read every {log.every} steps on the device)"
-            last = None
-            for value, (step, rows) in log.read():
-                self._check(value, f"at epoch {epoch}, step {step + 1}", late)
-                sums[0] += value * rows
-                sums[1] += rows
-                last = value
-            if progress is not None and last is not None:
-                progress.set_postfix(loss=f"{last:.4f}", refresh=False)
-
-        self._log = log
-        if log is not None and isinstance(self.loss, Loss):
-            self.loss._deferred = log
-        try:
-            for (step, idx, local, swb, wsum), (Xd, Td) in _feed.feed_batches(feed, items(), fill):
-                value = self.step(Xd, Td, swb, n_global=len(idx), weight_sum=wsum,
-                                  where=f"at epoch {epoch}, step {step + 1}")
-                if progress is not None:
-                    progress.update(len(idx))
-                if log is None:                          # a parallel strategy: the value is on the host
-                    sums[0] += value * len(idx)
-                    sums[1] += len(idx)
-                    if progress is not None and step % 20 == 0:
-                        progress.set_postfix(loss=f"{value:.4f}", refresh=False)
-                    continue
-                log.end_step((step, len(idx)))
-                if log.due():
-                    read(step)
-            if log is not None:
-                read(None)
-        except BaseException:
-            feed.drain()                                 # no copy from a pinned buffer left in flight
-            raise
-        finally:
-            self._log = None
-            if isinstance(self.loss, Loss):
-                self.loss._deferred = None
-        return sums
 
     # ------------------------------------------------------------------ rollback
     @staticmethod
@@ -488,6 +319,8 @@ class Trainer:
         return arrays, meta
 
     def load_state(self, arrays, meta):
+        # callbacks' states (averages, snapshots) and unknown entries, against this trainer, before anything is set
+        io.check_trainer_state(getattr(meta, "source", None) or "tinynn state", arrays, meta, self)
         io.unpack_state(arrays, meta, self.model, self.optimizer, self.schedule,
                         rngs={"shuffle": self.rng, "augment": self.aug_rng})
         for i, c in enumerate(self.callbacks):
@@ -502,6 +335,7 @@ class Trainer:
         return self
 
     def save_checkpoint(self, path, config):
+        """Write ``state()`` with the run's ``config`` to ``path``, atomically."""
         arrays, meta = self.state()
         meta["config"] = config
         io.save_npz(path, arrays, meta, kind="checkpoint")
@@ -539,39 +373,6 @@ def make_optimizer(name, params, lr, weight_decay=0.0, **hyper):
     """The script's optimizer: ``optim.make`` with torch's defaults (SGD with momentum 0.9)."""
     hyper.setdefault("momentum", 0.9)
     return optim.make(name, params, lr=lr, weight_decay=weight_decay, **hyper)
-
-
-def save_model(path, model, spec):
-    """model.npz: the parameters and running statistics as arrays, the architecture ``spec`` as JSON."""
-    arrays, meta = io.pack_state(model)
-    meta["spec"] = spec
-    io.save_npz(path, arrays, meta, kind="sequential")
-
-
-def load_model(path):
-    """A working Sequential back from ``save_model``'s file (read with allow_pickle=False).
-
-    The architecture ``spec`` is checked (sizes, activation from tinynn.ACTIVATIONS, dropout, batch_norm,
-    dtype) and every array against it (names, dtype, shapes, finite values) before the model is built; any
-    mismatch raises ``tinynn.errors.FileFormatError`` (a ValueError) naming the file and the entry."""
-    arrays, meta = io.load_npz(path, kind="sequential")
-    path = meta.source
-    spec = io.MetaReader(path, meta).sub("spec")
-    sizes = spec.list("sizes")
-    if len(sizes) < 2 or not all(io._is_int(v) and v >= 1 for v in sizes):
-        spec.fail(f"{spec.name('sizes')} must list at least 2 positive integers (input, ..., output), got {sizes!r}")
-    activation = spec.str("activation", ACTIVATIONS, table=" (tinynn.ACTIVATIONS)")
-    dropout = spec.number("dropout", lo=0, hi=1, hi_open=True)
-    batch_norm = spec.bool("batch_norm")
-    dtype = np.dtype(spec.str("dtype", io.FLOAT_DTYPES))
-    input_dropout = spec.number("input_dropout", lo=0, hi=1, hi_open=True, default=0.0)
-    io.check_model_arrays(path, arrays, io.mlp_state_layout(sizes, batch_norm, dropout, input_dropout), dtype)
-    extra = sorted(k for k in arrays if not k.startswith("model/"))
-    if extra:
-        raise io.FileFormatError(path, f"unexpected array(s) {extra} in a model file")
-    model = build_mlp(sizes, activation, dropout, batch_norm, dtype=dtype, input_dropout=input_dropout)
-    io.unpack_state(arrays, meta, model)
-    return model
 
 
 def steps_per_epoch(n, batch_size):

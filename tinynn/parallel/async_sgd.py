@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from ..batches import Batch
+from ..strategy import Strategy
 from .comm import check_same, model_signature, split_bounds, world
 
 TAG_PUSH, TAG_GRAD, TAG_REPLY, TAG_PARAMS = 11, 12, 13, 14
@@ -202,4 +204,187 @@ def worker_stream(rng, group):
     return rng if k <= 0 else np.random.Generator(rng.bit_generator.jumped(k))
 
 
-__all__ = ["ParameterServer", "Worker", "StalenessLog", "worker_batches", "check_start", "worker_stream", "world"]
+class AsyncSGD(Strategy):
+    """Asynchronous SGD as a strategy of ``tinynn.training.Trainer``. Rank 0 trains: its batch source
+    (``ServerBatches``) is the stream of gradients the workers push, one Trainer step (optimizer, schedule,
+    callbacks, divergence guard) per gradient, ⌈n / batch_size⌉ of them per epoch; after each step the worker
+    that pushed gets the new θ (held back under the SSP bound as ``ParameterServer`` does). Ranks 1…W do not
+    train (``trains_here`` False): ``work`` computes gradients on their shard until rank 0 stops them
+    (``finish``, at the end of the run or of ``--stop-after``). Rank 0 writes the checkpoint; a resumed run
+    continues from it (the workers' batch streams start afresh, so not bitwise)."""
+
+    name, devices = "async", ("cpu",)
+
+    def __init__(self, model, group=None, *, batch_size=None, staleness_bound=None):
+        self.group = world() if group is None else group
+        check_start(self.group, model, 1 if batch_size is None else batch_size)
+        if self.group.size < 2:
+            raise ValueError("asynchronous SGD needs at least 2 ranks (a server and a worker): mpiexec -n 2 or more")
+        self.model = self.module = model
+        self.bound = None if staleness_bound is None else int(staleness_bound)
+        if self.bound is not None and self.bound < 0:
+            raise ValueError(f"AsyncSGD: staleness_bound must be >= 0 or None, got {staleness_bound!r}")
+        self.trains_here = self.group.is_root
+        self.workers = list(range(1, self.group.size))
+        self.log = StalenessLog(self.bound, len(self.workers))
+        self.stats = {"apply_s": 0.0, "recv_s": 0.0, "send_s": 0.0, "idle_s": 0.0}
+        self.started, self.resumed_epoch, self.t = False, 0, 0
+        self._last = self._value = None
+        if not self.trains_here:
+            from .data import per_rank_dropout
+
+            per_rank_dropout(model, self.group.rank - 1)           # worker 0 (rank 1) keeps the seed's streams
+
+    rank = property(lambda self: self.group.rank)
+    size = property(lambda self: self.group.size)
+
+    # ------------------------------------------------------------------ rank 0: the server
+    def batches(self, trainer, X, T, sample_weight=None, accuracy=False):
+        if sample_weight is not None:
+            raise NotImplementedError("AsyncSGD: sample weights are not supported")
+        return ServerBatches(self, -(-X.shape[0] // trainer.batch_size), accuracy)
+
+    def _send(self, w, stop=False):
+        t0 = time.perf_counter()
+        self.group.comm.Send(np.array([self.t, int(stop)], np.int64), dest=w, tag=TAG_REPLY)
+        if not stop:
+            self.group.comm.Send(self.model.flat.data, dest=w, tag=TAG_PARAMS)
+        self.stats["send_s"] += time.perf_counter() - t0
+
+    def _reply(self):
+        """θ to the worker of the last step, and to every held-back worker the SSP bound now lets go."""
+        if not self.started:
+            self.started, self.clock = True, {w: 0 for w in self.workers}
+            self.active, self.deferred = set(self.workers), set()
+            self._grad = np.empty_like(self.model.flat.grad)
+            self._hdr = np.empty(5, np.float64)
+            for w in self.workers:
+                self._send(w)
+        if self._last is None:
+            return
+        self.deferred.add(self._last)
+        self._last = None
+        slowest = min(self.clock[v] for v in self.active)
+        for v in sorted(self.deferred):
+            if self.bound is None or self.clock[v] - slowest <= self.bound:
+                self.deferred.discard(v)
+                self._send(v)
+
+    def _receive(self):
+        """The next pushed gradient (into a buffer: the Trainer zeroes the model's gradient before the step)."""
+        from .comm import mpi
+
+        status = mpi().Status()
+        t0 = time.perf_counter()
+        self.group.comm.Recv(self._hdr, source=mpi().ANY_SOURCE, tag=TAG_PUSH, status=status)
+        w = status.Get_source()
+        t1 = time.perf_counter()
+        self.group.comm.Recv(self._grad, source=w, tag=TAG_GRAD)
+        self.stats["idle_s"] += t1 - t0
+        self.stats["recv_s"] += time.perf_counter() - t1
+        return w
+
+    def next_batch(self, step):
+        self._reply()
+        w = self._receive()
+        self.log.add(self.t - int(self._hdr[0]))
+        self.t += 1
+        self.clock[w] += 1
+        self._last = w
+        batch = Batch(step, None, None, None, None, rows=int(self._hdr[2]))
+        batch.value, batch.correct = float(self._hdr[1]), int(self._hdr[3])
+        self._value = batch.value
+        return batch
+
+    def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
+        t0 = time.perf_counter()
+        trainer.model.flat.grad[...] = self._grad                  # θ ← update(θ, g(θ_{t-τ})) follows
+        self.stats["apply_s"] += time.perf_counter() - t0
+        return self._value
+
+    # ------------------------------------------------------------------ ranks 1…W: the workers
+    def load_checkpoint(self, trainer, path, arrays=None, meta=None):
+        if self.trains_here:
+            return super().load_checkpoint(trainer, path, arrays, meta)
+        if meta is None:
+            from .. import io
+
+            _, meta = io.load_npz(path, kind="checkpoint")
+        self.resumed_epoch = int(meta["epoch"])
+        return meta
+
+    def work(self, trainer, X, T):
+        """Pull θ, compute the gradient of this worker's next batch (augmented as the Trainer would), push it;
+        until rank 0 says stop."""
+        from ..kernels import ops
+
+        model, loss = self.model, trainer.loss
+        rng, aug_rng = worker_stream(trainer.rng, self.group), worker_stream(trainer.aug_rng, self.group)
+        if self.resumed_epoch:                                      # a fresh stream for the rest of the run
+            rng = np.random.default_rng(np.random.SeedSequence(int(rng.integers(2 ** 62)),
+                                                               spawn_key=(self.resumed_epoch,)))
+        batches = worker_batches(X.shape[0], trainer.batch_size, self.group, rng)
+        pred = np.empty(trainer.batch_size, np.int64)
+        model.train()
+
+        def compute():
+            idx = next(batches)
+            Xb, yb = X[idx], T[idx]
+            if trainer.augment is not None:
+                Xb = trainer.augment(Xb, aug_rng)
+            value = loss(model.forward(Xb), yb)
+            if not np.isfinite(value):
+                raise FloatingPointError(f"asynchronous SGD: the training loss became {value} on worker rank "
+                                         f"{self.group.rank}; try a lower learning rate")
+            correct = int(np.count_nonzero(ops.argmax_rows(loss.P, out=pred[:len(idx)]) == yb))
+            model.backward(loss.backward())
+            return value, len(idx), correct
+
+        self.stats = {"worker": Worker(model, self.group).run(compute)}
+
+    def finish(self):
+        """Rank 0 stops every worker (discarding the gradients still in flight); all ranks: the measurements."""
+        if self.trains_here and self.started:
+            for v in sorted(self.deferred | ({self._last} if self._last is not None else set())):
+                self._send(v, stop=True)
+                self.active.discard(v)
+            self._last = None
+            while self.active:
+                w = self._receive()
+                self._send(w, stop=True)
+                self.active.discard(w)
+        stats = self.group.allgather_object(self.stats)
+        if not self.trains_here:
+            return {}
+        return {"gradient_staleness": self.log.summary(), "staleness_text": self.log.text(), "server": stats[0],
+                "workers": [s["worker"] for s in stats[1:]], "staleness_bound": self.bound}
+
+
+class ServerBatches:
+    """Rank 0's batch source under ``AsyncSGD``: ``steps`` pushed gradients (their loss, rows and right answers
+    come with them)."""
+
+    deferred = False
+
+    def __init__(self, strategy, steps, accuracy):
+        self.strategy, self.steps, self.counting, self.correct = strategy, steps, bool(accuracy), 0
+
+    def __iter__(self):
+        for step in range(self.steps):
+            yield self.strategy.next_batch(step)
+
+    def settle(self, batch, value):
+        self.correct += batch.correct
+        return ((value, batch.rows),)
+
+    def finish(self):
+        return ()
+
+    def abort(self):
+        pass
+
+    def close(self):
+        pass
+
+
+__all__ = ["AsyncSGD", "ServerBatches", "ParameterServer", "Worker", "StalenessLog", "worker_batches", "check_start", "worker_stream", "world"]

@@ -287,3 +287,18 @@ def split_bounds(n: int, parts: int, r: int):
     q, rem = divmod(int(n), int(parts))
     lo = r * q + min(r, rem)
     return lo, lo + q + (r < rem)
+
+
+def per_rank_dropout(model, rank):
+    """Give each Dropout layer of ``model`` a generator for this rank: rank 0 keeps the layer's own stream
+    (seeded from the run's seed), rank r > 0 uses it advanced by r·2¹²⁷ draws (``bit_generator.jumped(r)``),
+    an independent stream derived from the same seed. Returns the number of layers changed."""
+    from ..layers import Dropout
+
+    k = 0
+    for layer in model.layers:
+        if isinstance(layer, Dropout):
+            k += 1
+            if rank > 0:
+                layer.rng = np.random.Generator(layer.rng.bit_generator.jumped(rank))
+    return k

@@ -26,8 +26,9 @@ from .. import kernels
 from ..kernels import ops
 
 from .._validation import check_float
-from ..layers import BatchNorm1d, Dropout
-from .comm import check_replicas, check_same, model_signature, split_bounds, world
+from ..layers import BatchNorm1d
+from ..strategy import Strategy
+from .comm import check_replicas, check_same, model_signature, per_rank_dropout, split_bounds, world
 
 
 class SyncBatchNorm(BatchNorm1d):
@@ -149,20 +150,7 @@ def convert_sync_batchnorm(model, group):
     return model
 
 
-def per_rank_dropout(model, rank):
-    """Give each Dropout layer of ``model`` a generator for this rank: rank 0 keeps the layer's own stream
-    (seeded from the run's seed), rank r > 0 uses it advanced by r·2¹²⁷ draws (``bit_generator.jumped(r)``),
-    an independent stream derived from the same seed. Returns the number of layers changed."""
-    k = 0
-    for layer in model.layers:
-        if isinstance(layer, Dropout):
-            k += 1
-            if rank > 0:
-                layer.rng = np.random.Generator(layer.rng.bit_generator.jumped(rank))
-    return k
-
-
-class DataParallel:
+class DataParallel(Strategy):
     """The data-parallel strategy of ``tinynn.training.Trainer`` (its ``strategy=`` argument).
 
     Parameters
@@ -183,7 +171,7 @@ class DataParallel:
     ``allsum(x)``; ``is_root``. After loading a checkpoint call ``on_load()``.
     """
 
-    parallel = True                       # the Trainer reduces gradients across processes (LocalStrategy: False)
+    name, parallel, devices = "data", True, ("cpu",)      # the Trainer reduces gradients across processes
 
     def __init__(self, model, group=None, *, batch_size=None, overlap=True, bucket_bytes=0, sync_batchnorm=True,
                  dropout="per_rank"):
@@ -199,7 +187,7 @@ class DataParallel:
         check_same(self.group, "model (layers, parameter shapes and dtypes)", model_signature(model))
         if batch_size is not None:
             check_same(self.group, "batch size", int(batch_size))
-        self.model = model
+        self.model = self.module = model
         self.overlap = bool(overlap)
         self.bucket_bytes = int(bucket_bytes)
         self.dropout = dropout
@@ -210,22 +198,12 @@ class DataParallel:
         if dropout == "per_rank":
             per_rank_dropout(model, self.rank)
         self._plan_buckets()
-        self._w = None
-        self._reqs = []
+        self._w, self._reqs, self._aug_ranked = None, [], False
         self.stats = {"steps": 0, "wait_s": 0.0, "bytes": 0}
 
     # ------------------------------------------------------------------ identity
-    @property
-    def rank(self):
-        return self.group.rank
-
-    @property
-    def size(self):
-        return self.group.size
-
-    @property
-    def is_root(self):
-        return self.group.rank == 0
+    rank = property(lambda self: self.group.rank)
+    size = property(lambda self: self.group.size)
 
     def allsum(self, value):
         return self.group.allsum(value)
@@ -243,7 +221,15 @@ class DataParallel:
         rank 0's) and check that the replicas are identical."""
         if self.dropout == "per_rank":
             per_rank_dropout(self.model, self.rank)
+        self._aug_ranked = False                  # the file holds rank 0's augmentation stream too
         check_replicas(self.group, self.model.flat.data)
+
+    def batches(self, trainer, X, T, sample_weight=None, accuracy=False):
+        """The Trainer's batches; rank r > 0 augments its rows from the augmentation stream jumped r times."""
+        if self.rank and not self._aug_ranked:
+            trainer.aug_rng.bit_generator.state = trainer.aug_rng.bit_generator.jumped(self.rank).state
+            self._aug_ranked = True
+        return super().batches(trainer, X, T, sample_weight, accuracy)
 
     def _nodes(self):
         plan = getattr(self.model, "plan", None)
@@ -374,13 +360,20 @@ class DataParallel:
         """Assert the parameters are bitwise identical on every rank."""
         return check_replicas(self.group, self.model.flat.data)
 
+    def finish(self):
+        """Replicas checked identical; the allreduce's measurements per step."""
+        self.check_replicas()
+        st = self.stats
+        return {"allreduce_wait_s_per_step": st["wait_s"] / max(1, st["steps"]), "buckets": len(self.buckets),
+                "bytes_per_step": st["bytes"] / max(1, st["steps"])}
+
     def __repr__(self):
         return (f"DataParallel(rank={self.rank}, size={self.size}, buckets={len(self.buckets)}, "
                 f"overlap={self.overlap})")
 
 
 def _add_(dst, src):
-    """dst += src on host arrays (the parallel code's buffers are host memory: MPI sends from there)."""
+    """dst += src on host arrays (MPI sends from host memory)."""
     if kernels.is_device_array(dst) or kernels.is_device_array(src):
         raise NotImplementedError("tinynn.parallel works on host (CPU) arrays: MPI sends from host memory")
     np.add(dst, src, out=dst)

@@ -34,6 +34,7 @@ from ..kernels import ops
 
 from ..losses import SoftmaxCrossEntropy
 from ..parameter import Parameter
+from ..strategy import ShardedStrategy
 from .comm import check_same, model_signature, split_sizes, world
 from .data import _add_
 
@@ -233,6 +234,8 @@ class Pipeline:
         stats = self.stats
         ops.fill(self._acc, 0.0)
         total, in_flight = 0.0, 0
+        labels = self.last and y.ndim == 1 and y.dtype.kind in "iu"
+        self.correct = 0                                   # right answers of the batch (last stage; running accuracy)
         t_step = time.perf_counter()
         wait0 = stats["wait_s"]
         for kind, m in self.order(M):
@@ -253,6 +256,8 @@ class Pipeline:
                 stats["peak_in_flight"] = max(stats["peak_in_flight"], in_flight)
                 if self.last:
                     total += loss(out, y[rows]) * (sizes[m] / N)             # L = Σ_m (n_m/N) L_m
+                    if labels:
+                        self.correct += int(np.count_nonzero(np.argmax(out, axis=1) == y[rows]))
                 else:
                     self._send_reqs.setdefault(k, []).append(comm.Isend(out, dest=self.s + 1, tag=2 * m))
                     stats["bytes_sent"] += out.nbytes
@@ -308,3 +313,47 @@ class Pipeline:
 def _array(layer, name):
     a = getattr(layer, name)
     return a.data if isinstance(a, Parameter) else a
+
+
+class PipelineParallel(ShardedStrategy):
+    """The pipeline strategy of ``tinynn.training.Trainer``: every rank trains its stage (``module``: build
+    the optimizer over its parameters) and ``Pipeline.step`` replaces the forward/backward of each batch (every
+    rank gathers the same global batch; the first stage reads X, the last y). The loss is the batch's, summed
+    from the last stage onto every rank; the running accuracy is counted on the last stage. ``gather`` copies
+    the stages into the whole model on rank 0; every rank writes its own checkpoint (its stage, optimizer state
+    and dropout streams): resumed under the same number of ranks, bitwise."""
+
+    name, devices = "pipeline", ("cpu",)
+
+    def __init__(self, model, group=None, *, microbatches=4, schedule="gpipe", batch_size=None):
+        self.pipe = Pipeline(model, group, microbatches=microbatches, schedule=schedule, batch_size=batch_size)
+        self.group, self.model, self.module = self.pipe.group, model, self.pipe.stage
+
+    rank = property(lambda self: self.group.rank)
+    size = property(lambda self: self.group.size)
+
+    def batches(self, trainer, X, T, sample_weight=None, accuracy=False):
+        if sample_weight is not None:
+            raise NotImplementedError("PipelineParallel: sample weights are not supported")
+        self.pipe.train()
+        return super().batches(trainer, X, T, sample_weight, accuracy)
+
+    def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
+        return self.pipe.step(Xb, Tb)
+
+    def allsum(self, value):
+        return self.group.allsum(value)
+
+    def count_correct(self, trainer, batch):
+        return self.pipe.correct if self.pipe.last else 0
+
+    def gather(self, trainer):
+        return self.pipe.gather()
+
+    def describe(self):
+        return {"parallel": self.name, "ranks": self.size, "stages": self.pipe.layer_bounds,
+                "schedule": self.pipe.schedule, "microbatches": self.pipe.microbatches}
+
+    def finish(self):
+        return {"stages": self.group.allgather_object(dict(self.pipe.stats, stage=self.rank,
+                                                           layers=self.pipe.layer_bounds[self.rank]))}

@@ -29,6 +29,7 @@ from .. import init as _init
 from .._validation import check_float, check_positive_int
 from ..layers import Activation, BatchNorm1d, Dropout, Layer, Linear
 from ..parameter import Parameter
+from ..strategy import ShardedStrategy
 from .comm import LocalGroup, check_same, model_signature, split_bounds, world
 
 
@@ -252,3 +253,27 @@ def gather_model(tp, full, group=None, root=0):
 def _array(layer, name):
     a = getattr(layer, name)
     return a.data if isinstance(a, Parameter) else a
+
+
+class TensorParallel(ShardedStrategy):
+    """The tensor-parallel strategy of ``tinynn.training.Trainer``: every rank trains its shard
+    (``tensor_parallel(model)``: build the optimizer over ``strategy.module.parameters()``) on the whole batch;
+    the column/row layers carry the communication, so the loss, the replicated layers' gradients and the
+    running accuracy are the same on every rank. ``gather`` rebuilds the whole model on rank 0; every rank
+    writes its own checkpoint (its shard, optimizer state and dropout streams): resumed under the same number
+    of ranks, bitwise."""
+
+    name, devices = "tensor", ("cpu",)
+
+    def __init__(self, model, group=None, *, batch_size=None):
+        self.group = world() if group is None else group
+        if batch_size is not None:
+            check_same(self.group, "batch size", int(batch_size))
+        self.model = model
+        self.module = tensor_parallel(model, self.group)
+
+    rank = property(lambda self: self.group.rank)
+    size = property(lambda self: self.group.size)
+
+    def gather(self, trainer):
+        return gather_model(trainer.model, self.model, self.group)
