@@ -21,8 +21,11 @@ def _labels(rng, n, c):
     return rng.integers(0, c, n).astype(np.int64)
 
 
+ALPHAS = {"leaky_relu": 0.1, "elu": 1.0, "softplus": 2.0}     # slope, ELU's alpha, Softplus' beta
+
+
 def _act_cases():
-    return [(kind, 0.1 if kind == ACTIVATIONS["leaky_relu"] else 0.0) for kind in ACTIVATIONS.values()]
+    return [(kind, ALPHAS.get(name, 0.0)) for name, kind in ACTIVATIONS.items()]
 
 
 def matmul(rng, dt, n, d):
@@ -89,6 +92,21 @@ def sq_err_rows(rng, dt, n, d):
 
 def diff_backward(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, n, d), _a(rng, dt, n)), dict(out=np.empty((n, d), dt)))]
+
+
+def robust_rows(rng, dt, n, d):
+    P = _a(rng, dt, n, d)
+    T = P.copy()
+    T[:, 1:] = _a(rng, dt, n, d - 1) if d > 1 else T[:, 1:]               # column 0: r = 0 exactly (L1's kink)
+    return [((P, T, kind, delta), dict(out=np.empty(n, dt))) for kind, delta in ((0, 0.0), (1, 1.0), (1, 0.3))]
+
+
+def robust_backward(rng, dt, n, d):
+    P = _a(rng, dt, n, d)
+    T = P.copy()
+    T[:, 1:] = _a(rng, dt, n, d - 1) if d > 1 else T[:, 1:]
+    return [((P, T, _a(rng, dt, n), kind, delta), dict(out=np.empty((n, d), dt)))
+            for kind, delta in ((0, 0.0), (1, 1.0), (1, 0.3))]
 
 
 def argmax_rows(rng, dt, n, d):

@@ -6,9 +6,9 @@ reference, a Numba CPU backend or a numba.cuda GPU backend.
 from .kernels import to_device, to_host, use
 
 from . import data, init, io, losses, optim, schedules
-from .layers import (ACTIVATIONS, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU, Linear,
-                     ReLU, Sigmoid, Tanh)
-from .losses import MSELoss, PoissonLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
+from .layers import (ACTIVATIONS, ELU, GELU, BatchNorm1d, Dropout, Embedding, Identity, Layer, LayerNorm, LeakyReLU,
+                     Linear, ReLU, Sigmoid, SiLU, Softplus, Tanh)
+from .losses import HuberLoss, L1Loss, MSELoss, PoissonLoss, SigmoidCrossEntropy, SoftmaxCrossEntropy, SquaredError
 from .model import Sequential
 from .errors import DivergenceError, FileFormatError
 from .parameter import Parameter
@@ -26,6 +26,7 @@ def __getattr__(name):
         return getattr(estimator, name)
     raise AttributeError(f"module 'tinynn' has no attribute {name!r}")
 
-__all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "BatchNorm1d",
+__all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "GELU", "SiLU", "ELU",
+           "Softplus", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "SquaredError", "PoissonLoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "FileFormatError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "SquaredError", "PoissonLoss", "L1Loss", "HuberLoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "FileFormatError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]

@@ -7,6 +7,9 @@ SigmoidCrossEntropy (binary / multi-label, on logits):
     L = Σ_i w_i Σ_j (softplus(z_ij) - t_ij z_ij) / Σ_i w_i,    ∂L/∂z = w_i/Σw (σ(z) - t)
 MSELoss (PyTorch's default 'mean' reduction over all N = n·d elements):
     L = Σ (p - t)² / N,        ∂L/∂p = 2 (p - t) / N     (per-row weights: w_i/Σw · Σ_j (p-t)²/d)
+L1Loss (mean absolute error, torch's 'mean' reduction), HuberLoss (torch's, ``delta``):
+    L = Σ_i w_i/Σw · Σ_j ρ(p_ij - t_ij)/d,   ∂L/∂p = w_i/Σw · ρ'(p - t)/d
+    ρ = |r| (ρ' = sign r, 0 at 0);  Huber: ρ = ½ r² for |r| < δ else δ(|r| - ½δ)  (ρ' = clip(r, -δ, δ))
 SquaredError (scikit-learn's squared_loss, what its MLPRegressor reports and differentiates):
     L = ½ Σ_i w_i/Σw · mean_j (p_ij - t_ij)²,    "∂L/∂p" = w_i/Σw (p - t)
     sklearn's backward does not divide by d, so for d > 1 outputs the gradient it follows is d ∂L/∂p; this
@@ -19,16 +22,20 @@ log computes the same value, by the same formula, when it reads the rows back ev
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import kernels
 from .kernels import ops
+from .kernels.config import HUBER, L1
 
-from ._validation import as_array, check_float, check_labels
+from ._validation import as_array, check_float, check_labels, no_forward
 from ._workspace import WorkBuffers
 
 
 class Loss(WorkBuffers):
+    P = None                  # what backward differentiates, saved by forward (None: no forward yet)
     _deferred = None          # the Trainer's loss log while it keeps the losses on the device (module docstring)
 
     def __call__(self, pred, target, sample_weight=None):
@@ -80,6 +87,8 @@ class SoftmaxCrossEntropy(Loss):
         return self._finish(rows, self.w_host)
 
     def backward(self):
+        if self.P is None:
+            raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
         return ops.softmax_xent_backward(self.P, self.y, self.w, out=dZ)   # dZ = w (P - onehot)
 
@@ -100,40 +109,89 @@ class SigmoidCrossEntropy(Loss):
         return self._finish(rows, self.w_host)
 
     def backward(self):
+        if self.P is None:
+            raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
         return ops.diff_backward(self.P, self.T, self.w, out=dZ)      # dZ = w (σ(Z) - T)
 
 
-class MSELoss(Loss):
-    """Mean squared error over all elements; pred and target of the same shape ((n,) or (n, d))."""
+class _MeanLoss(Loss):
+    """A loss that is a mean over all N = n·d elements of ρ(p - t) (torch's 'mean' reduction); pred and target of
+    one shape ((n,) or (n, d)). Per-row weights: L = value_scale · Σ_i w_i/Σw · Σ_j ρ(p_ij - t_ij)/d."""
 
-    value_scale = 1.0                                     # L = value_scale · Σ_i w_i/Σw · Σ_j (p-t)²/d
+    value_scale = 1.0
 
     def _grad_scale(self, d):
-        return 2.0 / d                                    # dP = 2 w (P - T) / d
+        return 1.0 / d
 
     def forward(self, P, T, sample_weight=None):
-        P = check_float(P, "MSELoss")
-        T = check_float(T, "MSELoss: target")
+        who = type(self).__name__
+        P = check_float(P, who)
+        T = check_float(T, f"{who}: target")
         if tuple(P.shape) != tuple(T.shape):
-            raise ValueError(f"MSELoss: prediction shape {tuple(P.shape)} and target shape {tuple(T.shape)} differ")
+            raise ValueError(f"{who}: prediction shape {tuple(P.shape)} and target shape {tuple(T.shape)} differ")
         if P.dtype != T.dtype:
-            raise TypeError(f"MSELoss: prediction dtype {P.dtype} and target dtype {T.dtype} differ")
+            raise TypeError(f"{who}: prediction dtype {P.dtype} and target dtype {T.dtype} differ")
         self.shape = P.shape
         if len(P.shape) == 1:
             P, T = P.reshape(-1, 1), T.reshape(-1, 1)
         n, d = P.shape
         rows = self._ws("rows", (n,), P.dtype, P)
-        ops.sq_err_rows(P, T, out=rows)                               # rows_i = Σ_j (p - t)²
+        self._rows(P, T, rows)                                        # rows_i = Σ_j ρ(p - t)
         self.P, self.T = P, T
         self.w_host, _ = self._row_weights(n, P.dtype, P, sample_weight, self.value_scale / d, device=False)
         _, self.w2 = self._row_weights(n, P.dtype, P, sample_weight, self._grad_scale(d))
         return self._finish(rows, self.w_host)
 
     def backward(self):
+        if self.P is None:
+            raise no_forward(type(self).__name__)
         dP = self._ws("dP", self.P.shape, self.P.dtype, self.P)
-        ops.diff_backward(self.P, self.T, self.w2, out=dP)            # dP = 2 w (P - T)
+        self._grad(self.P, self.T, self.w2, dP)                       # dP = w ρ'(P - T)
         return dP.reshape(self.shape)
+
+
+class MSELoss(_MeanLoss):
+    """Mean squared error over all elements: ρ(r) = r², dP = 2 w (P - T) / d."""
+
+    def _grad_scale(self, d):
+        return 2.0 / d
+
+    def _rows(self, P, T, rows):
+        ops.sq_err_rows(P, T, out=rows)
+
+    def _grad(self, P, T, w, out):
+        ops.diff_backward(P, T, w, out=out)
+
+
+class L1Loss(_MeanLoss):
+    """Mean absolute error over all elements (torch.nn.L1Loss): ρ(r) = |r|, dP = w sign(P - T) / d (0 where
+    P = T, as torch)."""
+
+    def _rows(self, P, T, rows):
+        ops.robust_rows(P, T, L1, 0.0, out=rows)
+
+    def _grad(self, P, T, w, out):
+        ops.robust_backward(P, T, w, L1, 0.0, out=out)
+
+
+class HuberLoss(_MeanLoss):
+    """Huber loss over all elements (torch.nn.HuberLoss): ρ(r) = ½ r² where |r| < δ, δ (|r| - ½ δ) elsewhere;
+    dP = w clip(P - T, -δ, δ) / d."""
+
+    def __init__(self, delta=1.0):
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < float("inf"):
+            raise ValueError(f"HuberLoss: delta must be a finite number > 0, got {delta!r}")
+        self.delta = float(delta)
+
+    def _rows(self, P, T, rows):
+        ops.robust_rows(P, T, HUBER, self.delta, out=rows)
+
+    def _grad(self, P, T, w, out):
+        ops.robust_backward(P, T, w, HUBER, self.delta, out=out)
+
+    def __repr__(self):
+        return f"HuberLoss(delta={self.delta})"
 
 
 class SquaredError(MSELoss):
@@ -168,6 +226,8 @@ class PoissonLoss(Loss):
         return self._finish(rows, self.w_host)
 
     def backward(self):
+        if self.P is None:
+            raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
         ops.diff_backward(self.P, self.T, self.w, out=dZ)                 # dZ = w (e^Z - T)
         return dZ.reshape(self.shape)

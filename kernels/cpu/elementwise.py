@@ -4,7 +4,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..config import IDENTITY, RELU
+from ..config import GELU, IDENTITY, RELU
 from ..dispatch import ops
 from ._jit import inline, kernel
 
@@ -47,6 +47,60 @@ def _grad1(y, kind, alpha, one, zero):
     if kind == 5:
         return y
     return one
+
+
+def smooth_act(z, kind, a):
+    """The smooth activations (codes 6-10; formulas in kernels/reference/elementwise.py), in float64. A shared
+    body (CPU: inlined; CUDA: a device function): only ``math`` and its arguments."""
+    x = float(z)
+    if kind == 6:                                                     # gelu: ½ x (1 + erf(x/√2))
+        return 0.5 * x * (1.0 + math.erf(x * 0.7071067811865476))
+    if kind == 7:                                                     # gelu_tanh
+        return 0.5 * x * (1.0 + math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    if kind == 8:                                                     # silu: x σ(x)
+        if x >= 0:
+            return x / (1.0 + math.exp(-x))
+        e = math.exp(x)
+        return x * e / (1.0 + e)
+    if kind == 9:                                                     # elu (NaN takes the else branch: NaN)
+        return x if x > 0 else a * math.expm1(x)
+    return (x if x > 0 else 0.0) + math.log1p(math.exp(-a * abs(x))) / a      # softplus, beta = a
+
+
+def smooth_grad(v, kind, a):
+    """Their derivatives, from the saved output (elu, softplus) or input (gelu, gelu_tanh, silu), in float64."""
+    x = float(v)
+    if kind == 9:
+        return 1.0 if x > 0 else x + a                                # elu' from Y (NaN: NaN + a)
+    if kind == 10:
+        return -math.expm1(-a * x)                                    # softplus' = σ(βx) = 1 - e^(-βY)
+    if kind == 6:
+        return 0.5 * (1.0 + math.erf(x * 0.7071067811865476)) + x * math.exp(-0.5 * x * x) * 0.3989422804014327
+    if kind == 7:
+        t = math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 3 * 0.044715 * x * x)
+    if x >= 0:                                                        # silu' = σ (1 + x (1 - σ))
+        s = 1.0 / (1.0 + math.exp(-x))
+    else:
+        e = math.exp(x)
+        s = e / (1.0 + e)
+    return s * (1.0 + x * (1.0 - s))
+
+
+_smooth_act = inline(smooth_act)
+_smooth_grad = inline(smooth_grad)
+
+
+@kernel
+def _smooth_inplace(x, kind, alpha):
+    for i in range(x.size):
+        x[i] = _smooth_act(x[i], kind, alpha)
+
+
+@kernel
+def _smooth_backward_inplace(g, v, kind, alpha):
+    for i in range(g.size):
+        g[i] = g[i] * _smooth_grad(v[i], kind, alpha)
 
 
 @kernel
@@ -139,11 +193,16 @@ def _on_flat(out, run):
 
 @ops.act_forward.register("cpu")
 def act_forward(X, kind, alpha=0.0, out=None):
+    if kind >= GELU:                                          # the smooth ones: kernels of their own, so that the
+        return _on_flat(_into(out, X), lambda o: _smooth_inplace(o, kind, float(alpha)))   # others compile as fast
     return _on_flat(_into(out, X), lambda o: _act_inplace(o, kind, alpha))
 
 
 @ops.bias_act.register("cpu")
 def bias_act(Z, b, kind, alpha=0.0, out=None):
+    if kind >= GELU:
+        np.add(Z, b, out=out)
+        return act_forward(out, kind, alpha, out=out)
     if kind == IDENTITY:                                      # an output layer: NumPy's add (no compilation,
         np.add(Z, b, out=out)                                 # the same rounding)
     elif kind == RELU:
@@ -158,11 +217,17 @@ def act_backward(dY, Y, kind, alpha=0.0, out=None):
     if out is not dY and np.may_share_memory(out, Y):          # out = Y: Y must be read before it is written
         out[...] = act_backward(dY, Y.copy(), kind, alpha, out=np.empty_like(out))
         return out
+    if kind >= GELU:
+        return _on_flat(_into(out, dY), lambda o: _smooth_backward_inplace(o, Y.reshape(-1), kind, float(alpha)))
     return _on_flat(_into(out, dY), lambda o: _act_backward_inplace(o, Y.reshape(-1), kind, alpha))
 
 
 @ops.act_backward_bias.register("cpu")
 def act_backward_bias(dY, Y, kind, alpha, dZ, db):
+    if kind >= GELU:
+        act_backward(dY, Y, kind, alpha, out=dZ)
+        np.sum(dZ, axis=0, out=db)
+        return dZ
     if kind == RELU:
         _relu_backward_bias(dY, Y, dZ, db)
     else:

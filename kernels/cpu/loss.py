@@ -101,6 +101,65 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
+def robust_row(P, T, i, kind, delta):
+    """Σ_j ρ(P[i, j] - T[i, j]) (ρ: |r|, or Huber's; kernels/reference/loss.py)."""
+    s = 0.0
+    for j in range(P.shape[1]):
+        r = P[i, j] - T[i, j]
+        a = abs(r)
+        if kind == 0:
+            s += a
+        elif a < delta:
+            s += 0.5 * r * r
+        else:
+            s += delta * (a - 0.5 * delta)                          # NaN lands here: NaN
+    return s
+
+
+def robust_psi(r, kind, delta):
+    """ρ'(r): sign(r) (0 at 0, NaN at NaN) or clip(r, -δ, δ) (NaN at NaN)."""
+    if kind == 0:
+        if r > 0:
+            return 1.0
+        if r < 0:
+            return -1.0
+        return r * 0.0                                              # 0, or NaN at NaN
+    if r > delta:
+        return delta
+    if r < -delta:
+        return -delta
+    return r
+
+
+_robust_row = inline(robust_row)
+_robust_psi = inline(robust_psi)
+
+
+@kernel
+def _robust_rows(P, T, kind, delta, out):
+    for i in range(P.shape[0]):
+        out[i] = _robust_row(P, T, i, kind, delta)
+
+
+@ops.robust_rows.register("cpu")
+def robust_rows(P, T, kind, delta, out=None):
+    _robust_rows(P, T, int(kind), float(delta), out)
+    return out
+
+
+@kernel
+def _robust_backward(P, T, w, kind, delta, out):
+    for i in range(P.shape[0]):
+        for j in range(P.shape[1]):
+            out[i, j] = w[i] * _robust_psi(P[i, j] - T[i, j], kind, delta)
+
+
+@ops.robust_backward.register("cpu")
+def robust_backward(P, T, w, kind, delta, out=None):
+    _robust_backward(P, T, w, int(kind), float(delta), out)
+    return out
+
+
 def poisson_row(Z, T, P, i):
     """Row i: P = e^Z; returns Σ_j t log t - t z - t + e^z (t log t = 0 at t = 0)."""
     s = 0.0

@@ -4,8 +4,13 @@ import math
 import numpy as np
 from numba import cuda
 
+from ..cpu import elementwise as cpu_elementwise
 from ..dispatch import ops
 from .launch import blocks_for, flat, kernel, launch
+
+
+smooth_act = cuda.jit(device=True)(cpu_elementwise.smooth_act)
+smooth_grad = cuda.jit(device=True)(cpu_elementwise.smooth_grad)
 
 
 @cuda.jit(device=True)
@@ -23,6 +28,8 @@ def act1(z, kind, alpha):
         return math.tanh(z)
     if kind == 5:
         return math.exp(z)
+    if kind >= 6:
+        return smooth_act(z, kind, alpha)
     return z
 
 
@@ -40,6 +47,8 @@ def grad1(y, kind, alpha):
         return 1 - y * y
     if kind == 5:
         return y
+    if kind >= 6:
+        return smooth_grad(y, kind, alpha)                # y: the input for gelu, gelu_tanh, silu
     return 1.0
 
 

@@ -89,6 +89,36 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
+robust_row = cuda.jit(device=True)(cpu_loss.robust_row)
+robust_psi = cuda.jit(device=True)(cpu_loss.robust_psi)
+
+
+@kernel("{f}[:, ::1], {f}[:, ::1], int64, float64, {f}[::1]")
+def robust_rows_kernel(P, T, kind, delta, out):
+    for i in range(cuda.grid(1), P.shape[0], cuda.gridsize(1)):
+        out[i] = robust_row(P, T, i, kind, delta)
+
+
+@ops.robust_rows.register("cuda")
+def robust_rows(P, T, kind, delta, out=None):
+    launch(robust_rows_kernel, P.shape[0], P, T, int(kind), float(delta), out)
+    return out
+
+
+@kernel("{f}[:, ::1], {f}[:, ::1], {f}[::1], int64, float64, {f}[:, ::1]")
+def robust_backward_kernel(P, T, w, kind, delta, out):
+    n, d = P.shape
+    for k in range(cuda.grid(1), n * d, cuda.gridsize(1)):
+        i, j = k // d, k % d
+        out[i, j] = w[i] * robust_psi(P[i, j] - T[i, j], kind, delta)
+
+
+@ops.robust_backward.register("cuda")
+def robust_backward(P, T, w, kind, delta, out=None):
+    launch(robust_backward_kernel, P.size, P, T, w, int(kind), float(delta), out)
+    return out
+
+
 poisson_row = cuda.jit(device=True)(cpu_loss.poisson_row)
 
 

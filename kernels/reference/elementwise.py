@@ -1,21 +1,38 @@
 r"""Elementwise ops: activations (forward, backward, fused with bias), products, dropout.
 
 Activation codes (kernels.config): 0 identity, 1 relu, 2 leaky_relu (slope ``alpha``), 3 sigmoid, 4 tanh,
-5 exp (the log link's inverse: Poisson regression's output).
-Backward passes use the saved *output* Y, never the input:
+5 exp (the log link's inverse: Poisson regression's output), 6 gelu (exact, erf), 7 gelu_tanh (tanh
+approximation), 8 silu, 9 elu (``alpha``), 10 softplus (``alpha`` = beta):
+
+    gelu(x)      = x Φ(x) = ½ x (1 + erf(x/√2))
+    gelu_tanh(x) = ½ x (1 + tanh u),   u = √(2/π) (x + 0.044715 x³)
+    silu(x)      = x σ(x)
+    elu(x)       = x if x > 0 else α (eˣ - 1)                       (α > 0)
+    softplus(x)  = log(1 + e^(βx)) / β = max(x, 0) + log1p(e^(-β|x|)) / β
+
+Backward passes use the saved *output* Y, except for gelu, gelu_tanh and silu (``config.FROM_INPUT``), whose
+derivative is no function of the output and which save their input X:
 
     relu'      = [Y > 0]
     leaky'     = 1 if Y > 0 else alpha        (alpha > 0 keeps the sign of X in Y)
     sigmoid'   = Y (1 - Y)
     tanh'      = 1 - Y²
     exp'       = Y
+    elu'       = 1 if Y > 0 else Y + α        (α > 0 keeps the sign of X in Y)
+    softplus'  = σ(βx) = 1 - e^(-βY) = -expm1(-βY)
+    gelu'      = Φ(X) + X φ(X) = ½ (1 + erf(X/√2)) + X e^(-X²/2) / √(2π)
+    gelu_tanh' = ½ (1 + tanh u) + ½ X (1 - tanh² u) √(2/π) (1 + 3 · 0.044715 X²)
+    silu'      = σ(X) (1 + X (1 - σ(X)))
 
 NaN propagates (see kernels/reference/__init__.py): relu(NaN) = NaN, and the piecewise derivatives
 relu'(NaN) = leaky'(NaN) = NaN, so a NaN unit passes NaN back instead of a zero gradient.
 """
+import math
+
 import numpy as np
 
-from ..config import EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+
+from ..config import ELU, EXP, GELU, GELU_TANH, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SILU, SOFTPLUS, TANH
 from ..dispatch import define_op, same_as
 
 
@@ -34,7 +51,29 @@ def _act(Z, kind, alpha):
         return np.tanh(Z)
     if kind == EXP:
         return np.exp(Z)
+    if kind == GELU:
+        return 0.5 * Z * (1 + _erf(Z * INV_SQRT2))
+    if kind == GELU_TANH:
+        return 0.5 * Z * (1 + np.tanh(SQRT_2_OVER_PI * (Z + GELU_C * Z * Z * Z)))
+    if kind == SILU:
+        return Z * _act(Z, SIGMOID, alpha)
+    if kind == ELU:
+        return np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0)))     # minimum: no overflow in the unused branch
+    if kind == SOFTPLUS:
+        return np.maximum(Z, 0) + np.log1p(np.exp(-alpha * np.abs(Z))) / alpha
     raise ValueError(f"unknown activation code {kind}")
+
+
+SQRT_2_OVER_PI = 0.7978845608028654        # √(2/π)
+INV_SQRT2 = 0.7071067811865476             # 1/√2
+INV_SQRT_2PI = 0.3989422804014327          # 1/√(2π)
+GELU_C = 0.044715
+_erf_obj = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(Z):
+    """erf elementwise (NumPy has none): math.erf per element, in float64, rounded to Z's dtype."""
+    return np.asarray(_erf_obj(np.asarray(Z, dtype=np.float64)), dtype=np.float64).astype(Z.dtype, copy=False)
 
 
 def _nan_where(A, B):
@@ -55,6 +94,19 @@ def _act_grad(Y, kind, alpha):
         return 1 - Y * Y
     if kind == EXP:
         return Y.copy()
+    if kind == ELU:
+        return _nan_where(Y, np.where(Y > 0, 1, Y + alpha).astype(Y.dtype))
+    if kind == SOFTPLUS:
+        return -np.expm1(-alpha * Y)
+    X = Y                                                             # the kinds below saved their input
+    if kind == GELU:
+        return 0.5 * (1 + _erf(X * INV_SQRT2)) + X * np.exp(-0.5 * X * X) * INV_SQRT_2PI
+    if kind == GELU_TANH:
+        t = np.tanh(SQRT_2_OVER_PI * (X + GELU_C * X * X * X))
+        return 0.5 * (1 + t) + 0.5 * X * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * GELU_C * X * X)
+    if kind == SILU:
+        s = _act(X, SIGMOID, alpha)
+        return s * (1 + X * (1 - s))
     raise ValueError(f"unknown activation code {kind}")
 
 
@@ -74,7 +126,7 @@ def bias_act(Z, b, kind, alpha=0.0, out=None):
 
 @define_op(alloc=same_as("dY"))
 def act_backward(dY, Y, kind, alpha=0.0, out=None):
-    """out = dY ⊙ act'(Y)   (Y is the saved forward output)."""
+    """out = dY ⊙ act'(Y)   (Y is the saved forward output; the input X for the kinds in config.FROM_INPUT)."""
     out[...] = dY * _act_grad(Y, kind, alpha)
     return out
 

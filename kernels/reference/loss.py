@@ -61,6 +61,29 @@ def diff_backward(P, T, w, out=None):
     return out
 
 
+def _rho(R, kind, delta):
+    if kind == 0:
+        return np.abs(R)
+    a = np.abs(R)
+    return np.where(a < delta, 0.5 * R * R, delta * (a - 0.5 * delta))
+
+
+@define_op(alloc=lambda P, **_: ((P.shape[0],), P.dtype))
+def robust_rows(P, T, kind, delta, out=None):
+    """out[i] = Σ_j ρ(P[i, j] - T[i, j]): kind 0 (config.L1) ρ(r) = |r|; kind 1 (config.HUBER)
+    ρ(r) = ½ r² where |r| < δ, δ (|r| - ½ δ) elsewhere (torch's huber_loss)."""
+    np.sum(_rho(P - T, kind, delta), axis=1, out=out)
+    return out
+
+
+@define_op(alloc=same_as("P"))
+def robust_backward(P, T, w, kind, delta, out=None):
+    """out[i, j] = w[i] ψ(P[i, j] - T[i, j]), ψ = ρ': sign(r) (0 at 0) for L1, clip(r, -δ, δ) for Huber; NaN at NaN."""
+    R = P - T
+    out[...] = w[:, None] * (np.sign(R) if kind == 0 else np.where(np.isnan(R), R, np.clip(R, -delta, delta)))
+    return out
+
+
 @define_op
 def poisson_loss(Z, T, P, loss):
     """Half the Poisson deviance on the log link, Z = log ŷ (sklearn's poisson_loss):

@@ -32,7 +32,9 @@ class LinearActivation(Layer):
 
     @staticmethod
     def fusable(first, second) -> bool:
-        return type(first) is Linear and first.bias is not None and isinstance(second, Activation)
+        # GELU and SiLU differentiate through their input, which the fused node does not keep
+        return type(first) is Linear and first.bias is not None and isinstance(second, Activation) \
+            and not second.from_input
 
     def named_parameters(self):
         return self.linear.named_parameters()
