@@ -153,7 +153,7 @@ def test_not_fitted():
 
 @pytest.mark.parametrize("bad,match", [
     (dict(learning_rate_init=-0.1), "learning_rate_init"), (dict(validation_fraction=1.0), "validation_fraction"),
-    (dict(validation_fraction=0.0), "validation_fraction"), (dict(activation="swish"), "activation"),
+    (dict(validation_fraction=0.0), "validation_fraction"), (dict(activation="mish"), "activation"),
     (dict(solver="newton"), "solver"), (dict(hidden_layer_sizes=(10, 0)), "hidden_layer_sizes"),
     (dict(dropout=1.0), "dropout"), (dict(optimizer="lion"), "optimizer"), (dict(init="he"), "init"),
     (dict(batch_size=0), "batch_size"), (dict(momentum=1.5), "momentum"), (dict(max_iter=0), "max_iter"),

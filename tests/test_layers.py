@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from tinynn import kernels
 import tinynn as tn
-from tests.gradcheck import check_layer, check_loss
+from tinynn.gradcheck import gradcheck, gradcheck_loss
 from tests.strategies import away_from_kinks, dims, finite_arrays
 
 F64 = np.float64
@@ -25,14 +25,14 @@ def batch(draw, n_lo=1, d_lo=1):
 @given(X=batch(), d_out=dims(), bias=st.booleans(), seed=st.integers(0, 2**16))
 def test_linear(X, d_out, bias, seed):
     layer = tn.Linear(X.shape[1], d_out, bias=bias, dtype=F64, init="xavier_normal", rng=seed)
-    check_layer(layer, X, np.random.default_rng(seed))
+    gradcheck(layer, X, rng=np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("make", [tn.ReLU, lambda: tn.LeakyReLU(0.1), tn.Sigmoid, tn.Tanh, tn.Identity],
                          ids=["relu", "leaky_relu", "sigmoid", "tanh", "identity"])
 @given(X=batch(), seed=st.integers(0, 2**16))
 def test_activation(make, X, seed):
-    check_layer(make(), away_from_kinks(X), np.random.default_rng(seed))
+    gradcheck(make(), away_from_kinks(X), rng=np.random.default_rng(seed))
 
 
 @given(X=batch(n_lo=2), seed=st.integers(0, 2**16))
@@ -42,7 +42,7 @@ def test_batchnorm_train(X, seed):
     rng = np.random.default_rng(seed)
     layer.weight.data[...] = rng.uniform(0.5, 2, X.shape[1])
     layer.bias.data[...] = rng.standard_normal(X.shape[1])
-    check_layer(layer, X, rng)
+    gradcheck(layer, X, rng=rng)
 
 
 @given(X=batch(d_lo=2), seed=st.integers(0, 2**16))
@@ -52,7 +52,7 @@ def test_layernorm(X, seed):
     rng = np.random.default_rng(seed)
     layer.weight.data[...] = rng.uniform(0.5, 2, X.shape[1])
     layer.bias.data[...] = rng.standard_normal(X.shape[1])
-    check_layer(layer, X, rng)
+    gradcheck(layer, X, rng=rng)
 
 
 @given(X=batch(), p=st.floats(0.1, 0.9), seed=st.integers(0, 2**16))
@@ -62,7 +62,7 @@ def test_dropout_fixed_mask(X, p, seed):
     def reseed():
         layer.rng = np.random.default_rng(seed)  # the same mask on every forward
 
-    check_layer(layer, X, np.random.default_rng(seed), reseed=reseed)
+    gradcheck(layer, X, rng=np.random.default_rng(seed), reseed=reseed)
 
 
 @given(n=dims(1, 8), num=dims(1, 6), dim=dims(1, 5), seed=st.integers(0, 2**16))
@@ -70,7 +70,7 @@ def test_embedding(n, num, dim, seed):
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, num, size=n)  # repeats are likely: the scatter must add them up
     layer = tn.Embedding(num, dim, dtype=F64, rng=seed)
-    check_layer(layer, idx, rng, input_grad=False)
+    gradcheck(layer, idx, rng=rng, input_grad=False)
     assert set(layer.weight.rows.tolist()) == set(idx.tolist())
 
 
@@ -88,7 +88,7 @@ def test_sequential_mixed(X, seed):
         assume(np.all(model.output(4).var(axis=0) > 1e-3))  # BatchNorm input not constant
         assume(np.all(model.output(1).var(axis=1) > 1e-3) or True)
     model.needs_input_grad = True                  # check dX too
-    check_layer(model, X, rng)
+    gradcheck(model, X, rng=rng)
 
 
 def test_sequential_first_layer_skips_dx():
@@ -103,13 +103,13 @@ def test_softmax_cross_entropy(Z, seed, weighted):
     rng = np.random.default_rng(seed)
     y = rng.integers(0, Z.shape[1], Z.shape[0])
     sw = rng.uniform(0.1, 2, Z.shape[0]) if weighted else None
-    check_loss(tn.SoftmaxCrossEntropy(), Z * 3, y, sample_weight=sw)
+    gradcheck_loss(tn.SoftmaxCrossEntropy(), Z * 3, y, sample_weight=sw)
 
 
 @given(Z=batch(), seed=st.integers(0, 2**16))
 def test_sigmoid_cross_entropy(Z, seed):
     T = np.random.default_rng(seed).integers(0, 2, Z.shape).astype(F64)
-    check_loss(tn.SigmoidCrossEntropy(), Z, T)
+    gradcheck_loss(tn.SigmoidCrossEntropy(), Z, T)
 
 
 @given(P=batch(), seed=st.integers(0, 2**16), flat=st.booleans())
@@ -117,7 +117,7 @@ def test_mse(P, seed, flat):
     T = np.random.default_rng(seed).standard_normal(P.shape)
     if flat:
         P, T = P[:, 0].copy(), T[:, 0].copy()
-    check_loss(tn.MSELoss(), P, T)
+    gradcheck_loss(tn.MSELoss(), P, T)
 
 
 # --------------------------------------------------------------------------- values, not only gradients

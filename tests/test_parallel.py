@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinynn as tn
-from tests.gradcheck import check_layer
+from tinynn.gradcheck import gradcheck
 from tests.strategies import dims, finite_arrays
 from tinynn import parallel
 from tinynn.parallel import cost_model as cm
@@ -34,7 +34,7 @@ def test_tensor_parallel_layer_gradients(cls, X, d_out, bias, seed):
     """On a group of one the shard is the whole matrix: forward/backward against central differences. The
     sharded composition (the allreduces) is checked the same way under mpiexec (test_parallel_mpi.py)."""
     layer = cls(X.shape[1], d_out, LOCAL, bias=bias, dtype=F64, init="xavier_normal", rng=seed)
-    check_layer(layer, X, np.random.default_rng(seed))
+    gradcheck(layer, X, rng=np.random.default_rng(seed))
 
 
 @given(X=batch(), d_out=dims(), seed=st.integers(0, 2**16))
@@ -55,7 +55,7 @@ def test_sync_batchnorm_gradients_on_one_rank(X, seed):
     rng = np.random.default_rng(seed)
     layer.weight.data[...] = rng.uniform(0.5, 2, X.shape[1])
     layer.bias.data[...] = rng.standard_normal(X.shape[1])
-    check_layer(layer, X, rng)
+    gradcheck(layer, X, rng=rng)
 
 
 @given(X=batch(n_lo=2), seed=st.integers(0, 2**16))

@@ -12,12 +12,17 @@ from .losses import HuberLoss, L1Loss, MSELoss, PoissonLoss, SigmoidCrossEntropy
 from .model import Sequential
 from .errors import DivergenceError, FileFormatError
 from .parameter import Parameter
+from .gradcheck import gradcheck, gradcheck_loss
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name):
     """MLPClassifier / MLPRegressor load scikit-learn on first use, so the core imports only numpy and numba."""
+    if name == "testing":                          # needs hypothesis: imported on first use
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
     if name in ("MLPClassifier", "MLPRegressor"):
         try:
             from . import estimator
@@ -29,4 +34,5 @@ def __getattr__(name):
 __all__ = ["Parameter", "Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Identity", "GELU", "SiLU", "ELU",
            "Softplus", "BatchNorm1d",
            "LayerNorm", "Dropout", "Embedding", "Sequential", "SoftmaxCrossEntropy", "SigmoidCrossEntropy",
-           "MSELoss", "SquaredError", "PoissonLoss", "L1Loss", "HuberLoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "FileFormatError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS"]
+           "MSELoss", "SquaredError", "PoissonLoss", "L1Loss", "HuberLoss", "MLPClassifier", "MLPRegressor", "DivergenceError", "FileFormatError", "data", "init", "io", "losses", "optim", "schedules", "to_device", "to_host", "use", "ACTIVATIONS",
+           "gradcheck", "gradcheck_loss"]

@@ -8,9 +8,11 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..losses import PoissonLoss, SquaredError
+from ..losses import HuberLoss, L1Loss, PoissonLoss, SquaredError
 
-LOSSES = {"squared_error": ("identity", SquaredError), "poisson": ("exp", PoissonLoss)}   # output activation, loss
+# output activation, loss
+LOSSES = {"squared_error": ("identity", SquaredError), "poisson": ("exp", PoissonLoss),
+          "absolute_error": ("identity", L1Loss), "huber": ("identity", HuberLoss)}
 from ._base import _BaseMLP
 
 
@@ -18,8 +20,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: sklearn.neural_network.MLPRegressor's interface on tinynn.
 
     Parameters and attributes as ``MLPClassifier`` (no ``classes_``), plus sklearn's first argument ``loss``:
-    "squared_error" (``out_activation_`` "identity", half the mean squared error) or "poisson" (log link:
-    ``out_activation_`` "exp", half the Poisson deviance; y must be >= 0).
+    "squared_error" (``out_activation_`` "identity", half the mean squared error), "poisson" (log link:
+    ``out_activation_`` "exp", half the Poisson deviance; y must be >= 0), or tinynn's robust losses
+    "absolute_error" (the mean absolute error, ``tinynn.L1Loss``) and "huber" (``tinynn.HuberLoss``, delta 1.0;
+    both "identity" outputs). ``activation`` takes every name of ``tinynn.ACTIVATIONS`` (sklearn's "identity",
+    "logistic", "tanh", "relu", and "leaky_relu", "gelu", "gelu_tanh", "silu"/"swish", "elu", "softplus").
     """
 
     _KIND = "MLPRegressor"
