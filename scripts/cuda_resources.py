@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 from tinynn.kernels.cuda import compile as cc
 
@@ -55,8 +54,7 @@ def main(argv=None):
     if why:
         print(f"error: {why}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as work:
-        results = cc.compile_targets(work)
+    results = cc.compile_targets()
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump(results, f, indent=1)

@@ -184,3 +184,28 @@ def test_estimator_and_script_train_through_the_same_trainer(monkeypatch):
     tn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, np.arange(30) % 2)
     tn.MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, X[:, 0])
     assert calls == ["SigmoidCrossEntropy"] * 2 + ["SquaredError"] * 2
+
+
+def _package_sources():
+    for top in ("tinynn", "kernels"):
+        for dirpath, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    yield os.path.join(dirpath, f)
+
+
+def test_no_package_file_over_400_lines():
+    """A reader finds one subject per file: the package (tinynn/ and kernels/, which installs as
+    tinynn.kernels) keeps every module under 400 lines."""
+    long = {os.path.relpath(p, ROOT): n for p in _package_sources()
+            if (n := sum(1 for _ in open(p, encoding="utf-8"))) > 400}
+    assert not long, f"modules over 400 lines: {long}"
+
+
+def test_no_argument_parser_inside_the_package():
+    """scripts/ holds the command lines (train_mnist.py the one for training); the library parses no argv."""
+    import re
+
+    found = [os.path.relpath(p, ROOT) for p in _package_sources()
+             if re.search(r"^\s*(import argparse|from argparse import)", open(p, encoding="utf-8").read(), re.M)]
+    assert not found, f"argument parsers inside the package: {found}"

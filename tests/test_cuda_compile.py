@@ -22,12 +22,12 @@ needs_tools = pytest.mark.skipif(WHY is not None and not os.environ.get("CI"),
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory):
+def compiled():
     """{"8.0": [...], "9.0": [...]}: one process per target (device functions are cached per argument types,
     not per target), both at once."""
     if WHY is not None:
         pytest.fail(f"CI must compile the CUDA kernels: {WHY}")
-    return cc_mod.compile_targets(str(tmp_path_factory.mktemp("ptx")))
+    return cc_mod.compile_targets()
 
 
 def _declared():

@@ -120,7 +120,7 @@ def _read(path):
 
 # ----------------------------------------------------------------------------------------------- mutations
 OTHER_VALUES = [None, True, False, 0, -1, 1, 3, 2**70, 0.5, -0.5, 1e308, float("nan"), float("inf"), "",
-                "relu", "swish", "float16", "cuda", "adam", [], [1], [5, 5], {}, {"a": 1}]
+                "relu", "mish", "float16", "cuda", "adam", [], [1], [5, 5], {}, {"a": 1}]
 
 
 def _paths(tree, prefix=()):

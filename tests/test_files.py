@@ -274,7 +274,7 @@ def test_estimator_file_missing_an_entry(tmp_path, fitted_files, keys, says):
 
 
 @pytest.mark.parametrize("where, value, says", [
-    (("params", "activation"), "swish", r"params.activation is 'swish', expected one of \[.*\(tinynn.ACTIVATIONS\)"),
+    (("params", "activation"), "mish", r"params.activation is 'mish', expected one of \[.*\(tinynn.ACTIVATIONS\)"),
     (("params", "init"), "he_magic", r"params.init is 'he_magic'.*tinynn.init.INITIALIZERS"),
     (("params", "optimizer"), "adamax", r"params.optimizer is 'adamax'.*tinynn.optim.OPTIMIZERS"),
     (("params", "hidden_layer_sizes"), [5, 0], r"hidden_layer_sizes\[1\] must be a positive integer"),
@@ -392,7 +392,7 @@ def _model_file(tmp_path, **spec_edits):
     ("sizes", [4, 3], r"unexpected \['model/1.bias'"),
     ("sizes", [4], "must list at least 2 positive integers"),
     ("sizes", "4-6-3", "spec.sizes must be a JSON array"),
-    ("activation", "gelu", r"spec.activation is 'gelu'.*tinynn.ACTIVATIONS"),
+    ("activation", "mish", r"spec.activation is 'mish'.*tinynn.ACTIVATIONS"),
     ("dropout", 1.5, r"spec.dropout must be in \[0, 1\)"),
     ("batch_norm", False, r"unexpected \['model/1.bias'"),
     ("dtype", "float64", "has dtype float32, expected float64"),

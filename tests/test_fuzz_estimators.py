@@ -48,7 +48,7 @@ VALID = {
 }
 INVALID = {
     "hidden_layer_sizes": st.sampled_from([(0,), (-3,), (2.5,), "5", None]),
-    "activation": st.sampled_from(["swish", "", None, 3]),
+    "activation": st.sampled_from(["mish", "", None, 3]),
     "solver": st.sampled_from(["newton", None]),
     "alpha": st.sampled_from([-1.0, float("nan"), "big"]),
     "batch_size": st.sampled_from([0, -5, 2.5, "all"]),

@@ -25,9 +25,10 @@ import numpy as np
 # the file checks live in _filecheck; the loaders' public names are reachable here too (io.MetaReader, ...)
 from ._filecheck import (COUNTER_MAX, FLOAT_DTYPES, MetaReader, _check_checkpoint_meta,  # noqa: F401
                          _check_like, _checked_optimizer_state, _checked_rng_state, _dropout_rngs, _is_int,
-                         _json_type, _listed, _names, _probe_schedule, check_array, check_checkpoint_headers,
+                         _listed, _probe_schedule, check_array, check_checkpoint_headers,
                          check_optim_headers, check_text_header, check_trainer_state, model_file_plan,
                          check_model_arrays, mlp_state_layout)
+from ._metareader import _json_type, _names
 from .errors import FileFormatError, short
 
 FORMAT_VERSION = 2                       # 2: one state layout (pack_state) for every file

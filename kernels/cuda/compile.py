@@ -9,17 +9,14 @@ occupancy at the block size the backend launches with.
 Needs the ``[cuda]`` extra: numba-cuda, and NVVM and ptxas from the ``nvidia-cuda-nvcc-cu12`` wheel (or a CUDA
 toolkit on PATH). No driver: the compute capability that a device function asks the current device for is
 answered with the target's (``_target``). One process compiles for one target (device functions are cached per
-argument types, not per target), so :func:`compile_all` is run once per compute capability, in its own process::
-
-    python -m tinynn.kernels.cuda.compile --cc 9.0 --json out.json
+argument types, not per target), so :func:`compile_targets` runs :func:`compile_all` once per compute capability,
+each in a fresh process (``scripts/cuda_resources.py`` is its command line).
 """
-import argparse
-import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -166,45 +163,19 @@ def compile_all(cc, names=None):
     return results
 
 
-def compile_targets(workdir, targets=TARGETS, timeout=900):
-    """compile_all for each target, each in its own process, all at once: {"9.0": [results], ...}. Raises
-    RuntimeError with the log when a process fails (a compile *error* of a kernel is a result, not a failure)."""
-    procs = {}
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
-    for major, minor in targets:
-        key = f"{major}.{minor}"
-        procs[key] = subprocess.Popen([sys.executable, "-m", __name__, "--cc", key, "--json",
-                                       os.path.join(workdir, f"sm_{major}{minor}.json")], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = {}
-    for key, p in procs.items():
-        log, _ = p.communicate(timeout=timeout)
-        if p.returncode != 0:
-            raise RuntimeError(f"compiling for {key} exited {p.returncode}:\n{log[-3000:]}")
-        with open(os.path.join(workdir, f"sm_{key.replace('.', '')}.json")) as f:
-            out[key] = json.load(f)
-    return out
+def _compile_target(cc):
+    return compile_all(tuple(cc))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Compile every declared CUDA kernel for one GPU target (no GPU needed)")
-    p.add_argument("--cc", default="9.0", help="compute capability, e.g. 8.0 or 9.0 (default 9.0)")
-    p.add_argument("--json", required=True, help="write the results here (a list of dicts)")
-    p.add_argument("--kernel", action="append", help="only this kernel (module.name; repeatable)")
-    a = p.parse_args(argv)
-    why = missing_tools()
-    if why:
-        print(f"error: {why}", file=sys.stderr)
-        return 2
-    cc = tuple(int(x) for x in a.cc.split("."))
-    if cc not in ARCH:
-        print(f"error: --cc {a.cc}: expected one of {', '.join(f'{x}.{y}' for x, y in ARCH)}", file=sys.stderr)
-        return 2
-    results = compile_all(cc, a.kernel)
-    with open(a.json, "w") as f:
-        json.dump(results, f, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def compile_targets(targets=TARGETS, timeout=900):
+    """compile_all for each target, each in a fresh process of its own (``spawn``), all at once:
+    {"9.0": [results], ...}. A compile *error* of a kernel is a result, not an exception."""
+    ctx = multiprocessing.get_context("spawn")
+    saved = os.environ.pop("NUMBA_ENABLE_CUDASIM", None)        # the children compile; they never simulate
+    try:
+        with ctx.Pool(len(targets)) as pool:
+            results = pool.map_async(_compile_target, list(targets)).get(timeout)
+    finally:
+        if saved is not None:
+            os.environ["NUMBA_ENABLE_CUDASIM"] = saved
+    return {f"{major}.{minor}": r for (major, minor), r in zip(targets, results)}
