@@ -70,7 +70,7 @@ def test_installed_cache_shared_by_processes_starting_at_once(tmp_path, where):
     cache_home.mkdir()
     cache_dir = tmp_path / "numba-cache" if where == "NUMBA_CACHE_DIR" else None
     _install(target)
-    first = _run_at_once(target, cache_home, 3, cache_dir)              # three processes, one empty cache
+    first = _run_at_once(target, cache_home, 4, cache_dir)              # four processes, one empty cache
     (later,) = _run_at_once(target, cache_home, 1, cache_dir)
     assert len({r["digest"] for r in first + [later]}) == 1, "processes fitted different models"
     assert all(r["misses"] + r["hits"] > 0 for r in first)

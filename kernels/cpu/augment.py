@@ -8,13 +8,13 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .. import config
 from ..dispatch import ops
-from ._jit import inline
+from ._jit import cached, inline
 
-parallel_kernel = njit(cache=True, parallel=True, nogil=True)
+parallel_kernel = cached(parallel=True, nogil=True)
 
 
 def _threads():

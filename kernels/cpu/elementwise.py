@@ -2,11 +2,10 @@
 import math
 
 import numpy as np
-from numba import njit
 
 from ..config import GELU, IDENTITY, RELU
 from ..dispatch import ops
-from ._jit import inline, kernel
+from ._jit import cached, inline, kernel
 
 
 @inline
@@ -317,7 +316,7 @@ def fill(X, value):
     return X
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
+@cached(nogil=True, error_model="numpy", fastmath={"reassoc", "nsz", "contract"})
 def _add_l2(w, g, a):
     # fastmath opt-in (reassociation) so that the sum vectorises: one pass, 23 us on 234k float32 weights
     # (G += a W, then a BLAS dot: 47 us). Only the reported L2 value changes, by rounding order (~1e-7 relative).

@@ -1,8 +1,9 @@
 """CPU matmul: BLAS for speed, plus a from-scratch blocked Numba matmul kept as the tested fallback."""
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..dispatch import ops
+from ._jit import cached
 
 
 @ops.matmul.register("cpu")
@@ -11,7 +12,7 @@ def matmul(A, B, trans_a=False, trans_b=False, out=None):
     return np.matmul(A.T if trans_a else A, B.T if trans_b else B, out=out)
 
 
-@njit(cache=True, parallel=True)
+@cached(parallel=True)
 def _matmul_blocked(A, B, out, bs):
     """out = A @ B with (bs x bs) cache blocks; rows of blocks in parallel, k-loop innermost-but-one."""
     m, k = A.shape
