@@ -28,8 +28,9 @@ The 99.3 % plain MLP (99.34 %; about 5.5 min on an idle 2-core machine; docs/gen
 """
 import argparse
 import copy
-import json
 import os
+import shlex
+import signal
 import sys
 import time
 
@@ -39,7 +40,9 @@ from tinynn import strategy as strategies
 from tinynn._runconfig import check_args, load_resume
 from tinynn.data import mnist_split
 from tinynn.plots import plot_curves
-from tinynn.errors import DivergenceError, FileFormatError
+from tinynn._write import write_json
+from tinynn.errors import DivergenceError, FileFormatError, WriteError
+from tinynn.io import checkpoint_epoch
 from tinynn.parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
 from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream
 
@@ -160,20 +163,68 @@ def make_callbacks(config, sched, steps):
     return named
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C's KeyboardInterrupt, so both end a run the same way."""
+
+    signum = signal.SIGTERM
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+def resume_advice(args, group=None):
+    """Which checkpoint is on disk (read from the file itself) and the command that continues the run."""
+    ckpt = os.path.join(args.out, "checkpoint.npz")
+    epoch = checkpoint_epoch(ckpt)
+    if epoch is None and args.resume:
+        ckpt, epoch = args.resume, checkpoint_epoch(args.resume)
+    if epoch is None:
+        return "no checkpoint was written yet: run the command again to start over"
+    python = os.path.relpath(sys.executable) if not os.path.relpath(sys.executable).startswith("..") \
+        else sys.executable
+    cmd = [python, os.path.relpath(os.path.abspath(sys.argv[0])) if sys.argv[0].endswith(".py")
+           else "scripts/train_mnist.py", "--resume", ckpt, "--epochs", str(args.epochs), "--out", args.out]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    if group is not None:
+        cmd = ["mpiexec", "-n", str(group.size)] + cmd + ["--parallel", args.parallel]
+    return f"the checkpoint of epoch {epoch} is {ckpt}; continue with:\n  {shlex.join(cmd)}"
+
+
 def main(argv=None):
     args = parse(argv)
+    args.running_epoch = None
     group = None
-    if args.parallel != "none":                      # under mpiexec: every rank runs this same main()
-        from tinynn.parallel import world
-
-        group = world()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if args.parallel != "none":                  # under mpiexec: every rank runs this same main()
+            from tinynn.parallel import world
+
+            group = world()
         return train(args, group)
     except (FileNotFoundError, FileFormatError) as e:  # a refused --resume checkpoint too: one line
         print(f"error: {e}", file=sys.stderr)
         if group is not None and group.size > 1:
             group.abort(2)                           # every rank ends (they may wait in a collective)
         return 2
+    except WriteError as e:                          # no space, file too large, a folder gone: nothing half-written
+        print(f"error: {e}\n{resume_advice(args, group)}", file=sys.stderr)
+        if group is not None and group.size > 1:
+            group.abort(1)
+        return 1
+    except KeyboardInterrupt as e:                   # Ctrl-C (SIGINT) or SIGTERM: 128 + the signal's number
+        signum = getattr(e, "signum", signal.SIGINT)
+        code = 128 + int(signum)
+        if group is None or group.is_root:
+            during = f" during epoch {args.running_epoch}" if args.running_epoch else ""
+            print(f"\ninterrupted by {signal.Signals(signum).name}{during}; {resume_advice(args, group)}",
+                  file=sys.stderr, flush=True)
+        if group is not None and group.size > 1:
+            group.abort(code)                        # the other ranks may wait in a collective
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def train(args, group=None):
@@ -271,8 +322,7 @@ def train(args, group=None):
         metrics["augment"] = augment.config()
     if averaged:
         metrics["averages"] = averaged
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    write_json(os.path.join(args.out, "metrics.json"), metrics)
     if not args.no_plot:
         plot_curves(curves, os.path.join(args.out, "curves.png"),
                     "tinynn MNIST training" + (f", --parallel {config['parallel']}, {strategy.size} ranks"
@@ -290,6 +340,7 @@ def train_epochs(args, config, trainer, strategy, stop_at, data, ckpt_path, root
 
     Xt, yt, Xv, yv = data
     while trainer.epoch < stop_at:
+        args.running_epoch = trainer.epoch + 1
         bar = tqdm(total=len(Xt), desc=f"epoch {trainer.epoch + 1}/{config['epochs']}", unit="img",
                    leave=False, disable=args.quiet or not root, file=sys.stderr)
         t0 = time.perf_counter()
@@ -309,6 +360,7 @@ def train_epochs(args, config, trainer, strategy, stop_at, data, ckpt_path, root
         vs = f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%" if val_loss is not None else ""
         ta = f"train acc {100 * train_acc:.2f}%  " if train_acc is not None else ""
         say(f"epoch {trainer.epoch:3d}  train loss {rec['train_loss']:.4f}  {ta}{vs}  {seconds:.1f}s")
+    args.running_epoch = None
     return 0
 
 

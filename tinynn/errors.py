@@ -9,6 +9,8 @@ What tinynn raises on bad input, bad files and misuse (``docs/refusals.md`` list
                         (only float32 and float64 are), a sparse matrix
     IndexError          a class label or an embedding index out of its range
     FileNotFoundError   a file to load does not exist (MNIST not found)
+    WriteError          a file could not be written (an OSError: no space, file too large, a read-only or vanished
+                        folder); the file it would have replaced is intact and no partial file is left
     RuntimeError        a call in the wrong state: backward before forward, a device that is not there
                         (``device="cuda"`` without CUDA)
 
@@ -58,6 +60,20 @@ class FileFormatError(ValueError):
 
     def __reduce__(self):                                  # picklable across processes (tinynn.parallel)
         return (type(self), (self.path, self.problem))
+
+
+class WriteError(OSError):
+    """A file tinynn writes (through ``tinynn._write.atomic_open``) could not be written. ``path`` is the file,
+    ``reason`` the operating system's (``errno`` is kept); the file ``path`` held before, if any, is intact and no
+    partial file is left."""
+
+    def __init__(self, path, error: OSError):
+        self.path = str(path)
+        self.reason = error.strerror or str(error) or type(error).__name__
+        super().__init__(error.errno, f"cannot write {self.path}: {self.reason}")
+
+    def __str__(self):
+        return f"cannot write {self.path}: {self.reason} (the previous {self.path}, if any, is intact)"
 
 
 class DivergenceGuard:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ._filecheck import (COUNTER_MAX, FLOAT_DTYPES, MetaReader, _check_checkpoin
                          check_optim_headers, check_text_header, check_trainer_state, model_file_plan,
                          check_model_arrays, mlp_state_layout)
 from ._metareader import _json_type, _names
+from ._write import atomic_open
 from .errors import FileFormatError, short
 
 FORMAT_VERSION = 2                       # 2: one state layout (pack_state) for every file
@@ -41,8 +41,6 @@ def save_npz(path, arrays: dict, meta: dict, kind: str):
     A process killed mid-write leaves the previous file at ``path`` intact.
     """
     path = _fspath(path, "save_npz")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     meta = dict(meta, format="tinynn", kind=kind, format_version=FORMAT_VERSION)
     payload = {}
     for k, v in arrays.items():
@@ -58,25 +56,8 @@ def save_npz(path, arrays: dict, meta: dict, kind: str):
         raise TypeError(f"save_npz: the metadata must be plain JSON (dicts, lists, str, numbers, bool, None): {e}") \
             from None
     payload[META_KEY] = np.array(text)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        try:  # make the rename itself durable
-            dfd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:                  # temp file, fsync, rename (tinynn._write)
+        np.savez(f, **payload)
     return path
 
 
@@ -135,6 +116,27 @@ def load_npz(path, kind: str | None = None, plan=None):
             plan(meta, headers)
         arrays = {k: ar.read(k, h) for k, h in headers.items()}
     return arrays, meta
+
+
+def checkpoint_epoch(path):
+    """The epoch a checkpoint at ``path`` holds (its metadata and headers are read and checked, no array data),
+    or None where there is no readable checkpoint: what a run that stopped can say about where to resume."""
+    class _Stop(Exception):
+        pass
+
+    got = {}
+
+    def plan(meta, headers):
+        got["epoch"] = int(meta["epoch"])
+        raise _Stop
+
+    try:
+        load_npz(path, kind="checkpoint", plan=plan)
+    except _Stop:
+        return got["epoch"]
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 # --------------------------------------------------------------------------------------------- the container

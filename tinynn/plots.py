@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._write import save_figure
+
 
 def plot_curves(history, path, title="tinynn MNIST training"):
     """curves.png: loss (log scale) and accuracy per epoch from ``history`` (lists under "train_loss",
@@ -28,5 +30,7 @@ def plot_curves(history, path, title="tinynn MNIST training"):
     b.set_xlabel("epoch"), b.set_ylabel("accuracy (%)"), b.legend(), b.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._write import save_figure
+
 GBIT = 1e9 / 8                      # bytes per second in one Gbit/s
 
 
@@ -219,8 +221,10 @@ def plot(specs, path, workers=(1, 2, 4, 8, 16, 32, 64), networks=NETWORKS, batch
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.16, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 
