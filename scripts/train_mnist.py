@@ -220,8 +220,9 @@ def main(argv=None):
             during = f" during epoch {args.running_epoch}" if args.running_epoch else ""
             print(f"\ninterrupted by {signal.Signals(signum).name}{during}; {resume_advice(args, group)}",
                   file=sys.stderr, flush=True)
-        if group is not None and group.size > 1:
-            group.abort(code)                        # the other ranks may wait in a collective
+        if group is not None and group.size > 1:     # every rank got the signal (mpiexec forwards it): rank 0
+            time.sleep(0.5 if group.is_root else 2.0)  # says where to resume, mpiexec relays it, then the job ends
+            group.abort(code)                        # (a rank may wait in a collective)
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -254,9 +255,15 @@ def train(args, group=None):
         print(f"error: {where}{problem}", file=sys.stderr)
         return 2
     if group is not None:
+        import socket
+
         from tinynn.parallel import check_same
 
         check_same(group, "configuration (command-line options)", sorted(config.items()))
+        where = group.comm.allgather(f"pid {os.getpid()}@{socket.gethostname()}")
+        if root:                                     # mpiexec names a process that dies by its pid: which rank
+            print("tinynn ranks: " + ", ".join(f"{r}={w}" for r, w in enumerate(where)), file=sys.stderr,
+                  flush=True)
     if root:
         os.makedirs(args.out, exist_ok=True)
     Xt, yt, Xv, yv, Xte, yte = mnist_split(args.data_dir, config["seed"], config["val_size"], config["train_size"],

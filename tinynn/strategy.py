@@ -20,6 +20,7 @@ of names (``scripts/train_mnist.py --parallel`` reads it); ``make(name, model, *
 """
 from __future__ import annotations
 
+import glob
 import importlib
 import os
 
@@ -120,29 +121,42 @@ class ShardedStrategy(Strategy):
     """A strategy whose ranks hold different parts of the state. ``checkpoint.npz`` (rank 0) holds the whole
     model, the configuration, epoch and history (a checkpoint like any other: its arrays are the model the
     configuration describes); every rank r of P writes its own part of the training state (its shard or stage,
-    optimizer state, dropout and shuffle streams) beside it first, ``checkpoint.rank<r>of<P>.npz``. A resume
-    loads each rank's part: under the same strategy and number of ranks, bitwise."""
+    optimizer state, dropout and shuffle streams) beside it first, ``checkpoint.rank<r>of<P>.epoch<N>.npz``. A
+    resume loads each rank's part: under the same strategy and number of ranks, bitwise.
 
-    def part_path(self, path):
+    The whole file is the commit point: the parts of epoch N are all written (a barrier) before rank 0 replaces
+    ``checkpoint.npz``, and the parts of epoch N-1 are removed only after it did (a second barrier). A run
+    stopped anywhere (a signal, a failed write, a killed rank) leaves ``checkpoint.npz`` at some epoch with every
+    rank's part of that same epoch beside it: one consistent checkpoint."""
+
+    def part_path(self, path, epoch):
         root, ext = os.path.splitext(os.fspath(path))
-        return f"{root}.rank{self.rank}of{self.size}{ext or '.npz'}"
+        return f"{root}.rank{self.rank}of{self.size}.epoch{int(epoch)}{ext or '.npz'}"
 
     def save_checkpoint(self, trainer, path, config):
-        trainer.save_checkpoint(self.part_path(path), config)
-        whole = self.gather(trainer)                   # collective; the parts are written before the whole
+        part = self.part_path(path, trainer.epoch)
+        trainer.save_checkpoint(part, config)
+        whole = self.gather(trainer)                   # collective; every part is written before the whole
         if self.is_root:
             arrays, meta = io.pack_state(whole)
             meta.update(epoch=trainer.epoch, history=trainer.history, samples_seen=trainer.samples_seen,
                         config=config)
-            io.save_npz(path, arrays, meta, kind="checkpoint")
+            io.save_npz(path, arrays, meta, kind="checkpoint")     # the commit point
         self.group.barrier()
+        root, ext = os.path.splitext(os.fspath(path))
+        for old in glob.glob(f"{glob.escape(root)}.rank{self.rank}of{self.size}.epoch*{ext or '.npz'}"):
+            if old != part:
+                try:
+                    os.remove(old)                     # the parts of earlier epochs, now superseded
+                except OSError:
+                    pass
 
     def load_checkpoint(self, trainer, path, arrays=None, meta=None):
         from .parallel.comm import check_same
 
         if meta is None:
             _, meta = io.load_npz(path, kind="checkpoint")
-        part_path = self.part_path(path)
+        part_path = self.part_path(path, int(meta["epoch"]))
         saved = (meta.get("config") or {}).get("parallel")
         if saved != self.name or not os.path.exists(part_path):
             raise ValueError(f"{path}: not a checkpoint of --parallel {self.name} on {self.size} ranks (no "
