@@ -39,6 +39,22 @@ from ._sklearn_optim import SklearnAdam, SklearnSGD
 from ._stopping import StoppingMixin
 
 
+class _L1Penalty:
+    """L2Penalty plus l1 Σ|W| over the same Linear weights (flat.data[:n_first]). A host value (no ``defer``):
+    on a GPU the step reads ‖W‖₁ back."""
+
+    def __init__(self, l2, l1, grad):
+        self.l2, self.l1, self.grad = l2, l1, grad
+
+    def __call__(self, model, n, grad=True):
+        value = self.l2(model, n, grad)
+        flat = model.flat
+        W = flat.data[:flat.n_first]
+        if grad and self.grad:
+            ops.add_l1(W, flat.grad[:flat.n_first], self.l1)               # g += l1 sign(W)
+        return value + self.l1 * float(np.abs(kernels.to_host(W)).sum())
+
+
 class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
@@ -48,7 +64,7 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, init="auto",
                  optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
-                 snapshots=None, swa=False, ema=None):
+                 snapshots=None, swa=False, ema=None, l1=0.0, l1_mode="subgradient", transform_layer=-1):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -83,6 +99,9 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
         self.snapshots = snapshots
         self.swa = swa
         self.ema = ema
+        self.l1 = l1
+        self.l1_mode = l1_mode
+        self.transform_layer = transform_layer
 
     # ------------------------------------------------------------------ model pieces
     def _hidden(self):
@@ -127,15 +146,33 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
         """sklearn's update rule for solver 'sgd'/'adam'; with ``optimizer=`` the one named in tinynn.optim's
         table (torch's rules)."""
         params = self._model.parameters()
+        # L1 on the Linear weights (the ones alpha penalises): tn.optim's subgradient or proximal form
+        l1 = dict(l1=float(self.l1), l1_scope="weights", l1_mode=self.l1_mode) if self.l1 else {}
         if self.optimizer is None and self.solver == "sgd":
-            return SklearnSGD(params, self.learning_rate_init, self.momentum, self.nesterovs_momentum)
+            return SklearnSGD(params, self.learning_rate_init, self.momentum, self.nesterovs_momentum, **l1)
         if self.optimizer is None:
             return SklearnAdam(params, lr=self.learning_rate_init, betas=(self.beta_1, self.beta_2),
-                               eps=self.epsilon)
+                               eps=self.epsilon, **{k: v for k, v in l1.items() if k != "l1_mode"})
         return optim.make(self.optimizer or self.solver, self._model.parameters(), lr=self.learning_rate_init,
                           momentum=self.momentum, beta=self.momentum,
                           nesterov=bool(self.nesterovs_momentum and self.momentum > 0),
-                          betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+                          betas=(self.beta_1, self.beta_2), eps=self.epsilon, **l1)
+
+    def _check_l1(self):
+        """l1_mode='proximal' is SGD's proximal step (tn.optim.SGD): refused, naming why, for any other rule."""
+        if self.l1 and self.l1_mode == "proximal":
+            rule = "lbfgs" if self.solver == "lbfgs" else (self.optimizer or self.solver)
+            if rule != "sgd":
+                what = f"optimizer={self.optimizer!r}" if self.optimizer else f"solver={self.solver!r}"
+                raise ValueError(f"{type(self).__name__}: l1_mode='proximal' is the proximal SGD step (soft "
+                                 f"thresholding after each step); it needs solver='sgd' (or optimizer='sgd'), got "
+                                 f"{what}. Use l1_mode='subgradient' with {what}.")
+
+    def _penalty(self, l1_grad):
+        """sklearn's L2 term, plus l1 Σ|W| when l1 > 0 (its value in the loss; its subgradient too when
+        ``l1_grad``: L-BFGS, where no optimizer adds it)."""
+        l2 = L2Penalty(self.alpha)
+        return _L1Penalty(l2, float(self.l1), l1_grad) if self.l1 else l2
 
     def _make_schedule(self, steps_per_epoch):
         """The averages' own schedules (snapshots: cosine restarts; swa: cosine then constant), else
@@ -210,15 +247,20 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
     def _loss_fn(self):
         raise NotImplementedError
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None, sample_weight_val=None):
         self._hidden()
+        self._check_l1()
         first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self._check_val_given(X_val, y_val, sample_weight_val)
         X, y = self._validate_X_y(X, y, first_pass)
         if sample_weight is not None:
             sample_weight = _checks.check_sample_weight(self, sample_weight, X)
         T, n_outputs = self._targets(y, incremental, first_pass)
+        sample_weight = self._class_weighted(y, sample_weight, incremental)
+        given_val = None if X_val is None else self._validate_val(X_val, y_val, sample_weight_val,
+                                                                      X.dtype)
         if T.dtype.kind == "f":
             T = T.astype(X.dtype)                                       # X is in the fit dtype already
         _checks.check_finite_after_cast(self, X, T)                     # before anything is built
@@ -230,14 +272,62 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
             self.t_ = 0
             self._init_curves()
         if self.solver == "lbfgs":
-            fit_lbfgs(self, Trainer(self._model, self._loss_fn(), None, penalty=L2Penalty(self.alpha)),
+            fit_lbfgs(self, Trainer(self._model, self._loss_fn(), None, penalty=self._penalty(l1_grad=True)),
                       X, T, sample_weight)
         else:
-            self._fit_stochastic(X, T, y, sample_weight, incremental)
+            self._fit_stochastic(X, T, y, sample_weight, incremental, given_val)
         if not np.isfinite(ops.sumsq(self._model.flat.data)):
             raise DivergenceError("Solver produced non-finite parameter weights. The input data may contain large "
                                   "values and need to be preprocessed.")
         return self
+
+    def _class_weighted(self, y, sample_weight, incremental):
+        """sample_weight times the class weights (MLPClassifier's class_weight); the regressor has none."""
+        return sample_weight
+
+    def _check_val_given(self, X_val, y_val, sample_weight_val):
+        """HistGradientBoosting's rules for an explicit validation set (both or neither; it is the early-stopping
+        set, so early_stopping=True and a stochastic solver; not in partial_fit)."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is provided, but X_val and y_val were not provided.")
+            return
+        if y_val is None:
+            raise ValueError("X_val is provided, but y_val was not provided.")
+        if X_val is None:
+            raise ValueError("y_val is provided, but X_val was not provided.")
+        if not self.early_stopping:
+            raise ValueError("X_val and y_val are passed to fit while at the same time early_stopping is False. "
+                             "When passing X_val and y_val to fit, early_stopping should be set to True (they are "
+                             "the early-stopping set: validation_scores_, validation_loss_curve_).")
+        if self.solver == "lbfgs":
+            raise ValueError("X_val and y_val are passed to fit, but solver='lbfgs' does no early stopping; use "
+                             "solver='sgd' or 'adam'.")
+
+    def _validate_val(self, X_val, y_val, sample_weight_val, dtype):
+        """The explicit validation set, checked as X and y are (features, dtype, labels seen in fit); returns
+        (X_val, T_val, y_val, sample_weight_val) as the early-stopping split gives them."""
+        from sklearn.utils.validation import check_consistent_length
+
+        Xv = validate_data(self, X_val, reset=False, accept_sparse=["csr", "csc"], dtype=dtype)
+        Xv = Xv.tocsr() if is_scipy_sparse(Xv) else np.ascontiguousarray(Xv)
+        yv = np.asarray(y_val) if not hasattr(y_val, "iloc") else y_val.to_numpy()
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            yv = column_or_1d(yv, warn=True)
+        check_consistent_length(Xv, yv)
+        if Xv.shape[0] < 1:
+            raise ValueError(f"X_val has 0 samples; expected at least 1 (got shape {Xv.shape})")
+        try:
+            Tv, _ = self._targets(yv, True, False)
+        except ValueError as e:
+            raise ValueError(f"y_val: {e}") from None
+        if Tv.dtype.kind == "f":
+            Tv = Tv.astype(Xv.dtype)
+        _checks.check_finite_after_cast(self, Xv, Tv)
+        swv = None
+        if sample_weight_val is not None:
+            swv = _checks.check_sample_weight(self, sample_weight_val, Xv)
+        return Xv, Tv, yv, swv
 
     def _batch_size(self, n):
         if self.batch_size == "auto":
@@ -246,7 +336,7 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
         return int(np.clip(self.batch_size, 1, n))
 
-    def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental):
+    def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental, given_val=None):
         """sklearn's _fit_stochastic, epoch by epoch through the Trainer: the same draws from the same
         RandomState (split, then one shuffle of the previous order per epoch: sklearn.utils.shuffle(order,
         random_state=rs) is order[rs.permutation(n)], without its validation), the same stopping rule."""
@@ -255,7 +345,9 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
             self._sched = None
         if not incremental:
             self._snapshots = None
-        if self.early_stopping:
+        if given_val is not None:                                          # fit(..., X_val=, y_val=): no split
+            (X_train, T_train, sw_train), val = (X, T, sample_weight), given_val
+        elif self.early_stopping:
             (X_train, T_train, sw_train), val = self._split(X, T, y_raw, sample_weight)
             _checks.check_split_weights(self, sw_train, val[3])
         else:
@@ -268,7 +360,7 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
         averages = {} if incremental else self._make_averages(-(-n // bs))
         trainer = Trainer(self._model, self._loss_fn(), self._opt, self._sched, batch_size=bs,
                           shuffle=(lambda order: order[rs.permutation(len(order))]) if self.shuffle else False,
-                          penalty=L2Penalty(self.alpha), samples_seen=self.t_,
+                          penalty=self._penalty(l1_grad=False), samples_seen=self.t_,
                           callbacks=list(averages.values()))
         self._val_loss = self._loss_fn()
         self.n_iter_ = 0                                                   # sklearn counts each call's epochs

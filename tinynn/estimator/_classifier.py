@@ -4,11 +4,14 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted
 
 from ..losses import SigmoidCrossEntropy, SoftmaxCrossEntropy
+from . import _checks
 from ._base import _BaseMLP
 
 
@@ -29,6 +32,54 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     _KIND = "MLPClassifier"
     _is_classifier = True
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, init="auto",
+                 optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
+                 snapshots=None, swa=False, ema=None, l1=0.0, l1_mode="subgradient", transform_layer=-1,
+                 class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dropout=dropout, batch_norm=batch_norm, init=init, optimizer=optimizer,
+                         lr_schedule=lr_schedule, device=device, dtype=dtype,
+                         restore_best_weights=restore_best_weights, snapshots=snapshots, swa=swa, ema=ema, l1=l1,
+                         l1_mode=l1_mode, transform_layer=transform_layer)
+        self.class_weight = class_weight
+
+    def _class_weighted(self, y, sample_weight, incremental):
+        """LogisticRegression's class_weight: sample_weight (ones if None) times the weight of each row's
+        class, "balanced" = Σw / (n_classes · Σw of the class) (compute_class_weight with the sample weights).
+        Multi-label: the product over the label columns (compute_sample_weight). partial_fit refuses
+        "balanced" as SGDClassifier does (one batch does not give the class frequencies)."""
+        cw = self.class_weight
+        if cw is None:
+            return sample_weight
+        if incremental and isinstance(cw, str) and cw == "balanced":
+            raise ValueError(
+                "class_weight '{0}' is not supported for partial_fit. In order to use 'balanced' weights, use "
+                "compute_class_weight('{0}', classes=classes, y=y). In place of y you can use a large enough sample "
+                "of the full training set target to properly estimate the class frequency distributions. Pass the "
+                "resulting weights as the class_weight parameter.".format(cw))
+        sw = np.ones(len(y), dtype=np.float64) if sample_weight is None else sample_weight
+        if self._y_type == "multilabel":
+            if isinstance(cw, dict):
+                raise ValueError("MLPClassifier: class_weight for multi-label targets must be None or 'balanced' "
+                                 f"(a dict gives one weight per class of a single target), got {cw!r}")
+            w = compute_sample_weight(cw, np.asarray(y))
+        else:
+            per_class = compute_class_weight(cw, classes=self.classes_, y=y,
+                                             sample_weight=None if isinstance(cw, dict) else sample_weight)
+            w = per_class[np.searchsorted(self.classes_, y)]
+        return _checks.check_sample_weight(self, sw * w, sw)
 
     def _targets(self, y, incremental, reset):
         y_type = type_of_target(y)
@@ -67,12 +118,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return SoftmaxCrossEntropy() if self.out_activation_ == "softmax" else SigmoidCrossEntropy()
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to X (n_samples, n_features) and y (n_samples,) or a (n_samples, n_labels) indicator.
 
-        Returns self.
+        X_val, y_val, sample_weight_val: an explicit early-stopping set (early_stopping=True) used instead of
+        the validation_fraction split, as HistGradientBoostingClassifier's (class_weight applies to the
+        training rows only, as there). Returns self.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -41,6 +41,7 @@ class FilesMixin:
             params["dtype"] = np.dtype(params["dtype"]).name
         if callable(params["init"]):
             raise ValueError("save: a callable init cannot be written to a file; use an init name")
+        _new_params_to_json(params)
         # optimizer state too: partial_fit after load continues exactly
         # the estimator's RandomState is re-made from random_state at every fit (as sklearn): not saved
         arrays, meta = io.pack_state(self._model, getattr(self, "_opt", None))
@@ -149,7 +150,7 @@ def _read_params(cls, p: io.MetaReader) -> dict:
     """The constructor arguments, each present (no silent defaults), typed, names from tinynn's tables."""
     defaults = cls().get_params()
     names = set(defaults)
-    missing = sorted(names - set(p.meta))
+    missing = sorted(names - set(p.meta) - set(_NEW_PARAMS))    # files written before these: their defaults
     if missing:
         p.fail(f"metadata entr{'y' if len(missing) == 1 else 'ies'} {', '.join('params.' + m for m in missing)} "
                "missing")
@@ -174,7 +175,7 @@ def _read_params(cls, p: io.MetaReader) -> dict:
     p.bool("batch_norm")
     p.number("dropout", lo=0, hi=1, hi_open=True)
     p.int("random_state", lo=0, hi=2**32 - 1, null=True)
-    return dict(p.meta)
+    return _read_new_params(p, defaults)
 
 
 def _read_fitted(cls, f: io.MetaReader, params) -> dict:
@@ -244,3 +245,45 @@ def _check_classes(path, arrays, fitted):
     if values and y_type == "multilabel" and not (c.dtype.kind in "iu" and np.array_equal(c, np.arange(c_len))):
         raise FileFormatError(path, f"array 'classes_' of a multilabel classifier must be 0..{c_len - 1}, "
                                     f"got {c.tolist()}")
+
+
+# ------------------------------------------------------------------ parameters added after format version 1's first files
+_NEW_PARAMS = ("l1", "l1_mode", "transform_layer", "class_weight")
+
+
+def _new_params_to_json(params):
+    """class_weight {label: weight} as [[label, weight], ...]: JSON object keys are strings only."""
+    cw = params.get("class_weight")
+    if isinstance(cw, dict):
+        pairs = []
+        for k, v in cw.items():
+            k = k.item() if isinstance(k, np.generic) else k
+            if not isinstance(k, (str, numbers.Integral)) or isinstance(k, bool):
+                raise ValueError(f"save: class_weight keys must be integers or strings to be written, got {k!r}")
+            pairs.append([k, float(v)])
+        params["class_weight"] = pairs
+
+
+def _read_new_params(p: io.MetaReader, defaults) -> dict:
+    out = dict(p.meta)
+    for k in _NEW_PARAMS:
+        if k in defaults and k not in out:
+            out[k] = defaults[k]
+    if "l1" in p.meta:
+        p.number("l1", lo=0)
+    if "l1_mode" in p.meta:
+        p.str("l1_mode", ("subgradient", "proximal"))
+    if "transform_layer" in p.meta:
+        p.int("transform_layer")
+    cw = out.get("class_weight")
+    if isinstance(cw, list):
+        for i, pair in enumerate(cw):
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], (str, int))
+                    and not isinstance(pair[0], bool) and isinstance(pair[1], (int, float)) and not isinstance(pair[1], bool)):
+                p.fail(f"{p.name('class_weight')}[{i}] must be a [label, weight] pair (label an integer or a "
+                       f"string, weight a number), got {pair!r}")
+        out["class_weight"] = {k: v for k, v in cw}
+    elif cw is not None and cw != "balanced":
+        p.fail(f"{p.name('class_weight')} must be null, \"balanced\" or a list of [label, weight] pairs, "
+               f"got {cw!r}")
+    return out

@@ -51,6 +51,9 @@ PARAMETER_CONSTRAINTS: dict = {
     "snapshots": [Interval(numbers.Integral, 2, None, closed="left"), None],
     "swa": ["boolean"],
     "ema": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+    "l1": [Interval(numbers.Real, 0, None, closed="left")],
+    "l1_mode": [StrOptions({"subgradient", "proximal"})],
+    "transform_layer": [Interval(numbers.Integral, None, None, closed="neither")],
 }
 
 PARAMETERS_DOC = """
@@ -89,6 +92,15 @@ PARAMETERS_DOC = """
         Exponential moving average of the weights after every step with this decay (e.g. 0.999); the average
         becomes the model's weights at the end of ``fit`` (BatchNorm statistics recomputed).
         At most one of snapshots, swa and ema; with them the averaged model replaces restore_best_weights.
+    l1 : float >= 0, default 0.0
+        L1 penalty on the Linear weights (not the biases), as ``tinynn.optim``'s ``l1``: the objective gets
+        ``l1 * Σ|W|`` (beside sklearn's ``alpha/(2n) ‖W‖²``), and ``loss_`` includes it.
+    l1_mode : "subgradient" or "proximal", default "subgradient"
+        "subgradient": ``l1 * sign(W)`` is added to the gradient (every solver and optimizer). "proximal": the
+        SGD step then soft thresholding ``W = sign(W) max(|W| - lr*l1, 0)`` (ISTA; exact zeros); solver="sgd"
+        (or optimizer="sgd") only.
+    transform_layer : int, default -1
+        The hidden layer whose activations ``transform`` returns (0 = first hidden layer, -1 = the last).
 """
 
 

@@ -37,7 +37,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False,
                  init="auto", optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
-                 snapshots=None, swa=False, ema=None):
+                 snapshots=None, swa=False, ema=None, l1=0.0, l1_mode="subgradient", transform_layer=-1):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
@@ -46,7 +46,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
                          dropout=dropout, batch_norm=batch_norm, init=init, optimizer=optimizer,
                          lr_schedule=lr_schedule, device=device, dtype=dtype,
-                         restore_best_weights=restore_best_weights, snapshots=snapshots, swa=swa, ema=ema)
+                         restore_best_weights=restore_best_weights, snapshots=snapshots, swa=swa, ema=ema, l1=l1,
+                         l1_mode=l1_mode, transform_layer=transform_layer)
         self.loss = loss
 
     def _targets(self, y, incremental, reset):
@@ -63,9 +64,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return LOSSES[self.loss][1]()
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self."""
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+        """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self.
+
+        X_val, y_val, sample_weight_val: an explicit early-stopping set (early_stopping=True) used instead of
+        the validation_fraction split, as HistGradientBoostingRegressor's."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val, y_val=y_val,
+                         sample_weight_val=sample_weight_val)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

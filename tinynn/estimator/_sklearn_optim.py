@@ -23,8 +23,8 @@ from .. import optim
 class SklearnSGD(optim.SGD):
     """sklearn's SGDOptimizer update (momentum, Nesterov) through torch's fused SGD kernel."""
 
-    def __init__(self, params, lr, momentum=0.9, nesterov=True):
-        super().__init__(params, lr=lr, momentum=momentum, nesterov=bool(nesterov and momentum > 0))
+    def __init__(self, params, lr, momentum=0.9, nesterov=True, **l1):
+        super().__init__(params, lr=lr, momentum=momentum, nesterov=bool(nesterov and momentum > 0), **l1)
         self._last_lr = self.lr
 
     def step(self, closure=None):
