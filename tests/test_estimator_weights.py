@@ -217,3 +217,63 @@ def test_l1_with_every_optimizer(optimizer):
     X, y = data()
     clf = tn.MLPClassifier(hidden_layer_sizes=(4,), optimizer=optimizer, l1=1e-2, max_iter=3, random_state=0)
     assert np.isfinite(clf.fit(X, y).loss_)
+
+
+# --------------------------------------------------------------------------- fit(..., X_val=, y_val=, sample_weight_val=)
+def test_explicit_validation_set_is_the_early_stopping_set():
+    X, y = data(3, n=300)
+    Xtr, ytr, Xv, yv = X[:200], y[:200], X[200:], y[200:]
+    swv = np.random.default_rng(0).uniform(0.2, 3, len(yv))
+    clf = tn.MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, max_iter=15, n_iter_no_change=3,
+                           random_state=0).fit(Xtr, ytr, X_val=Xv, y_val=yv, sample_weight_val=swv)
+    assert clf.t_ == clf.n_iter_ * 200                                  # every training row trained: no split
+    assert len(clf.validation_scores_) == len(clf.validation_loss_curve_) == clf.n_iter_
+    best = int(np.argmax(clf.validation_scores_))
+    # the best epoch's weights are kept: its scores are the given set's, weighted by sample_weight_val
+    assert clf.score(Xv, yv, sample_weight=swv) == clf.best_validation_score_ == clf.validation_scores_[best]
+    assert clf.validation_loss_curve_[best] == pytest.approx(log_loss(yv, clf.predict_proba(Xv), sample_weight=swv),
+                                                             rel=1e-10)
+
+
+def test_explicit_validation_set_regressor():
+    X, y = make_regression(200, 4, noise=5, random_state=0)
+    y = y / 50
+    reg = tn.MLPRegressor(hidden_layer_sizes=(8,), early_stopping=True, max_iter=10, random_state=0)
+    reg.fit(X[:150], y[:150], X_val=X[150:], y_val=y[150:])
+    assert reg.t_ == reg.n_iter_ * 150
+    assert reg.score(X[150:], y[150:]) == reg.best_validation_score_
+
+
+def test_explicit_validation_set_through_a_pipeline():
+    """HistGradientBoosting's recipe: the Pipeline transforms X_val as X (metadata routing, transform_input)."""
+    import sklearn
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data(3, n=300)
+    X = X * 50 + 10
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf = tn.MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, max_iter=10, random_state=0)
+        pipe = Pipeline([("scale", StandardScaler()), ("mlp", clf.set_fit_request(X_val=True, y_val=True))],
+                        transform_input=["X_val"])
+        pipe.fit(X[:200], y[:200], X_val=X[200:], y_val=y[200:])
+    assert pipe.score(X[200:], y[200:]) == clf.best_validation_score_
+
+
+@pytest.mark.parametrize("kw,fit_kw,match", [
+    (dict(early_stopping=True), dict(X_val="X"), "X_val is provided, but y_val was not provided"),
+    (dict(early_stopping=True), dict(y_val="y"), "y_val is provided, but X_val was not provided"),
+    ({}, dict(X_val="X", y_val="y"), "early_stopping is False"),
+    (dict(early_stopping=True, solver="lbfgs"), dict(X_val="X", y_val="y"), "solver='lbfgs'"),
+    (dict(early_stopping=True), dict(sample_weight_val="w"), "X_val and y_val were not provided"),
+    (dict(early_stopping=True), dict(X_val="X3", y_val="y"), "X has 3 features, but MLPClassifier is expecting 6"),
+    (dict(early_stopping=True), dict(X_val="X", y_val="y7"), r"y_val: `y` has classes not in `self.classes_`"),
+    (dict(early_stopping=True), dict(X_val="X", y_val="y", sample_weight_val="w0"), "all zero"),
+    (dict(early_stopping=True), dict(X_val="X", y_val="y[:5]"), "inconsistent numbers of samples"),
+])
+def test_bad_validation_sets_are_refused(kw, fit_kw, match):
+    X, y = data()
+    given = {"X": X, "y": y, "X3": X[:, :3], "y7": np.where(y == 1, 7, y), "w": np.ones(len(y)),
+             "w0": np.zeros(len(y)), "y[:5]": y[:5]}
+    with pytest.raises(ValueError, match=match):
+        tn.MLPClassifier(max_iter=2, **kw).fit(X, y, **{k: given[v] for k, v in fit_kw.items()})
