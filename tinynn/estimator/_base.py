@@ -16,10 +16,10 @@ import types
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import kernels
 from ..kernels import ops
@@ -29,7 +29,7 @@ from ..errors import DivergenceError
 from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
 from ..model import Sequential
 from ..sparse import is_scipy_sparse
-from ..training import L2Penalty, Trainer
+from ..training import PREDICT_CHUNK, L2Penalty, Trainer
 from . import _checks
 from ._averages import AveragingMixin, averaging_start
 from ._files import FilesMixin
@@ -55,7 +55,8 @@ class _L1Penalty:
         return value + self.l1 * float(np.abs(kernels.to_host(W)).sum())
 
 
-class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
+class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin, StoppingMixin, FilesMixin,
+               BaseEstimator):
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -418,6 +419,54 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
             trainer.restore(self._best)
         self._finish_averages(averages, X_train)
 
+    # ------------------------------------------------------------------ hidden features
+    def transform(self, X):
+        """The activations of hidden layer ``transform_layer`` (default -1: the last) for X, (n_samples,
+        hidden_layer_sizes[transform_layer]), in eval mode (dropout off, batch norm's running statistics), in
+        the model's dtype. ``fit_transform(X, y)`` fits and then transforms; ``get_feature_names_out`` names the
+        columns, so ``set_output(transform="pandas")`` and Pipelines use them."""
+        check_is_fitted(self)
+        cut = self._transform_cut()
+        X = self._validate_X(X)
+        model = self._model
+        nodes = [node for i, node in model.plan if i < cut]
+        was = model.training
+        model.eval()
+        try:
+            out = None
+            for s in range(0, X.shape[0], PREDICT_CHUNK):
+                h = X[s:s + PREDICT_CHUNK]
+                if model.device != "cpu" and not is_scipy_sparse(h):
+                    h = kernels.to_device(np.ascontiguousarray(h), model.device)
+                for node in nodes:
+                    h = node.forward(h)
+                h = kernels.to_host(h)
+                if out is None:
+                    out = np.empty((X.shape[0], h.shape[1]), h.dtype)
+                out[s:s + PREDICT_CHUNK] = h
+        finally:
+            model.train(was)
+        return out
+
+    def _transform_cut(self):
+        """The index in the model's layers of the Linear after hidden layer ``transform_layer``."""
+        n_hidden = self.n_layers_ - 2
+        k = self.transform_layer
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not -n_hidden <= k < n_hidden:
+            raise ValueError(f"{type(self).__name__}: transform_layer={k!r} is not a hidden layer of this network: "
+                             f"it has {n_hidden} hidden layer(s) {tuple(self._hidden())}, so expected an integer "
+                             f"in [{-n_hidden}, {n_hidden - 1}]")
+        linears = [i for i, layer in enumerate(self._model.layers) if isinstance(layer, Linear)]
+        return linears[int(k) % n_hidden + 1]
+
+    @property
+    def _n_features_out(self):
+        """Columns of ``transform`` (ClassNamePrefixFeaturesOutMixin: names mlpclassifier0, ...)."""
+        if not hasattr(self, "_model"):
+            raise AttributeError("_n_features_out: the estimator is not fitted yet")
+        self._transform_cut()                                          # refuses a layer it does not have
+        return self._hidden()[int(self.transform_layer) % (self.n_layers_ - 2)]
+
     def _check_solver(self):
         if self.solver not in ("sgd", "adam"):
             raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
@@ -427,4 +476,5 @@ class _BaseMLP(AveragingMixin, StoppingMixin, FilesMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]     # float32 fits and transforms in float32
         return tags
