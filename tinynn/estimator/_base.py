@@ -31,6 +31,7 @@ from ..model import Sequential
 from ..sparse import is_scipy_sparse
 from ..training import PREDICT_CHUNK, L2Penalty, Trainer
 from . import _checks
+from ._callbacks import CallbackSupportMixin, FitTasks
 from ._averages import AveragingMixin, averaging_start
 from ._files import FilesMixin
 from ._lbfgs import fit_lbfgs
@@ -55,8 +56,8 @@ class _L1Penalty:
         return value + self.l1 * float(np.abs(kernels.to_host(W)).sum())
 
 
-class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin, StoppingMixin, FilesMixin,
-               BaseEstimator):
+class _BaseMLP(CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin,
+               StoppingMixin, FilesMixin, BaseEstimator):
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
@@ -255,6 +256,7 @@ class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         self._check_val_given(X_val, y_val, sample_weight_val)
+        given = (X, y, sample_weight)                                     # what callbacks see (feature names kept)
         X, y = self._validate_X_y(X, y, first_pass)
         if sample_weight is not None:
             sample_weight = _checks.check_sample_weight(self, sample_weight, X)
@@ -272,14 +274,17 @@ class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin
             self.n_iter_ = 0
             self.t_ = 0
             self._init_curves()
+        # sklearn.callback: the fit is a task, each epoch (L-BFGS iteration; partial_fit: its one epoch) a subtask
+        tasks = FitTasks(self, *given, 1 if incremental else self.max_iter + (self.solver == "lbfgs"))
         if self.solver == "lbfgs":
             fit_lbfgs(self, Trainer(self._model, self._loss_fn(), None, penalty=self._penalty(l1_grad=True)),
-                      X, T, sample_weight)
+                      X, T, sample_weight, tasks)
         else:
-            self._fit_stochastic(X, T, y, sample_weight, incremental, given_val)
+            self._fit_stochastic(X, T, y, sample_weight, incremental, given_val, tasks)
         if not np.isfinite(ops.sumsq(self._model.flat.data)):
             raise DivergenceError("Solver produced non-finite parameter weights. The input data may contain large "
                                   "values and need to be preprocessed.")
+        tasks.end()
         return self
 
     def _class_weighted(self, y, sample_weight, incremental):
@@ -337,7 +342,7 @@ class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin
             warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
         return int(np.clip(self.batch_size, 1, n))
 
-    def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental, given_val=None):
+    def _fit_stochastic(self, X, T, y_raw, sample_weight, incremental, given_val=None, tasks=None):
         """sklearn's _fit_stochastic, epoch by epoch through the Trainer: the same draws from the same
         RandomState (split, then one shuffle of the previous order per epoch: sklearn.utils.shuffle(order,
         random_state=rs) is order[rs.permutation(n)], without its validation), the same stopping rule."""
@@ -371,6 +376,8 @@ class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin
                 if self.verbose:
                     from tqdm.auto import tqdm
                     bar = tqdm(total=n, desc=f"epoch {self.n_iter_ + 1}", unit="smp", leave=False)
+                if tasks is not None:
+                    tasks.begin_iteration("epoch")
                 try:
                     rec = trainer.train_epoch(X_train, T_train, sw_train, progress=bar)
                 except DivergenceError as e:
@@ -392,6 +399,8 @@ class _BaseMLP(ClassNamePrefixFeaturesOutMixin, TransformerMixin, AveragingMixin
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}" + (
                         f", validation score = {self.validation_scores_[-1]:.6f}" if val else ""))
+                if tasks is not None and tasks.end_iteration():            # a callback asked to stop
+                    break
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if val else "Training loss"
                     msg = (f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "

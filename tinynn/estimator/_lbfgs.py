@@ -11,8 +11,9 @@ from .. import kernels
 from . import _checks
 
 
-def fit_lbfgs(est, trainer, X, T, sample_weight):
-    """Minimise the estimator's full-batch objective (loss + L2 penalty) over every parameter at once."""
+def fit_lbfgs(est, trainer, X, T, sample_weight, tasks=None):
+    """Minimise the estimator's full-batch objective (loss + L2 penalty) over every parameter at once.
+    ``tasks`` (_callbacks.FitTasks): each L-BFGS iteration is a callback task, as in LogisticRegression."""
     import scipy.optimize
 
     flat = trainer.model.flat
@@ -27,8 +28,19 @@ def fit_lbfgs(est, trainer, X, T, sample_weight):
 
     fun = _checks.guard_lbfgs(est, fun, X, T, sample_weight)
     theta0 = np.asarray(kernels.to_host(flat.data), dtype=np.float64).copy()
-    res = scipy.optimize.minimize(fun, theta0, method="L-BFGS-B", jac=True,
+    callback = None
+    if tasks is not None and tasks.root is not None:
+        def callback(xk):                           # scipy's end of an iteration: the model takes its weights
+            kernels.assign(flat.data, xk.astype(flat.data.dtype))
+            stop = tasks.end_iteration()
+            tasks.begin_iteration("lbfgs-iter")
+            if stop:
+                raise StopIteration                 # scipy >= 1.11 ends the minimisation there
+        tasks.begin_iteration("lbfgs-iter")
+    res = scipy.optimize.minimize(fun, theta0, method="L-BFGS-B", jac=True, callback=callback,
                                   options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
+    if callback is not None:
+        tasks.end_iteration(ran=False)              # the iteration scipy opened last never ran
     _checks.check_lbfgs_result(est, res)
     if res.status != 0:
         warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
