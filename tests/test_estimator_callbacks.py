@@ -178,3 +178,23 @@ def test_without_sklearn_callback_everything_else_works():
             "print('ok')")
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_readme_estimator_extras_example_runs(tmp_path, monkeypatch):
+    """The README's scikit-learn section: the digits example, then the class_weight/l1/X_val/transform/callbacks
+    block after it, as written."""
+    import os
+    import re
+
+    pytest.importorskip("rich")
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    digits_block = next(b for b in blocks if "load_digits" in b and "digits.npz" in b)
+    extras = next(b for b in blocks if "ScoringMonitor" in b and "X_val=" in b)
+    monkeypatch.chdir(tmp_path)
+    ns = {}
+    exec(digits_block, ns)
+    exec(extras, ns)
+    assert ns["H"].shape == (len(ns["Xte"]), 100)
+    assert len(ns["monitor"].get_logs().data) == ns["clf"].n_iter_ + 1
