@@ -21,12 +21,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-from tinynn.augment import PRESETS, TRANSFORMS, Augment  # noqa: E402
-from tinynn.data import load_mnist  # noqa: E402
-from tinynn.training import Trainer, build_mlp, make_optimizer, stream  # noqa: E402
+import tinynn as tn
+from tinynn.augment import PRESETS, TRANSFORMS, Augment
+from tinynn.data import load_mnist
+from tinynn.training import Trainer, build_mlp, make_optimizer, stream
 
 
 def figure(X, path, seed=0, n_digits=6):

@@ -25,12 +25,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-from tinynn.data import load_mnist  # noqa: E402
-from tinynn.errors import DivergenceError  # noqa: E402
-from tinynn.training import Trainer, build_mlp, make_optimizer, stream  # noqa: E402
+import tinynn as tn
+from tinynn.data import load_mnist
+from tinynn.errors import DivergenceError
+from tinynn.training import Trainer, build_mlp, make_optimizer, stream
 
 RULES = {
     "fixed": lambda base_lr, b, b0: base_lr,

@@ -16,10 +16,10 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-from tinynn.data import load_mnist  # noqa: E402
+import tinynn as tn
+from tinynn.data import load_mnist
+from tinynn.strategy import LocalStrategy
+from tinynn.training import Trainer
 
 
 def deep_mlp(c, depth, width, d_in, seed, dtype=np.float64):
@@ -43,19 +43,29 @@ def norms(model, X, y, depth):
     return acts, grads
 
 
+class ClippedGradients(LocalStrategy):
+    """One process's step, with the gradient's norm clipped to ``max_norm`` between backward and the
+    optimizer step (the Trainer's ``forward_backward`` hook)."""
+
+    def __init__(self, model, max_norm):
+        super().__init__(model)
+        self.max_norm = max_norm
+
+    def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
+        value = super().forward_backward(trainer, Xb, Tb, sample_weight)
+        tn.optim.clip_grad_norm_(trainer.model.parameters(), self.max_norm)
+        return value
+
+
 def train_movement(X, y, depth, width, epochs, seed, lr):
+    """SGD with momentum 0.9, batch 128, gradient norm clipped to 5, through the Trainer."""
     model = deep_mlp(2.0, depth, width, X.shape[1], seed)
     W0 = [model.layers[2 * i].weight.data.copy() for i in range(depth)]
     opt = tn.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    loss = tn.SoftmaxCrossEntropy()
-    rng = np.random.default_rng(seed)
+    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=128, rng=np.random.default_rng(seed),
+                      strategy=ClippedGradients(model, 5.0))
     for _ in range(epochs):
-        for idx in tn.data.gen_batches(len(X), 128, rng):
-            opt.zero_grad()
-            loss(model.forward(X[idx]), y[idx])
-            model.backward(loss.backward())
-            tn.optim.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+        trainer.train_epoch(X, y)
     model.eval()
     acc = float(np.mean(np.argmax(model.forward(X), axis=1) == y))
     moved = [float(np.linalg.norm(model.layers[2 * i].weight.data - W0[i]) / np.linalg.norm(W0[i]))

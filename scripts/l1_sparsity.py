@@ -20,11 +20,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-from tinynn.data import gen_batches, load_mnist  # noqa: E402
-from tinynn.training import build_mlp  # noqa: E402
+import tinynn as tn
+from tinynn.data import load_mnist
+from tinynn.training import Trainer, build_mlp
 
 
 def accuracy(model, X, y, batch_size=2000):
@@ -39,15 +37,11 @@ def run(c, X, y, Xt, yt, args):
     model = build_mlp([X.shape[1], args.hidden, 10], seed=args.seed)     # the same start for every strength
     opt = tn.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum, l1=c, l1_mode="proximal",
                        l1_scope="weights")
-    loss = tn.SoftmaxCrossEntropy()
-    rng = np.random.default_rng(args.seed + 1)
+    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=args.batch_size,
+                      rng=np.random.default_rng(args.seed + 1))
     t0 = time.perf_counter()
     for _ in range(args.epochs):
-        for idx in gen_batches(len(X), args.batch_size, rng):
-            opt.zero_grad()
-            loss(model.forward(X[idx]), y[idx])
-            model.backward(loss.backward())
-            opt.step()
+        trainer.train_epoch(X, y)
     seconds = time.perf_counter() - t0
     W1, W2 = model[0].weight.data, model[2].weight.data
     W = model.flat.data[:model.flat.n_first]                              # every weight matrix, one slice

@@ -13,9 +13,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
+import tinynn as tn
 
 c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
 R = np.array([[c, -s], [s, c]])

@@ -28,12 +28,10 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import tinynn as tn  # noqa: E402
-from tinynn import landscape  # noqa: E402
-from tinynn.data import gen_batches, load_mnist  # noqa: E402
-from tinynn.training import build_mlp  # noqa: E402
+import tinynn as tn
+from tinynn import landscape
+from tinynn.data import load_mnist
+from tinynn.training import Trainer, build_mlp, steps_per_epoch
 
 
 def evaluate(model, X, y, batch_size=2000):
@@ -50,20 +48,16 @@ def evaluate(model, X, y, batch_size=2000):
 
 
 def train(sizes, X, y, batch_size, lr, seed, max_epochs, target_loss, log):
-    """Adam on mini-batches (reshuffled each epoch) until the training loss < target_loss or max_epochs."""
+    """Adam on mini-batches (reshuffled each epoch) through the Trainer, until the training loss (measured in
+    eval mode after each epoch) < target_loss or max_epochs."""
     model = build_mlp(sizes, seed=seed)                       # the same initialisation for every batch size
     opt = tn.optim.Adam(model.parameters(), lr=lr)
-    loss = tn.SoftmaxCrossEntropy()
-    rng = np.random.default_rng(seed + 1)
+    trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=batch_size, rng=np.random.default_rng(seed + 1))
     steps, t0 = 0, time.perf_counter()
     epoch, train_loss = 0, float("inf")
     while epoch < max_epochs and train_loss >= target_loss:
-        for idx in gen_batches(len(X), batch_size, rng):
-            opt.zero_grad()
-            loss(model.forward(X[idx]), y[idx])
-            model.backward(loss.backward())
-            opt.step()
-            steps += 1
+        trainer.train_epoch(X, y)
+        steps += steps_per_epoch(len(X), batch_size)
         epoch += 1
         train_loss = evaluate(model, X, y)[0]
         if epoch == 1 or epoch % 10 == 0 or train_loss < target_loss:
