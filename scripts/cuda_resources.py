@@ -6,6 +6,8 @@ theoretical occupancy at the block size the backend launches it with (kernels/cu
 Prints a Markdown table (one row per kernel and dtype) and writes every result as JSON::
 
     .venv/bin/python scripts/cuda_resources.py --out runs/cuda_resources.json
+    .venv/bin/python scripts/cuda_resources.py --check-tools     (exit 0: numba.cuda and ptxas are here)
+    .venv/bin/python scripts/cuda_resources.py --detect          (the CUDA devices, numba.cuda.detect)
 
 Needs the [cuda] extra (`pip install -e ".[cuda]"`). Exits 1 when a kernel fails to compile or spills.
 """
@@ -48,12 +50,26 @@ def table(results):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="JSON file for every result (its folder is created)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", help="JSON file for every result (its folder is created)")
+    what.add_argument("--check-tools", action="store_true",
+                      help="only check that numba.cuda and ptxas are here (exit 0), else say why (exit 2)")
+    what.add_argument("--detect", action="store_true", help="only list the CUDA devices (numba.cuda.detect)")
     a = p.parse_args(argv)
+    if a.detect:
+        from numba import cuda
+
+        try:
+            return 0 if cuda.detect() else 1
+        except Exception as e:                                          # no driver, no device
+            print(f"no CUDA device: {type(e).__name__}: {str(e).strip()}")
+            return 1
     why = cc.missing_tools()
     if why:
         print(f"error: {why}", file=sys.stderr)
         return 2
+    if a.check_tools:
+        return 0
     results = cc.compile_targets()
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:

@@ -352,12 +352,13 @@ def test_loss_every_is_checked():
             Trainer(model, tn.SoftmaxCrossEntropy(), None, loss_every=bad)
 
 
-# --------------------------------------------------------------------------- scripts/gpu_bench.py
+# --------------------------------------------------------------------------- benchmarks/gpu_bench.py
 @pytest.mark.gpu
 def test_gpu_bench_smoke(small_blocks, tmp_path):
     """The GPU benchmark runs end to end on tiny sizes (timings meaningless on the simulator)."""
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
-    import gpu_bench
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    from benchmarks import gpu_bench
 
     out = tmp_path / "gpu.json"
     assert gpu_bench.main(["--sizes", "12,8,3", "--n", "10", "--batch-size", "10", "--epochs", "1",
@@ -370,7 +371,7 @@ def test_gpu_bench_without_gpu_exits_cleanly(tmp_path):
     """Without CUDA (and without the simulator) the script says so and exits 0 without a traceback."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     out = tmp_path / "gpu.json"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "gpu_bench.py"), "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "benchmarks.gpu_bench", "--out", str(out)], cwd=ROOT,
                        capture_output=True, text=True, env=env, timeout=120)
     from numba import cuda
 

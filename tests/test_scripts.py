@@ -133,35 +133,3 @@ def test_train_mnist_parallel_data_equals_one_process(mnist_path, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-5)
-
-
-@pytest.mark.slow
-def test_bench_reports_floor_and_breakdown(mnist_path, tmp_path):
-    out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench.py"), "--data-dir", mnist_path,
-                        "--sizes", "784,16,10", "--batch-sizes", "1024", "--rounds", "1", "--peers", "tinynn,numpy",
-                        "--no-rss", "--no-jit", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "x floor" in r.stdout and "outside kernels" in r.stdout
-    (run,) = json.loads(out.read_text())["runs"]
-    assert run["batch_size"] == 1024 and set(run["peers"]) == {"tinynn", "numpy"}
-    floor = run["blas_floor"]
-    assert floor["floor_seconds"] > 0 and floor["tinynn_over_floor"] > 0
-    parts = run["breakdown"]
-    assert "matmul" in parts["ops_s"] and parts["ops_s"]["matmul"] <= parts["epoch_s"]
-    assert run["peers"]["tinynn"]["test_accuracy"] > 0.5
-
-
-@pytest.mark.slow
-def test_bench_first_fit_measures_both_caches():
-    import bench
-
-    out = bench.first_fit(repeats=1)
-    assert set(out) == {"float64", "float32"}
-    for runs in out.values():
-        assert set(runs) == {"empty_cache", "warm_cache"}
-        for r in runs.values():
-            assert r["tinynn_fit_s"] > 0 and r["sklearn_fit_s"] > 0 and r["import_tinynn_s"] > 0
-            assert r["tinynn_n_iter"] == r["tinynn_again_n_iter"]          # the same fit, compiled or cached
-        # with an empty cache the first fit compiles; a warm cache loads what the empty run left
-        assert runs["empty_cache"]["tinynn_fit_s"] > runs["warm_cache"]["tinynn_fit_s"]

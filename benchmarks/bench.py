@@ -10,12 +10,14 @@ shapes through the same BLAS, raced as one more peer: tinynn / floor is a median
 epoch's time goes (per kernel), Numba JIT cost (first epoch in a fresh process with an empty and with a warm
 cache), a new user's first MLPClassifier fit, and the bytes an epoch allocates.
 
-    python scripts/bench.py --data-dir ../shared/data/mnist --out runs/bench.json
+    python -m benchmarks.bench --data-dir ../shared/data/mnist --out runs/bench.json
+
+(from the repository root; the race, the machine record and the peers are benchmarks/harness.py's, the
+measurements that need a fresh process benchmarks/fresh.py's)
 """
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,56 +27,28 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.harness import SIZES, FloorPeer, TinynnPeer, data, machine, make_peer, race, write_json
 
-from bench_peers import SIZES, TinynnPeer, make_peer  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 # --------------------------------------------------------------------------- measurements
-def race(peers, rounds):
-    """Warm-up epoch each, then ``rounds`` rounds in which every peer runs one timed epoch in turn."""
-    times = {p.name: [] for p in peers}
-    for p in peers:
-        p.epoch()
-    for _ in range(rounds):
-        for p in peers:
-            t = time.perf_counter()
-            p.epoch()
-            times[p.name].append(time.perf_counter() - t)
-    return times
+def fresh(args, env=None, timeout=600):
+    """``python -m benchmarks.fresh ARGS`` in a new process (from the repository root): its CompletedProcess."""
+    return subprocess.run([sys.executable, "-m", "benchmarks.fresh", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
-class FloorPeer:
-    """The BLAS floor as a peer of the race: one "epoch" is the epoch's matmuls alone — forward X·W for every
-    layer, dW = Xᵀ dY for every layer, dX = dY Wᵀ for all but the first — at this batch size, through np.matmul
-    (the same BLAS) on fixed arrays, ceil(n / batch) times. Racing it beside the peers makes tinynn / floor a
-    per-round ratio, as robust to the machine's drift as the other ratios."""
+def result_of(r):
+    """The JSON line a ``benchmarks.fresh`` run printed last (RuntimeError with its stderr when it failed)."""
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr[-2000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
-    name = "blas floor (matmuls only)"
 
-    def __init__(self, bs, sizes=SIZES, n=60000):
-        rng = np.random.default_rng(0)
-        shapes = []
-        for a, b in zip(sizes, sizes[1:]):
-            shapes.append(((bs, a), (a, b), False, False))          # Y = X W
-            shapes.append(((bs, a), (bs, b), True, False))          # dW = Xᵀ dY
-            if a != sizes[0]:
-                shapes.append(((bs, b), (a, b), False, True))       # dX = dY Wᵀ
-        self.flops = sum(2 * sa[0] * sa[1] * (sb[0] if tb else sb[1]) for sa, sb, ta, tb in shapes)
-        self.arrays = [(rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32), ta, tb)
-                       for sa, sb, ta, tb in shapes]
-        self.outs = [np.empty(((A.shape[1] if ta else A.shape[0]), (B.shape[0] if tb else B.shape[1])), np.float32)
-                     for A, B, ta, tb in self.arrays]
-        self.steps = -(-n // bs)
-        self.epoch_gflop = self.flops * self.steps / 1e9
-
-    def epoch(self):
-        for _ in range(self.steps):
-            for (A, B, ta, tb), out in zip(self.arrays, self.outs):
-                np.matmul(A.T if ta else A, B.T if tb else B, out=out)
-
-    def accuracy(self, X, y):
-        return None
+def data_dir_arg(data_dir):
+    """``--data-dir`` for a child that runs from the repository root (a relative folder made absolute)."""
+    return [] if data_dir is None else ["--data-dir", os.path.abspath(data_dir)]
 
 
 def epoch_breakdown(X, y, bs, sizes=SIZES, repeats=3):
@@ -138,79 +112,40 @@ def step_allocations(X, y, bs, sizes=SIZES, steps=50):
 
 def child_rss(peer, bs, data_dir, sizes=SIZES):
     """Peak RSS (MiB) of a fresh process that loads MNIST and trains one epoch with ``peer``."""
-    code = (f"import sys, resource; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-            f"import bench; X, y, Xt, yt = bench.data({data_dir!r}); "
-            f"p = bench.make_peer({peer!r}, X, y, {bs}, {tuple(sizes)!r}); p.epoch(); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    return float(r.stdout.strip().splitlines()[-1]) if r.returncode == 0 else None
+    r = fresh(["rss", "--peer", peer, "--batch-size", bs, "--sizes", ",".join(map(str, sizes))] + data_dir_arg(data_dir))
+    return result_of(r)["peak_rss_mib"] if r.returncode == 0 else None
 
 
-def empty_then_warm(argv):
-    """Run ``argv`` in two fresh processes sharing a new, empty Numba cache: {"empty_cache": CompletedProcess,
-    "warm_cache": CompletedProcess} (the second finds what the first compiled)."""
+def empty_then_warm(args):
+    """``benchmarks.fresh ARGS`` in two fresh processes sharing a new, empty Numba cache: {"empty_cache":
+    CompletedProcess, "warm_cache": CompletedProcess} (the second finds what the first compiled)."""
     out = {}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for label in ("empty_cache", "warm_cache"):
-            out[label] = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+            out[label] = fresh(args, env=env)
     return out
 
 
 def jit_cost(data_dir, bs=128):
     """Import -> first step and first-epoch seconds in fresh processes: empty Numba cache, then warm."""
-    code = (f"import time; t0 = time.perf_counter(); import sys; "
-            f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); import bench, numpy as np; "
-            f"X, y, Xt, yt = bench.data({data_dir!r}); t_data = time.perf_counter(); "
-            f"p = bench.TinynnPeer(X, y, {bs}); t1 = time.perf_counter(); p.step(np.arange({bs})); "
-            "t2 = time.perf_counter(); p.epoch(); t3 = time.perf_counter(); p.epoch(); t4 = time.perf_counter(); "
-            "print((t_data - t0) - 0, t2 - t1, t3 - t2, t4 - t3)")
     out = {}
-    for label, r in empty_then_warm([sys.executable, "-c", code]).items():
-        if r.returncode != 0:
-            out[label] = {"error": r.stderr[-500:]}
-            continue
-        imp, first_step, first_epoch, second_epoch = map(float, r.stdout.split())
-        out[label] = {"import_and_data_s": imp, "first_step_s": first_step, "first_epoch_s": first_epoch,
-                      "steady_epoch_s": second_epoch, "first_over_steady": first_epoch / second_epoch}
+    for label, r in empty_then_warm(["first-epoch", "--batch-size", bs] + data_dir_arg(data_dir)).items():
+        out[label] = result_of(r) if r.returncode == 0 else {"error": r.stderr[-500:]}
     return out
-
-
-FIRST_FIT = r"""
-import sys, time, warnings
-t0 = time.perf_counter()
-import tinynn
-t1 = time.perf_counter()
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.neural_network import MLPClassifier
-X, y = load_digits(return_X_y=True)
-X = X.astype(sys.argv[1])
-warnings.simplefilter("ignore")
-out = {"import_tinynn_s": t1 - t0}
-for name, cls in (("tinynn", tinynn.MLPClassifier), ("sklearn", MLPClassifier), ("tinynn_again", tinynn.MLPClassifier)):
-    t = time.perf_counter()
-    est = cls(random_state=0).fit(X, y)
-    out[name + "_fit_s"] = time.perf_counter() - t
-    out[name + "_n_iter"] = est.n_iter_
-print(out)
-"""
 
 
 def first_fit(repeats=3):
     """A new user's first ``MLPClassifier().fit`` on the digits data (1797 x 64, defaults: hidden 100, adam,
     up to 200 epochs) in a fresh process: with an empty Numba cache, then with the cache it left; sklearn's fit
-    and a second tinynn fit in the same process for reference. Medians over ``repeats`` fresh processes."""
-    import ast
-
+    and a second tinynn fit in the same process for reference (benchmarks.fresh first-fit). Medians over
+    ``repeats`` fresh processes; ``tinynn_compiles``: the Numba compilations of the first fit."""
     out = {}
     for dtype in ("float64", "float32"):
         runs = {"empty_cache": [], "warm_cache": []}
         for _ in range(repeats):
-            for label, r in empty_then_warm([sys.executable, "-c", FIRST_FIT, dtype]).items():
-                if r.returncode != 0:
-                    raise RuntimeError(r.stderr[-2000:])
-                runs[label].append(ast.literal_eval(r.stdout.strip().splitlines()[-1]))
+            for label, r in empty_then_warm(["first-fit", "--dtype", dtype]).items():
+                runs[label].append(result_of(r))
         out[dtype] = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
         for rs in out[dtype].values():
             rs["tinynn_minus_sklearn_s"] = rs["tinynn_fit_s"] - rs["sklearn_fit_s"]
@@ -222,13 +157,12 @@ def print_first_fit(ff):
         for label, r in runs.items():
             print(f"first MLPClassifier().fit on digits, {dtype}, {label}: tinynn {r['tinynn_fit_s']:.2f} s, "
                   f"sklearn {r['sklearn_fit_s']:.2f} s (+{r['tinynn_minus_sklearn_s']:.2f} s); a second tinynn "
-                  f"fit {r['tinynn_again_fit_s']:.2f} s; import tinynn {r['import_tinynn_s']:.2f} s")
+                  f"fit {r['tinynn_again_fit_s']:.2f} s; import tinynn {r['import_tinynn_s']:.2f} s; "
+                  f"{r['tinynn_compiles']:.0f} Numba compilations in the first fit")
 
 
 def write(result, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(result, path)
     print(f"wrote {path}")
 
 
@@ -258,84 +192,14 @@ def fit_compare(X, y, Xt, yt, rounds, max_iter, sizes=SIZES):
     return out
 
 
-def data(data_dir):
-    from tinynn.data import load_mnist
-
-    return load_mnist(data_dir)
-
-
-def machine():
-    try:
-        import threadpoolctl
-
-        blas = [(i["internal_api"], i["version"], i["num_threads"], i.get("architecture"))
-                for i in threadpoolctl.threadpool_info()]
-    except Exception:
-        blas = None
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except Exception:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "blas": blas, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
-
-
 # --------------------------------------------------------------------------- sparse input
-def sparse_data(n, d, density, n_classes=20, seed=0, dtype=np.float64):
-    """A TF-IDF-like CSR matrix (n, d): about density·d nonzeros per row, positive values, rows L2-normalised;
-    labels from a hidden linear model on the same features (so there is something to learn)."""
-    import scipy.sparse as sp
-
-    rng = np.random.default_rng(seed)
-    per_row = rng.poisson(density * d, n).clip(1)
-    indptr = np.concatenate([[0], np.cumsum(per_row)])
-    indices = rng.integers(0, d, indptr[-1])
-    data = rng.exponential(1.0, indptr[-1])
-    X = sp.csr_matrix((data, indices, indptr), shape=(n, d))
-    X.sum_duplicates()
-    X = X.multiply(1.0 / np.sqrt(X.multiply(X).sum(axis=1))).tocsr().astype(dtype)
-    W = rng.standard_normal((d, n_classes))
-    y = np.asarray(np.argmax(X @ W, axis=1)).ravel()
-    return X, y
-
-
-def sparse_child(peer, n, d, density, hidden, epochs, dtype):
-    """Run in a fresh process: epoch seconds (partial_fit epochs) and peak RSS of one estimator on sparse X."""
-    import resource
-
-    X, y = sparse_data(n, d, density, dtype=np.dtype(dtype))
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if peer == "sklearn":
-        from sklearn.neural_network import MLPClassifier
-    else:
-        from tinynn import MLPClassifier
-    est = MLPClassifier(hidden_layer_sizes=(hidden,), random_state=0)
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        est.partial_fit(X, y, classes=np.unique(y))
-        times.append(time.perf_counter() - t)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"epochs_s": times, "loss": float(est.loss_), "train_accuracy": float(est.score(X[:2000], y[:2000])),
-            "peak_rss_mib": peak, "rss_after_data_mib": base, "X_nnz": int(X.nnz),
-            "X_mib": (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 2**20,
-            "dense_X_would_be_mib": n * d * np.dtype(dtype).itemsize / 2**20}
-
-
 def sparse_compare(n, d, density, hidden, epochs):
-    """sklearn's and tinynn's MLPClassifier on the same sparse data, each in its own process."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    """sklearn's and tinynn's MLPClassifier on the same sparse data, each in its own process
+    (benchmarks.fresh sparse)."""
     out = {"n": n, "d": d, "density": density, "hidden": hidden, "peers": {}}
     for peer, dtype in (("sklearn", "float64"), ("tinynn", "float64"), ("tinynn", "float32")):
-        code = (f"import sys, json; sys.path.insert(0, {here!r}); import bench; "
-                f"print(json.dumps(bench.sparse_child({peer!r}, {n}, {d}, {density}, {hidden}, {epochs}, "
-                f"{dtype!r})))")
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
-        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res = result_of(fresh(["sparse", "--peer", peer, "--n", n, "--d", d, "--density", density, "--hidden", hidden,
+                               "--epochs", epochs, "--dtype", dtype], timeout=3600))
         out["peers"][f"{peer} {dtype}"] = res
         print(f"sparse {n}x{d} density {density}: {peer:8s} {dtype}: epochs {['%.1f' % t for t in res['epochs_s']]} s, "
               f"peak RSS {res['peak_rss_mib']:.0f} MiB (X {res['X_mib']:.0f} MiB; dense X would be "
@@ -413,18 +277,14 @@ def main(argv=None):
     ap.add_argument("--sparse-hidden", type=int, default=100)
     ap.add_argument("--sparse-epochs", type=int, default=3)
     ap.add_argument("--parallel", action="store_true",
-                    help="instead: the MPI strategies at -n 2 (scripts/parallel_bench.py: compute vs communication per "
+                    help="instead: the MPI strategies at -n 2 (benchmarks/parallel_bench.py: compute vs communication per "
                          "step, allreduce bandwidth, the cost model and its plot) into the folder of --out")
     ap.add_argument("--sklearn-parity", action="store_true",
                     help="instead: fit sklearn's and tinynn's MLPClassifier with the same arguments (same model?)")
     args = ap.parse_args(argv)
     if args.parallel:
-        here = os.path.dirname(os.path.abspath(__file__))
-        cmd = [sys.executable, os.path.join(here, "parallel_bench.py"), "--out",
-               os.path.dirname(os.path.abspath(args.out))]
-        if args.data_dir:
-            cmd += ["--data-dir", args.data_dir]
-        raise SystemExit(subprocess.call(cmd))
+        cmd = [sys.executable, "-m", "benchmarks.parallel_bench", "--out", os.path.dirname(os.path.abspath(args.out))]
+        raise SystemExit(subprocess.call(cmd + data_dir_arg(args.data_dir), cwd=ROOT))
     if args.first_fit:
         result = {"machine": machine(), "first_fit": first_fit()}
         print_first_fit(result["first_fit"])
@@ -463,19 +323,19 @@ def main(argv=None):
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         floor_peer = FloorPeer(bs, sizes)
         peers = [make_peer(n, X, y, bs, sizes) for n in names] + [floor_peer]
-        times = race(peers, args.rounds)
+        laps = race(peers, args.rounds, reference="tinynn")
         rows = {}
         for p in peers:
-            ratios = [t / tt for t, tt in zip(times[p.name], times["tinynn"])]
-            rows[p.name] = {"median_epoch_s": statistics.median(times[p.name]), "epochs_s": times[p.name],
-                            "ratio_to_tinynn_median": statistics.median(ratios),
-                            "test_accuracy": p.accuracy(Xt, yt)}
+            lap = laps[p.name]
+            rows[p.name] = {"median_epoch_s": lap["median_s"], "epochs_s": lap["times"],
+                            "ratio_to_tinynn_median": lap["ratio_median"], "test_accuracy": p.accuracy(Xt, yt)}
             if not args.no_rss and p is not floor_peer:
                 rows[p.name]["peak_rss_mib"] = child_rss(p.name, bs, args.data_dir, sizes)
         floor_s = rows.pop(floor_peer.name)["median_epoch_s"]
+        floor_times = laps[floor_peer.name]["times"]
         floor = {"epoch_matmul_gflop": floor_peer.epoch_gflop, "floor_seconds": floor_s,
-                 "blas_gflops": floor_peer.epoch_gflop / floor_s, "floor_epochs_s": times[floor_peer.name],
-                 "tinynn_over_floor": statistics.median(t / f for t, f in zip(times["tinynn"], times[floor_peer.name]))}
+                 "blas_gflops": floor_peer.epoch_gflop / floor_s, "floor_epochs_s": floor_times,
+                 "tinynn_over_floor": statistics.median(t / f for t, f in zip(laps["tinynn"]["times"], floor_times))}
         parts = epoch_breakdown(X, y, bs, sizes)
         result["runs"].append({"batch_size": bs, "peers": rows, "blas_floor": floor, "breakdown": parts,
                                "allocations": step_allocations(X, y, bs, sizes)})

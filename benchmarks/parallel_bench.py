@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Measure tinynn.parallel at -n 2 and fit/check the cost model (tinynn/parallel/cost_model.py).
 
-    python scripts/parallel_bench.py --data-dir ../shared/data/mnist --out docs     (starts mpiexec -n 2 itself)
-    mpiexec -n 2 python scripts/parallel_bench.py ...                               (the same)
+    python -m benchmarks.parallel_bench --data-dir ../shared/data/mnist --out docs     (starts mpiexec -n 2 itself)
+    mpiexec -n 2 python -m benchmarks.parallel_bench ...                               (the same)
+
+(from the repository root; the race of the strategies and the machine record are benchmarks/harness.py's)
 
 Measures, on the 784-256-128-10 MNIST MLP (float32, Adam, global batch 128, real MNIST batches):
 * the allreduce time and bandwidth for 4 KB … 64 MB against a plain memory copy of the same bytes;
@@ -22,7 +24,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.harness import machine, race
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse(argv=None):
@@ -36,8 +40,9 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def relaunch_under_mpi(argv):
-    """Started without mpiexec: run this script under ``mpiexec -n 2`` (the venv's mpiexec if there is one)."""
+def relaunch_under_mpi(args):
+    """Started without mpiexec: run this module under ``mpiexec -n 2`` (the venv's mpiexec if there is one), from
+    the repository root, with the same options (folders made absolute)."""
     here = os.path.dirname(sys.executable)
     mpiexec = os.path.join(here, "mpiexec")
     if not os.path.exists(mpiexec):
@@ -46,7 +51,10 @@ def relaunch_under_mpi(argv):
         mpiexec = shutil.which("mpiexec")
     if mpiexec is None:
         sys.exit("parallel_bench: no mpiexec found; pip install -e '.[mpi]' (mpi4py + the mpich wheel)")
-    return subprocess.call([mpiexec, "-n", "2", sys.executable, os.path.abspath(__file__)] + list(argv))
+    argv = ["--out", os.path.abspath(args.out), "--steps", str(args.steps), "--repeats", str(args.repeats)]
+    argv += ["--data-dir", os.path.abspath(args.data_dir)] if args.data_dir else []
+    argv += ["--quick"] if args.quick else []
+    return subprocess.call([mpiexec, "-n", "2", sys.executable, "-m", "benchmarks.parallel_bench"] + argv, cwd=ROOT)
 
 
 class TimedGroup:
@@ -78,6 +86,8 @@ def best_time(fn, repeats):
 
 
 def bench_allreduce(G, sizes, repeats):
+    from mpi4py import MPI
+
     rows = []
     for nbytes in sizes:
         a = np.ones(nbytes // 4, np.float32)
@@ -93,7 +103,7 @@ def bench_allreduce(G, sizes, repeats):
             return (time.perf_counter() - t0) / k
 
         t = float(np.min([run() for _ in range(repeats)]))
-        t = G.comm.allreduce(t, op=__import__("mpi4py").MPI.MAX)
+        t = G.comm.allreduce(t, op=MPI.MAX)
         src, dst = np.ones(nbytes // 4, np.float32), np.empty(nbytes // 4, np.float32)
         G.barrier()
         np.copyto(dst, src)
@@ -251,28 +261,37 @@ def async_runner(G, X, y):
     return run
 
 
+class StrategyPeer:
+    """One strategy's timed loop as a peer of the race: the warm-up on the first batches, an "epoch" the timed
+    steps (it returns the per-rank parts: compute, communication, ...)."""
+
+    def __init__(self, name, run, warm, timed):
+        self.name, self.run, self.warm, self.timed = name, run, warm, timed
+
+    def warmup(self):
+        self.run(self.warm)
+
+    def epoch(self):
+        return self.run(self.timed)
+
+
 def bench_strategies(G, X, y, steps, repeats):
-    """Each strategy's timed loop, the repeats interleaved across strategies (other load on the machine then
-    hits them alike). Per strategy the fastest repeat is kept (the least disturbed by other processes: on a
-    shared 2-core VM a descheduled rank makes its partner wait); all repeats are in ``all_step_s``."""
+    """Each strategy's timed loop, raced: the repeats interleaved across strategies (other load on the machine
+    then hits them alike), each timed from a barrier, the slowest rank's time. Per strategy the fastest repeat is
+    kept (the least disturbed by other processes: on a shared 2-core VM a descheduled rank makes its partner
+    wait); all repeats are in ``all_step_s``."""
+    from mpi4py import MPI
+
     runners = {"data_overlap": data_runner(G, X, y, True), "data_blocking": data_runner(G, X, y, False),
                "tensor": tensor_runner(G, X, y), "pipeline_gpipe": pipeline_runner(G, X, y, "gpipe"),
                "pipeline_1f1b": pipeline_runner(G, X, y, "1f1b"), "async": async_runner(G, X, y)}
     bl = batches(len(X), 128, steps + 10)
-    results = {k: [] for k in runners}
-    for k, run in runners.items():                              # warm-up (compilation, buffers)
-        run(bl[:10])
-    for _ in range(repeats):
-        for k, run in runners.items():
-            G.barrier()
-            t0 = time.perf_counter()
-            parts = run(bl[10:])
-            total = time.perf_counter() - t0
-            total = G.comm.allreduce(total, op=__import__("mpi4py").MPI.MAX)
-            per_rank = G.allgather_object({p: v / steps for p, v in parts.items()})
-            results[k].append({"step_s": total / steps, "ranks": per_rank})
+    peers = [StrategyPeer(k, run, bl[:10], bl[10:]) for k, run in runners.items()]
+    laps = race(peers, repeats, sync=G.barrier, elapsed=lambda t: G.comm.allreduce(t, op=MPI.MAX))
     out = {}
-    for k, rs in results.items():
+    for k, lap in laps.items():
+        rs = [{"step_s": total / steps, "ranks": G.allgather_object({p: v / steps for p, v in parts.items()})}
+              for total, parts in zip(lap["times"], lap["results"])]
         best = min(rs, key=lambda r: r["step_s"])
         out[k] = dict(best, all_step_s=[r["step_s"] for r in rs],
                       median_step_s=float(np.median([r["step_s"] for r in rs])), **runners[k].info)
@@ -286,7 +305,7 @@ def main(argv=None):
     from mpi4py import MPI
 
     if MPI.COMM_WORLD.Get_size() == 1:
-        return relaunch_under_mpi(sys.argv[1:] if argv is None else argv)
+        return relaunch_under_mpi(args)
     from tinynn import parallel
     from tinynn.data import load_mnist
 
@@ -295,7 +314,7 @@ def main(argv=None):
     steps = 20 if args.quick else args.steps
     repeats = 2 if args.quick else args.repeats
     say = (lambda *a: print(*a, flush=True)) if G.is_root else (lambda *a: None)
-    out = {"machine": machine(), "ranks": G.size, "threads_per_rank": threads(),
+    out = {"machine": machine(mpi=True), "ranks": G.size, "threads_per_rank": threads(),
            "load_average_at_start": os.getloadavg()}
     say(f"parallel_bench: {G.size} ranks, BLAS threads per rank {out['threads_per_rank']}")
 
@@ -492,31 +511,6 @@ def markdown(out):
                 lines.append(f"| {label} | {model} | {net} | " + " / ".join(
                     f"{100 * sel[n]['efficiency']:.0f} %" for n in (2, 8, 64)) + f" | {sel[64]['speedup']:.1f} |")
     return "\n".join(lines) + "\n"
-
-
-def machine():
-    import platform
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    info = {"python": platform.python_version(), "cores": cores, "platform": platform.platform()}
-    try:
-        from mpi4py import MPI
-
-        info["mpi"] = MPI.Get_library_version().splitlines()[0].strip()
-        import mpi4py
-
-        info["mpi4py"] = mpi4py.__version__
-    except Exception:
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return info
 
 
 def threads():

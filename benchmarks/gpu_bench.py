@@ -13,15 +13,15 @@
 
 Prints a table and writes the numbers as JSON to --out.
 
-    python scripts/gpu_bench.py --out runs/gpu_bench.json
-    python scripts/gpu_bench.py --batch-size 512 --data-dir ../shared/data/mnist --out runs/gpu_bench_512.json
+    python -m benchmarks.gpu_bench --out runs/gpu_bench.json
+    python -m benchmarks.gpu_bench --batch-size 512 --data-dir ../shared/data/mnist --out runs/gpu_bench_512.json
+
+(from the repository root; the race, the machine record and the two peers are benchmarks/harness.py's)
 
 Without a CUDA GPU it says so and exits 0 without measuring. Under NUMBA_ENABLE_CUDASIM=1 it runs on Numba's
 simulator (only sensible with tiny --sizes/--n/--matmul: a smoke test; the timings mean nothing there).
 """
 import argparse
-import json
-import os
 import platform
 import statistics
 import sys
@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.harness import TinynnPeer, TorchPeer, machine, race, write_json
 
 SIZES = (784, 4096, 4096, 10)
 
@@ -86,91 +86,12 @@ def data(args, sizes):
 
 
 # --------------------------------------------------------------------------- (i) epochs
-class TinynnPeer:
-    def __init__(self, X, y, sizes, bs, feed, loss_every):
-        import tinynn as tn
-        from tinynn.training import Trainer, build_mlp
-
-        self.name = "tinynn" if feed else "tinynn_sync"
-        self.X, self.y = X, y
-        model = build_mlp(list(sizes), seed=0).to("cuda")
-        self.trainer = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.Adam(model.parameters(), lr=1e-3),
-                               batch_size=bs, rng=0, feed=feed, loss_every=loss_every)
-
-    def epoch(self):
-        return self.trainer.train_epoch(self.X, self.y)["train_loss"]    # ends synchronised (its last read)
-
-    def extra(self):
-        f = self.trainer.batch_feed
-        return {} if f is None else {"loss_reads": f.reads, "host_syncs": f.syncs, "uploads": f.uploads,
-                                     "non_blocking_copy_stream": f.non_blocking}
-
-
-class TorchPeer:
-    name = "pytorch"
-
-    def __init__(self, torch, X, y, sizes, bs):
-        self.torch, self.bs = torch, bs
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.manual_seed(0)
-        layers = []
-        for i in range(len(sizes) - 1):
-            layers.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
-            if i < len(sizes) - 2:
-                layers.append(torch.nn.ReLU())
-        self.dev = torch.device("cuda")
-        self.model = torch.nn.Sequential(*layers).to(self.dev)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.loss = torch.nn.CrossEntropyLoss()
-        self.X, self.y = torch.from_numpy(X), torch.from_numpy(np.asarray(y, np.int64))
-        self.xb = [torch.empty((bs,) + tuple(self.X.shape[1:]), dtype=self.X.dtype).pin_memory() for _ in range(2)]
-        self.yb = [torch.empty(bs, dtype=torch.int64).pin_memory() for _ in range(2)]
-        self.copied = [torch.cuda.Event() for _ in range(2)]     # after the copies out of each pinned pair
-        self.gen = torch.Generator().manual_seed(0)
-
-    def epoch(self):
-        torch = self.torch
-        n = self.X.shape[0]
-        order = torch.randperm(n, generator=self.gen)
-        total = torch.zeros((), device=self.dev)
-        for k, s in enumerate(range(0, n, self.bs)):
-            idx = order[s:s + self.bs]
-            m = len(idx)
-            xb, yb = self.xb[k % 2][:m], self.yb[k % 2][:m]
-            self.copied[k % 2].synchronize()                     # the copies out of this pair (step k-2) are done
-            torch.index_select(self.X, 0, idx, out=xb)
-            torch.index_select(self.y, 0, idx, out=yb)
-            x, t = xb.to(self.dev, non_blocking=True), yb.to(self.dev, non_blocking=True)
-            self.copied[k % 2].record()
-            self.opt.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(x), t)
-            loss.backward()
-            self.opt.step()
-            total += loss.detach() * m
-        value = float(total) / n                                 # one read an epoch
-        torch.cuda.synchronize()
-        return value
-
-    def extra(self):
-        return {"tf32": False}
-
-
-def race(peers, epochs):
-    """One warm-up epoch each, then ``epochs`` rounds in which every peer runs an epoch (noise hits them alike)."""
-    times = {p.name: [] for p in peers}
-    losses = {p.name: [] for p in peers}
-    for p in peers:
-        p.epoch()
-        synchronize()
-    for _ in range(epochs):
-        for p in peers:
-            synchronize()
-            t = time.perf_counter()
-            losses[p.name].append(p.epoch())
-            times[p.name].append(time.perf_counter() - t)
-    return {p.name: {"median_s": statistics.median(times[p.name]), "epoch_s": times[p.name],
-                     "train_loss": losses[p.name], **p.extra()} for p in peers}
+def epochs(peers, rounds):
+    """The peers raced on the device (synchronised before each timed epoch; each ends synchronised): per peer
+    the median epoch seconds, every epoch's seconds and training loss, and what the peer reports."""
+    laps = race(peers, rounds, sync=synchronize)
+    return {p.name: {"median_s": laps[p.name]["median_s"], "epoch_s": laps[p.name]["times"],
+                     "train_loss": laps[p.name]["results"], **p.extra()} for p in peers}
 
 
 # --------------------------------------------------------------------------- (ii) matmul
@@ -271,9 +192,7 @@ def main(argv=None):
 
     def write(obj):
         if args.out:
-            os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-            with open(args.out, "w") as f:
-                json.dump(obj, f, indent=2)
+            write_json(obj, args.out, indent=2)
 
     available, sim, device = cuda_status()
     if not available:
@@ -288,16 +207,16 @@ def main(argv=None):
     X, y = data(args, sizes)
     result = {"device": device, "simulator": sim, "sizes": sizes, "batch_size": args.batch_size, "n": len(X),
               "data": "MNIST" if args.data_dir else "random, MNIST's shape", "epochs_timed": args.epochs,
-              "python": platform.python_version(), "numpy": np.__version__}
+              "python": platform.python_version(), "numpy": np.__version__, "machine": machine()}
     import numba
 
     result["numba"] = numba.__version__
-    peers = [TinynnPeer(X, y, sizes, args.batch_size, True, args.loss_every),
-             TinynnPeer(X, y, sizes, args.batch_size, False, None)]
+    peers = [TinynnPeer(X, y, args.batch_size, sizes=sizes, device="cuda", feed=True, loss_every=args.loss_every),
+             TinynnPeer(X, y, args.batch_size, sizes=sizes, device="cuda", feed=False)]
     if torch is not None:
-        peers.append(TorchPeer(torch, X, y, sizes, args.batch_size))
+        peers.append(TorchPeer(X, y, args.batch_size, sizes=sizes, device="cuda"))
         result["torch"] = torch.__version__
-    result["epoch"] = race(peers, args.epochs)
+    result["epoch"] = epochs(peers, args.epochs)
     if torch is None:
         result["epoch"]["pytorch_skipped"] = why
     result["matmul"] = matmul_bench(args.matmul, args.repeats, torch)
