@@ -73,6 +73,26 @@ def test_the_benchmarks_share_one_harness():
     assert not [p for p in _sources("scripts") if "bench" in os.path.basename(p)]
 
 
+def test_lecture_experiments_train_through_the_trainer():
+    """scripts/ keeps the lecture experiments, each training its network through tinynn's one loop: no script
+    steps an optimizer itself, except optimizer_paths.py, whose "training" is an optimizer walking a 2-D
+    function (no network, no batches, no loss layer: nothing for the Trainer to loop over)."""
+    trained = {"init_depth.py", "l1_sparsity.py", "sharpness.py", "batch_scaling.py", "augment_examples.py",
+               "train_mnist.py"}
+    seen = set()
+    for rel, tree in _trees("scripts"):
+        name = os.path.basename(rel)
+        steps = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                 and n.func.attr == "step"]
+        batches = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "gen_batches"]
+        if name != "optimizer_paths.py":
+            assert not steps and not batches, f"{rel}: its own loop at lines {steps + batches}"
+        if name in trained:
+            seen.add(name)
+            assert any(isinstance(n, ast.Name) and n.id == "Trainer" for n in ast.walk(tree)), rel
+    assert seen == trained
+
+
 # --------------------------------------------------------------------------- the race
 class _Clock:
     """A peer whose epochs take the times given (through a fake clock) and return their round number."""
