@@ -261,7 +261,7 @@ def async_runner(G, X, y):
     return run
 
 
-class StrategyPeer:
+class TimedLoop:
     """One strategy's timed loop as a peer of the race: the warm-up on the first batches, an "epoch" the timed
     steps (it returns the per-rank parts: compute, communication, ...)."""
 
@@ -286,7 +286,7 @@ def bench_strategies(G, X, y, steps, repeats):
                "tensor": tensor_runner(G, X, y), "pipeline_gpipe": pipeline_runner(G, X, y, "gpipe"),
                "pipeline_1f1b": pipeline_runner(G, X, y, "1f1b"), "async": async_runner(G, X, y)}
     bl = batches(len(X), 128, steps + 10)
-    peers = [StrategyPeer(k, run, bl[:10], bl[10:]) for k, run in runners.items()]
+    peers = [TimedLoop(k, run, bl[:10], bl[10:]) for k, run in runners.items()]
     laps = race(peers, repeats, sync=G.barrier, elapsed=lambda t: G.comm.allreduce(t, op=MPI.MAX))
     out = {}
     for k, lap in laps.items():

@@ -60,7 +60,7 @@ def test_the_benchmarks_share_one_harness():
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and (
                     node.name in ("race", "machine") or (isinstance(node, ast.ClassDef) and
-                                                         node.name.endswith("Peer") and node.name != "StrategyPeer")):
+                                                         node.name.endswith("Peer"))):
                 defined.setdefault(node.name, []).append(rel)
     assert defined and all(files == ["benchmarks/harness.py"] for files in defined.values()), defined
     for peer in ("TinynnPeer", "TorchPeer", "NumpyPeer", "EstimatorPeer", "FloorPeer"):
