@@ -11,8 +11,14 @@ Built with the ``onnx`` package's helpers (``pip install 'tinynn-fc[onnx]'``) an
     MLPRegressor       "variable": the output activation's values, (n,) or (n, n_outputs) -> (n, n_outputs)
     MLPClassifier      "label" (classes_) and "probabilities" (predict_proba's columns)
 
-Not yet exported (refused with NotImplementedError naming the layer): LayerNorm, Embedding, snapshot
-ensembles (``snapshots=``), multi-label classifiers.
+    LayerNorm          LayerNormalization over the features (opset 17)
+    Embedding          Gather of the table's rows (a Sequential that starts with one takes int64 indices, (n,))
+
+``register_skl2onnx()`` registers both estimators with skl2onnx (the same graph spliced into skl2onnx's), so
+``skl2onnx.to_onnx(make_pipeline(StandardScaler(), MLPClassifier(...)), X[:1])`` converts a whole Pipeline.
+
+Not yet exported (refused with NotImplementedError naming what): snapshot ensembles (``snapshots=``),
+multi-label classifiers.
 """
 from __future__ import annotations
 
@@ -57,7 +63,7 @@ _SIMPLE = {"ReLU": "Relu", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Identity": "Id
 
 
 def _layer(g, layer, x):
-    from .layers import BatchNorm1d, Dropout, Linear
+    from .layers import BatchNorm1d, Dropout, Embedding, LayerNorm, Linear
 
     kind = type(layer).__name__
     if isinstance(layer, Linear):
@@ -72,6 +78,12 @@ def _layer(g, layer, x):
                                            g.const(kernels.to_host(layer.running_mean), "mean"),
                                            g.const(kernels.to_host(layer.running_var), "var")],
                     epsilon=float(layer.eps))
+    if isinstance(layer, LayerNorm):                             # over the features, opset 17's LayerNormalization
+        return g.op("LayerNormalization", [x, g.const(kernels.to_host(layer.weight.data), "gamma"),
+                                           g.const(kernels.to_host(layer.bias.data), "beta")],
+                    axis=-1, epsilon=float(layer.eps))
+    if isinstance(layer, Embedding):                             # rows of the table for integer indices
+        return g.op("Gather", [g.const(kernels.to_host(layer.weight.data), "table"), x], axis=0)
     return _activation(g, kind, float(getattr(layer, "alpha", 0.0)), x)
 
 
@@ -127,12 +139,15 @@ def to_onnx(model, X_sample=None, *, name="tinynn", opset=17):
         raise TypeError(f"tinynn.onnx.to_onnx: expected a tinynn Sequential or a fitted MLPClassifier/MLPRegressor, "
                         f"got {type(model).__name__}")
     dtype = np.dtype(seq.flat.data.dtype) if seq.flat is not None else np.dtype(np.float32)
-    if X_sample is not None:
+    if X_sample is not None and not isinstance(seq.layers[0], __import__("tinynn").layers.Embedding):
         Xs = np.asarray(X_sample)
         if Xs.ndim != 2:
             raise ValueError(f"tinynn.onnx.to_onnx: X_sample must be 2-D (n_samples, n_features), got shape {Xs.shape}")
     g = _Graph(dtype)
-    n_in = seq.layers[0].weight.shape[0] if hasattr(seq.layers[0], "weight") else None
+    from .layers import Embedding
+
+    indices = isinstance(seq.layers[0], Embedding)
+    n_in = seq.layers[0].weight.shape[0] if hasattr(seq.layers[0], "weight") and not indices else None
     x = "X" if est is None else "input"
     h = x
     for layer in seq.layers:
@@ -173,10 +188,58 @@ def to_onnx(model, X_sample=None, *, name="tinynn", opset=17):
                                   "tanh": "Tanh", "relu": "ReLU"}.get(act, act), 0.0, h)
             g.nodes.append(helper.make_node("Identity", [out], ["variable"]))
             outputs = [helper.make_tensor_value_info("variable", ty, [None, est.n_outputs_])]
-    n_feat = X_sample.shape[1] if X_sample is not None else n_in
-    graph = helper.make_graph(g.nodes, name, [helper.make_tensor_value_info(x, ty, [None, n_feat])], outputs,
-                              g.inits)
+    if indices:
+        inputs = [helper.make_tensor_value_info(x, TP.INT64, [None])]
+    else:
+        n_feat = X_sample.shape[1] if X_sample is not None else n_in
+        inputs = [helper.make_tensor_value_info(x, ty, [None, n_feat])]
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinynn")
     m.ir_version = min(m.ir_version, 9)
     onnx.checker.check_model(m, full_check=True)
     return m
+
+
+# ------------------------------------------------------------------------------------------------ skl2onnx
+def _splice(scope, operator, container):
+    """skl2onnx converter: tinynn's own graph for the estimator, its names made unique in skl2onnx's scope, its
+    input and outputs bound to the operator's."""
+    from onnx import helper, numpy_helper
+
+    est = operator.raw_operator
+    dtype = np.float64 if "Double" in type(operator.inputs[0].type).__name__ else np.float32
+    n_features = est.n_features_in_
+    m = to_onnx(est, np.zeros((1, n_features), dtype))
+    outputs = {"label": operator.outputs[0].full_name} if est._is_classifier else {}
+    outputs["probabilities" if est._is_classifier else "variable"] = operator.outputs[-1].full_name
+    names = {"input": operator.inputs[0].full_name, **outputs}
+
+    def name(n):
+        if n not in names:
+            names[n] = scope.get_unique_variable_name(f"tinynn_{n}")
+        return names[n]
+
+    for init in m.graph.initializer:
+        a = numpy_helper.to_array(init)
+        values = [v if isinstance(v, bytes) else v for v in a.reshape(-1).tolist()]
+        container.add_initializer(name(init.name), init.data_type, list(a.shape), values)
+    for node in m.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        container.add_node(node.op_type, [name(i) for i in node.input], [name(o) for o in node.output],
+                           name=scope.get_unique_operator_name(f"tinynn_{node.op_type}"),
+                           op_version=17 if node.op_type == "LayerNormalization" else None, **attrs)
+
+
+def register_skl2onnx():
+    """Register tinynn's MLPClassifier and MLPRegressor with skl2onnx (idempotent), so that ``skl2onnx.to_onnx``
+    converts them alone or inside a Pipeline. Classifiers take skl2onnx's ``zipmap`` option like its own."""
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (calculate_linear_classifier_output_shapes,
+                                                  calculate_linear_regressor_output_shapes)
+
+    from .estimator import MLPClassifier, MLPRegressor
+
+    update_registered_converter(MLPClassifier, "TinynnMLPClassifier", calculate_linear_classifier_output_shapes,
+                                _splice, options={"zipmap": [True, False, "columns"], "nocl": [True, False]})
+    update_registered_converter(MLPRegressor, "TinynnMLPRegressor", calculate_linear_regressor_output_shapes,
+                                _splice)
