@@ -110,3 +110,19 @@ def test_transform_layer_survives_save_and_load(tmp_path, digits):
     clf = tn.MLPClassifier((6, 4), max_iter=2, random_state=0, transform_layer=0).fit(X, y)
     back = tn.MLPClassifier.load(clf.save(tmp_path / "m.npz"))
     np.testing.assert_array_equal(back.transform(X), clf.transform(X))
+
+
+@pytest.mark.gpu
+def test_transform_and_l1_on_the_gpu_backend_equal_the_cpu():
+    """transform on a CUDA model, and an l1-penalised fit on the GPU (‖W‖₁ read back each step), give the CPU's."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 5)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    fits = {}
+    for device in ("cpu", "cuda"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[device] = tn.MLPClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0, l1=1e-3,
+                                            dtype=np.float32, device=device).fit(X, y)
+    np.testing.assert_allclose(fits["cuda"].loss_curve_, fits["cpu"].loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(fits["cuda"].transform(X), fits["cpu"].transform(X), rtol=1e-4, atol=1e-5)

@@ -148,3 +148,16 @@ def test_readme_onnx_example_runs(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     agree, diff = map(float, r.stdout.split()[-2:])
     assert agree == 1.0 and diff < 1e-4, r.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_multilabel_classifier(digits, dtype):
+    X, y = digits
+    X = X.astype(dtype)
+    Y = np.stack([y % 2, (y > 4).astype(int), (y == 3).astype(int)], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = tn.MLPClassifier(hidden_layer_sizes=(12,), max_iter=30, random_state=0, dtype=dtype).fit(X, Y)
+    label, P = run(to_onnx(clf, X[:1]), X)
+    np.testing.assert_allclose(P, clf.predict_proba(X), rtol=RTOL[dtype])
+    np.testing.assert_array_equal(label, clf.predict(X))

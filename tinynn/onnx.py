@@ -17,8 +17,9 @@ Built with the ``onnx`` package's helpers (``pip install 'tinynn-fc[onnx]'``) an
 ``register_skl2onnx()`` registers both estimators with skl2onnx (the same graph spliced into skl2onnx's), so
 ``skl2onnx.to_onnx(make_pipeline(StandardScaler(), MLPClassifier(...)), X[:1])`` converts a whole Pipeline.
 
-Not yet exported (refused with NotImplementedError naming what): snapshot ensembles (``snapshots=``),
-multi-label classifiers.
+Multi-label classifiers give "label" as predict's indicator matrix (P > 0.5, int64) and "probabilities".
+Not exported (refused with NotImplementedError naming what): snapshot ensembles (``snapshots=``), a classifier
+fitted on one class.
 """
 from __future__ import annotations
 
@@ -160,8 +161,17 @@ def to_onnx(model, X_sample=None, *, name="tinynn", opset=17):
     else:
         act = est.out_activation_
         if est._is_classifier:
-            if getattr(est, "_y_type", None) == "multilabel" or len(est.classes_) < 2:
-                raise NotImplementedError("tinynn.onnx: multi-label and one-class classifiers are not exported yet")
+            if getattr(est, "_y_type", None) == "multilabel":      # indicator columns: P > 0.5, as predict
+                P = g.op("Sigmoid", [h])
+                g.nodes.append(helper.make_node("Identity", [P], ["probabilities"]))
+                g.nodes.append(helper.make_node("Cast", [g.op("Greater", [P, g.const(0.5)])], ["label"],
+                                                to=TP.INT64))
+                k = len(est.classes_)
+                outputs = [helper.make_tensor_value_info("label", TP.INT64, [None, k]),
+                           helper.make_tensor_value_info("probabilities", ty, [None, k])]
+                return _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset)
+            if len(est.classes_) < 2:
+                raise NotImplementedError("tinynn.onnx: a classifier fitted on one class is not exported")
             if act == "softmax":
                 P = g.op("Softmax", [h], axis=1)
             else:                                                   # binary: [1 - p, p]
@@ -188,8 +198,13 @@ def to_onnx(model, X_sample=None, *, name="tinynn", opset=17):
                                   "tanh": "Tanh", "relu": "ReLU"}.get(act, act), 0.0, h)
             g.nodes.append(helper.make_node("Identity", [out], ["variable"]))
             outputs = [helper.make_tensor_value_info("variable", ty, [None, est.n_outputs_])]
+    return _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset)
+
+
+def _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset):
+    """The model around the graph's nodes: its input (features, or int64 indices for an Embedding first), checked."""
     if indices:
-        inputs = [helper.make_tensor_value_info(x, TP.INT64, [None])]
+        inputs = [helper.make_tensor_value_info(x, g.TP.INT64, [None])]
     else:
         n_feat = X_sample.shape[1] if X_sample is not None else n_in
         inputs = [helper.make_tensor_value_info(x, ty, [None, n_feat])]
