@@ -216,13 +216,22 @@ def main(argv=None):
     except KeyboardInterrupt as e:                   # Ctrl-C (SIGINT) or SIGTERM: 128 + the signal's number
         signum = getattr(e, "signum", signal.SIGINT)
         code = 128 + int(signum)
-        if group is None or group.is_root:
-            during = f" during epoch {args.running_epoch}" if args.running_epoch else ""
-            print(f"\ninterrupted by {signal.Signals(signum).name}{during}; {resume_advice(args, group)}",
-                  file=sys.stderr, flush=True)
-        if group is not None and group.size > 1:     # every rank got the signal (mpiexec forwards it): rank 0
-            time.sleep(0.5 if group.is_root else 2.0)  # says where to resume, mpiexec relays it, then the job ends
-            group.abort(code)                        # (a rank may wait in a collective)
+        during = f" during epoch {args.running_epoch}" if args.running_epoch else ""
+        message = f"\ninterrupted by {signal.Signals(signum).name}{during}; {resume_advice(args, group)}"
+        if group is None or group.size == 1:
+            print(message, file=sys.stderr, flush=True)
+            return code
+        # every rank got the signal (mpiexec forwards it). Rank 0 says where to resume, gives mpiexec half a second
+        # to relay it, and ends the job; a rank still alive 2 s later found rank 0 blocked in a collective that
+        # it left, so it says the same and ends the job itself.
+        if group.is_root:
+            print(message, file=sys.stderr, flush=True)
+            time.sleep(0.5)
+        else:
+            time.sleep(2.0)
+            print(message, file=sys.stderr, flush=True)
+            time.sleep(0.5)
+        group.abort(code)
         return code
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -20,7 +20,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join("scripts", "train_mnist.py")
 
 
-def _args(mnist, out, epochs=4):
+EPOCHS = 30          # long enough that a signal sent after the first checkpoint lands in the middle of the run
+
+
+def _args(mnist, out, epochs=EPOCHS):
     return [sys.executable, SCRIPT, "--data-dir", mnist, "--hidden", "48", "--epochs", str(epochs),
             "--train-size", "4000", "--val-size", "500", "--quiet", "--no-plot", "--out", str(out)]
 
@@ -71,10 +74,11 @@ def test_an_interrupted_run_ends_at_once_and_resumes_bitwise(sig, uninterrupted,
     out = tmp_path / "cut"
     p = subprocess.Popen(_args(mnist, out), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ckpt = out / "checkpoint.npz"
-    t_end = time.monotonic() + 120
+    t_end = time.monotonic() + 600
     while not ckpt.exists() and p.poll() is None and time.monotonic() < t_end:
         time.sleep(0.02)
-    time.sleep(0.2)                                          # into the next epoch
+    assert ckpt.exists() and p.poll() is None, "the run wrote no checkpoint, or ended, before the signal"
+    time.sleep(0.1)                                          # into the next epoch
     t0 = time.monotonic()
     p.send_signal(sig)
     _, stderr = p.communicate(timeout=30)
@@ -84,7 +88,7 @@ def test_an_interrupted_run_ends_at_once_and_resumes_bitwise(sig, uninterrupted,
     assert "Traceback" not in stderr, stderr
     assert f"interrupted by {signal.Signals(sig).name} during epoch " in stderr, stderr
     epoch = io.checkpoint_epoch(ckpt)
-    assert 1 <= epoch < 4 and f"the checkpoint of epoch {epoch} is {ckpt}" in stderr, stderr
+    assert 1 <= epoch < EPOCHS and f"the checkpoint of epoch {epoch} is {ckpt}" in stderr, stderr
     assert not [f for f in os.listdir(out) if f.startswith(".tmp-")], os.listdir(out)   # no partial file
     cmd = _continue_command(stderr)
     assert cmd[cmd.index("--resume") + 1] == str(ckpt) and cmd[cmd.index("--out") + 1] == str(out)
@@ -97,7 +101,7 @@ def test_an_interrupted_run_ends_at_once_and_resumes_bitwise(sig, uninterrupted,
 def test_a_failing_checkpoint_write_keeps_the_previous_one_and_says_where_to_resume(uninterrupted, tmp_path):
     mnist, full = uninterrupted
     out = tmp_path / "run"
-    first = _run(_args(mnist, out) + ["--stop-after", "2"])
+    first = _run(_args(mnist, out, EPOCHS) + ["--stop-after", "2"])
     assert first.returncode == 0, first.stderr[-2000:]
     ckpt = out / "checkpoint.npz"
     before = ckpt.read_bytes()

@@ -481,3 +481,14 @@ def test_checkpoint_round_trip_still_exact(tmp_path):
     a.train_epoch(X, np.arange(40) % 3)
     b.train_epoch(X, np.arange(40) % 3)
     np.testing.assert_array_equal(a.model.flat.data, b.model.flat.data)
+
+
+def test_estimator_file_from_before_the_newer_parameters_loads_with_their_defaults(tmp_path, fitted_files):
+    """A file written before l1, l1_mode, transform_layer and class_weight existed has no such entries: it
+    loads, with the constructor's defaults, and predicts as the file it came from."""
+    _, _, arrays, meta = fitted_files
+    m = json.loads(json.dumps(meta))
+    for k in ("l1", "l1_mode", "transform_layer", "class_weight"):
+        m["params"].pop(k, None)
+    est = tn.MLPClassifier.load(_edited(tmp_path, arrays, m))
+    assert (est.l1, est.l1_mode, est.transform_layer, est.class_weight) == (0.0, "subgradient", -1, None)

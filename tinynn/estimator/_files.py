@@ -156,7 +156,7 @@ def _read_params(cls, p: io.MetaReader) -> dict:
                "missing")
     p.only(names)
     for k, default in defaults.items():                # JSON true/false only where the parameter is a flag
-        if isinstance(p.meta[k], bool) and not isinstance(default, bool):
+        if k in p.meta and isinstance(p.meta[k], bool) and not isinstance(default, bool):
             p.fail(f"{p.name(k)} is {str(p.meta[k]).lower()}; expected a number or a name, not true/false")
     hidden = p.list("hidden_layer_sizes")
     for i, h in enumerate(hidden):
