@@ -17,7 +17,6 @@ The benchmarks run as modules from the repository root, on the installed package
     python -m benchmarks.bench ...            python -m benchmarks.gpu_bench ...
     python -m benchmarks.parallel_bench ...   (benchmarks.fresh: the measurements that need a fresh process)
 """
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ import time
 from importlib import metadata
 
 import numpy as np
+from tinynn import _write
 
 SIZES = (784, 256, 128, 10)
 
@@ -123,9 +123,9 @@ def data(data_dir):
 
 
 def write_json(result, path, indent=1):
+    """``result`` as JSON at ``path`` (its folder made), through tinynn's atomic writer."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(result, f, indent=indent)
+    _write.write_json(path, result, indent=indent)
 
 
 # --------------------------------------------------------------------------- the peers

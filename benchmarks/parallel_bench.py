@@ -16,7 +16,6 @@ then checks the cost model's -n 2 predictions against the measured step times an
 10, 25 and 100 Gbit/s networks. Writes OUT/parallel_bench.json and OUT/parallel_cost_model.png (rank 0).
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 import numpy as np
 
 from benchmarks.harness import machine, race
+from tinynn._write import atomic_open, write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -351,9 +351,8 @@ def main(argv=None):
         report(out, say)
         model_check(out, say, args.out)
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "parallel_bench.json"), "w") as f:
-            json.dump(out, f, indent=1)
-        with open(os.path.join(args.out, "parallel_bench.md"), "w") as f:
+        write_json(os.path.join(args.out, "parallel_bench.json"), out, indent=1)
+        with atomic_open(os.path.join(args.out, "parallel_bench.md"), "w") as f:
             f.write(markdown(out))
         say(f"wrote {args.out}/parallel_bench.json, parallel_bench.md (tables), parallel_cost_model.png")
     G.barrier()

@@ -14,7 +14,6 @@ counted); medians over --rounds pairs, written to augment_cost.json with the aug
 batch.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ import tinynn as tn
 from tinynn.augment import PRESETS, TRANSFORMS, Augment
 from tinynn.data import load_mnist
 from tinynn.training import Trainer, build_mlp, make_optimizer, stream
+from tinynn._write import save_figure, write_json
 
 
 def figure(X, path, seed=0, n_digits=6):
@@ -49,7 +49,7 @@ def figure(X, path, seed=0, n_digits=6):
                 ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle("tinynn.augment: random transforms of MNIST digits (one draw each)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
 
 
@@ -106,8 +106,7 @@ def main(argv=None):
         if args.train_size:
             Xtr, ytr = Xtr[:args.train_size], ytr[:args.train_size]
         r = cost(Xtr, ytr, args)
-        with open(os.path.join(args.out, "augment_cost.json"), "w") as f:
-            json.dump(r, f, indent=1)
+        write_json(os.path.join(args.out, "augment_cost.json"), r, indent=1)
         print(f"median epoch: plain {r['median_epoch_seconds']['plain']:.2f} s, augmented "
               f"{r['median_epoch_seconds']['augmented']:.2f} s (+{100 * r['overhead']:.0f} %); augmentation alone "
               f"{r['augment_ms_per_batch']:.2f} ms per batch of 128 = {r['augment_seconds_per_epoch']:.2f} s per epoch")

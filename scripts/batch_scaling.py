@@ -17,7 +17,6 @@ epoch) and batch_scaling.png (final test accuracy and time to target against the
 loss diverges is recorded as diverged (the Trainer's divergence guard stops it).
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -29,6 +28,7 @@ import tinynn as tn
 from tinynn.data import load_mnist
 from tinynn.errors import DivergenceError
 from tinynn.training import Trainer, build_mlp, make_optimizer, stream
+from tinynn._write import save_figure, write_json
 
 RULES = {
     "fixed": lambda base_lr, b, b0: base_lr,
@@ -133,7 +133,7 @@ def plot(results, args, path):
     fig.suptitle(f"batch size vs learning rate: MLP {args.hidden}, {args.optimizer}, base lr {args.base_lr} "
                  f"at batch {args.base_batch}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -171,8 +171,7 @@ def main(argv=None):
                 print(f"{rule:6s} batch {b:5d} lr {lr:8.4f}: test acc {fa:>8s}  "
                       f"{r['seconds_per_epoch'] or 0:.2f} s/epoch  to {100 * args.target:.1f}%: {tt}", flush=True)
     out = dict(config=vars(args), sizes=sizes, results=results)
-    with open(os.path.join(args.out, "batch_scaling.json"), "w") as f:
-        json.dump(out, f, indent=1)
+    write_json(os.path.join(args.out, "batch_scaling.json"), out, indent=1)
     plot(results, args, os.path.join(args.out, "batch_scaling.png"))
     if not args.quiet:
         print(f"wrote {args.out}/batch_scaling.json, batch_scaling.png")

@@ -12,10 +12,10 @@ Prints a Markdown table (one row per kernel and dtype) and writes every result a
 Needs the [cuda] extra (`pip install -e ".[cuda]"`). Exits 1 when a kernel fails to compile or spills.
 """
 import argparse
-import json
 import os
 import sys
 
+from tinynn._write import write_json
 from tinynn.kernels.cuda import compile as cc
 
 
@@ -72,8 +72,7 @@ def main(argv=None):
         return 0
     results = cc.compile_targets()
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(results, f, indent=1)
+    write_json(a.out, results, indent=1)
     print(table(results))
     bad = [f"{k}: {r['kernel']}({r['signature']})" for k, rs in results.items() for r in rs
            if "error" in r or r["spill_stores"] or r["spill_loads"]]

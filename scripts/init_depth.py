@@ -10,7 +10,6 @@ c = 3 makes it explode. Then a few epochs of training with c = 2 show how far ea
     python scripts/init_depth.py --data-dir ../shared/data/mnist --out runs/init_depth
 """
 import argparse
-import json
 import os
 import sys
 
@@ -20,6 +19,7 @@ import tinynn as tn
 from tinynn.data import load_mnist
 from tinynn.strategy import LocalStrategy
 from tinynn.training import Trainer
+from tinynn._write import save_figure, write_json
 
 
 def deep_mlp(c, depth, width, d_in, seed, dtype=np.float64):
@@ -91,7 +91,7 @@ def plot(result, path):
     axes[2].set_title(f"after {result['weight_movement']['epochs']} epochs (2/n init)"), axes[2].grid(alpha=0.3)
     fig.suptitle(f"{result['depth']}-layer ReLU MLP, width {result['width']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -130,8 +130,7 @@ def main(argv=None):
     print(f"after {args.epochs} epochs (2/n): ||W_T - W_0||/||W_0|| first layer {moved[0]:.3g}, "
           f"middle {moved[len(moved) // 2]:.3g}, last {moved[-1]:.3g}; train accuracy {100 * acc:.1f}%")
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "init_depth.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(os.path.join(args.out, "init_depth.json"), result, indent=1)
     plot(result, os.path.join(args.out, "init_depth.png"))
     print(f"wrote {args.out}/init_depth.json and init_depth.png")
     return 0

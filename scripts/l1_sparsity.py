@@ -12,7 +12,6 @@ train and test accuracy. Writes l1_sparsity.json.
     python scripts/l1_sparsity.py --quick --out /tmp/l1            # a few hundred images, one epoch (tests)
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 import tinynn as tn
 from tinynn.data import load_mnist
 from tinynn.training import Trainer, build_mlp
+from tinynn._write import write_json
 
 
 def accuracy(model, X, y, batch_size=2000):
@@ -99,8 +99,7 @@ def main(argv=None):
             f"{100 * r['test_accuracy']:.2f}% ({r['train_seconds']:.1f} s)")
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "l1_sparsity.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(path, result, indent=1)
     log(f"wrote {path}")
     return 0
 

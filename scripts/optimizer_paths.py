@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 import tinynn as tn
+from tinynn._write import save_figure
 
 c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
 R = np.array([[c, -s], [s, c]])
@@ -82,7 +83,7 @@ def main(argv=None):
     ax.set_title("½θᵀPθ + qᵀθ, condition number 20: tinynn.optim trajectories")
     fig.tight_layout()
     out = os.path.join(args.out, "optimizer_paths.png")
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
     print(f"wrote {out}")
     return 0
 

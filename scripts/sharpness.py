@@ -20,7 +20,6 @@ the first seed's runs, annotated).
     python scripts/sharpness.py --quick --out /tmp/sharp          # a few hundred images, one epoch (tests)
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ import tinynn as tn
 from tinynn import landscape
 from tinynn.data import load_mnist
 from tinynn.training import Trainer, build_mlp, steps_per_epoch
+from tinynn._write import save_figure, write_json
 
 
 def evaluate(model, X, y, batch_size=2000):
@@ -115,7 +115,7 @@ def plot(result, path):
     fig.suptitle(f"784-{cfg['hidden']}-10 ReLU, Adam {cfg['lr']:g}, {cfg['train_size']} MNIST training images, "
                  f"seed {runs[0]['seed']}: small vs large batch (Keskar et al. 2017)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -196,8 +196,7 @@ def main(argv=None):
             f"test {100 * m['test_accuracy']:.2f}%, "
             f"gap {100 * m['generalization_gap']:.2f} pts")
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "sharpness.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(os.path.join(args.out, "sharpness.json"), result, indent=1)
     plot(result, os.path.join(args.out, "sharpness.png"))
     log(f"wrote {os.path.join(args.out, 'sharpness.json')} and sharpness.png")
     return 0

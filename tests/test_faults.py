@@ -155,3 +155,27 @@ def test_the_writer_leaves_nothing_behind_and_names_the_file(tmp_path):
             f.write(b"partial")
             1 / 0
     assert sorted(os.listdir(tmp_path)) == ["gone", "m.json"]
+
+
+def test_every_file_is_written_through_the_one_writer():
+    """No module of the package, the scripts or the benchmarks opens a file for writing, dumps JSON or saves a
+    figure except through tinynn._write (the download keeps its own temp-file-and-rename, with a checksum)."""
+    import re
+
+    pattern = re.compile(r"""open\([^)]*["'](w|wb|a|ab|x|xb)["']|\.savefig\(|json\.dump\(|np\.save(z|z_compressed|txt)?\(""")
+    allowed = {os.path.join("tinynn", "_write.py"), os.path.join("tinynn", "data.py"),
+               os.path.join("kernels", "cuda", "compile.py")}          # scratch PTX in a temporary folder
+    found = []
+    for top in ("tinynn", "kernels", "scripts", "benchmarks"):
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                if f.endswith(".py"):
+                    rel = os.path.relpath(os.path.join(d, f), ROOT)
+                    if rel in allowed:
+                        continue
+                    previous = ""
+                    for i, line in enumerate(open(os.path.join(d, f), encoding="utf-8"), 1):
+                        if pattern.search(line) and "atomic_open" not in line + previous:
+                            found.append(f"{rel}:{i}: {line.strip()}")
+                        previous = line
+    assert not found, "files written around tinynn._write:\n" + "\n".join(found)
