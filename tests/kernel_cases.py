@@ -168,7 +168,9 @@ def _opt_arrays(rng, dt, n, d, k):
 def sgd_update(rng, dt, n, d):
     return [((*_opt_arrays(rng, dt, n, d, 1), 0.1, mom, damp, wd, nest, first), {})
             for mom, damp, wd, nest, first in [(0, 0, 0, False, True), (0.9, 0.1, 0.01, False, False),
-                                               (0.9, 0, 0.01, True, False), (0.9, 0, 0, False, True)]]
+                                               (0.9, 0, 0.01, True, False), (0.9, 0, 0, False, True),
+                                               # the first step with dampening (torch: the buffer is d, undamped)
+                                               (0.9, 0.5, 0.01, False, True), (0.9, 0.5, 0, True, True)]]
 
 
 def momentum_update(rng, dt, n, d):
