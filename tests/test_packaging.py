@@ -24,6 +24,15 @@ def test_wheel_has_only_tinynn_as_top_level_name(tmp_path):
     for sub in ("kernels/dispatch.py", "kernels/reference/matmul.py", "kernels/cpu/matmul.py",
                 "kernels/cuda/matmul.py"):
         assert f"tinynn/{sub}" in names, sub
+    # the type hints are public (PEP 561) and the license text ships with the code
+    assert "tinynn/py.typed" in names
+    licenses = [n for n in names if n.endswith(".dist-info/LICENSE") or "/licenses/LICENSE" in n]
+    assert licenses, [n for n in names if "dist-info" in n]
+    with zipfile.ZipFile(tmp_path / wheel) as z:
+        assert b"MIT License" in z.read(licenses[0])
+        meta = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    import tinynn
+    assert f"\nVersion: {tinynn.__version__}\n" in meta
     with zipfile.ZipFile(tmp_path / wheel) as z:
         top_level = [n for n in names if n.endswith("top_level.txt")]
         if top_level:
@@ -35,3 +44,11 @@ def test_kernels_import_as_a_tinynn_subpackage():
 
     assert k.__name__ == "tinynn.kernels"
     assert "kernels" not in sys.modules or sys.modules["kernels"] is not k
+
+
+def test_changelog_names_the_current_version():
+    import tinynn
+
+    with open(os.path.join(ROOT, "CHANGELOG.md"), encoding="utf-8") as f:
+        text = f.read()
+    assert f"## [{tinynn.__version__}]" in text

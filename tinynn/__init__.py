@@ -14,7 +14,7 @@ from .errors import DivergenceError, FileFormatError
 from .parameter import Parameter
 from .gradcheck import gradcheck, gradcheck_loss
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):
