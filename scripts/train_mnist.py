@@ -44,6 +44,7 @@ from tinynn._write import write_json
 from tinynn.errors import DivergenceError, FileFormatError, WriteError
 from tinynn.io import checkpoint_epoch
 from tinynn.parallel.pipeline import SCHEDULES as PIPELINE_SCHEDULES
+from tinynn.tensorboard import TensorBoardCallback
 from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stream
 
 DEFAULTS = dict(epochs=20, batch_size=128, hidden="1024,1024", activation="relu", optimizer="adam", lr=1e-3,
@@ -96,6 +97,9 @@ def parse(argv=None):
                    help="stop after N epochs of this invocation (as if interrupted); --resume continues. "
                         "Schedules span --epochs, so resuming a run that stopped this way is bitwise exact")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="write TensorBoard event files into DIR every epoch: losses, accuracies, learning rate, "
+                        "weight and gradient histograms per layer (rank 0 only under mpiexec; needs tensorboardX)")
     g = p.add_argument_group("parallel training (run under mpiexec -n N; docs/parallel.md)")
     g.add_argument("--parallel", default="none", choices=sorted(strategies.STRATEGIES),
                    help="data: synchronous data parallel; async: parameter server; pipeline: GPipe/1F1B stages; "
@@ -241,7 +245,6 @@ def train(args, group=None):
     """One run: the options of ``args``, the strategy ``args.parallel`` (every rank of ``group`` calls this)."""
     root = group is None or group.is_root
     say = print if root and not args.quiet else (lambda *a, **k: None)
-    ckpt_path = os.path.join(args.out, "checkpoint.npz")
     config = config_of(args)
     arrays = meta = None
     if args.resume:
@@ -294,12 +297,29 @@ def train(args, group=None):
     sched = make_schedule(config, opt, steps)
     augment = tn.augment.make(config["augment"])
     averages = make_callbacks(config, sched, steps)
+    # the TensorBoard logs come last: the averages keep their checkpoint numbers, and the logger has no state
+    logs = [TensorBoardCallback(args.tensorboard)] if args.tensorboard and root else []
     trainer = Trainer(module, tn.SoftmaxCrossEntropy(), opt, sched, batch_size=config["batch_size"],
                       rng=stream(config["seed"], "shuffle"), augment=augment,
-                      aug_rng=stream(config["seed"], "augment"), callbacks=list(averages.values()), strategy=strategy)
+                      aug_rng=stream(config["seed"], "augment"), callbacks=list(averages.values()) + logs,
+                      strategy=strategy)
     if args.resume:
         strategy.load_checkpoint(trainer, args.resume, arrays, meta)
         say(f"resumed from {args.resume} at epoch {trainer.epoch}")
+    try:
+        return run(args, config, trainer, strategy, averages, augment, spec, steps,
+                   (Xt, yt, Xv, yv, Xte, yte), group, say)
+    finally:
+        for log in logs:
+            log.close()
+
+
+def run(args, config, trainer, strategy, averages, augment, spec, steps, data, group, say):
+    """Resume, train, evaluate and write the run's files (``train``'s second half)."""
+    root = group is None or group.is_root
+    ckpt_path = os.path.join(args.out, "checkpoint.npz")
+    Xt, yt, Xv, yv, Xte, yte = data
+    sizes = spec["sizes"]
     say(f"tinynn MNIST: {'-'.join(map(str, sizes))} {config['activation']}, {config['optimizer']} "
         f"lr={config['lr']} {config['schedule']}, dropout={config['dropout']}, batch={config['batch_size']}, "
         f"train={len(Xt)} val={len(Xv)} test={len(Xte)}, device={args.device}"

@@ -157,6 +157,17 @@ class Sequential(Layer):
                 kernels.assign(getattr(layer, s), np.asarray(sd[f"{i}.{s}"]).astype(getattr(layer, s).dtype))
         return self
 
+    def summary(self, input_shape=None):
+        """A Keras-like table: each layer's type, output shape (``None``: the batch dimension), parameter count
+        and whether its parameters train ("yes", "frozen", "partly"; "-" without parameters), then the total,
+        trainable and frozen parameter counts. Returns the table as a ``str`` (``print(model.summary())``)
+        whose ``rows``, ``total``, ``trainable`` and ``frozen`` attributes hold the numbers. ``input_shape``,
+        one sample's shape (e.g. ``(3,)`` for three indices per row into an Embedding), is needed only where the
+        first layer does not fix it. No forward pass runs (``tinynn._summary``)."""
+        from ._summary import summary
+
+        return summary(self, input_shape)
+
     def __getitem__(self, i):
         return self.layers[i]
 

@@ -58,7 +58,9 @@ class Trainer:
     augment : callable(Xb, rng) -> Xb or None: applied to each gathered training batch (host arrays, before the
         copy to the device); it draws from ``self.aug_rng`` (its own stream, saved in checkpoints)
     callbacks : objects with optional ``on_step_end(trainer)`` / ``on_epoch_end(trainer)`` (averaging of
-        weights, snapshots, ...), called after each optimizer step / each completed epoch, in order
+        weights, snapshots, ...), called after each optimizer step / each completed epoch, in order, and
+        ``on_record(trainer, values)``, called with what ``record`` added to the last epoch (the TensorBoard
+        logs of ``tinynn.tensorboard``)
     loss_every : int or None, on a device (GPU): read the training losses back every ``loss_every`` steps
         (default ``tinynn._feed.DEFAULT_LOSS_EVERY`` = 20) instead of every step; they stay on the device in
         between, so a divergence is detected (and rolled back) up to ``loss_every`` - 1 steps after the step
@@ -100,6 +102,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self._step_hooks = [c.on_step_end for c in self.callbacks if hasattr(c, "on_step_end")]
         self._epoch_hooks = [c.on_epoch_end for c in self.callbacks if hasattr(c, "on_epoch_end")]
+        self._record_hooks = [c.on_record for c in self.callbacks if hasattr(c, "on_record")]
         self.loss_every = _feed.DEFAULT_LOSS_EVERY if loss_every is None else int(loss_every)
         self.feed = feed                                # True/False, or a feed object (tests)
         self._feed_obj = None if isinstance(feed, bool) else feed
@@ -125,6 +128,8 @@ class Trainer:
         if not self._history:
             raise RuntimeError("Trainer.record: no epoch completed yet")
         self._history[-1].update(values)
+        for hook in self._record_hooks:
+            hook(self, dict(values))
 
     # ------------------------------------------------------------------ the step
     def on_device(self, a):
