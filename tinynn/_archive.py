@@ -26,6 +26,7 @@ import os
 import struct
 import zipfile
 import zlib
+from typing import Any
 
 import numpy as np
 
@@ -147,7 +148,8 @@ class Archive:
             raise _corrupt(self.path, e) from None
         if len(infos) > MAX_ENTRIES:
             self.fail(f"the zip directory holds {len(infos)} entries; a tinynn file has at most {MAX_ENTRIES}")
-        self.entries, total = {}, 0
+        self.entries: dict[str, Any] = {}
+        total = 0
         for info in infos:
             name = info.filename
             if len(name) > MAX_NAME:
@@ -231,7 +233,8 @@ class Archive:
                                                                             header.fortran):
                     self.fail(f"entry {info.filename!r} changed while it was read")
                 buf = np.empty(h.nbytes, np.uint8)
-                view, pos = memoryview(buf), 0
+                # ndarray has the buffer protocol; numpy's stubs omit it on this Python
+                view, pos = memoryview(buf), 0  # type: ignore[arg-type]
                 while pos < h.nbytes:
                     chunk = f.read(min(CHUNK, h.nbytes - pos))
                     if not chunk:

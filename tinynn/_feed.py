@@ -191,10 +191,12 @@ class FedBatches:
         return self._read(None) if self.log is not None else ()
 
     def _read(self, now):                              # the pending losses, checked in step order
+        log = self.log
+        assert log is not None                         # only the deferred path reads
         late = (f" (read back at step {now + 1}" if now is not None else " (read back at the end of the epoch") \
-            + f": the losses are read every {self.log.every} steps on the device)"
+            + f": the losses are read every {log.every} steps on the device)"
         out = []
-        for value, (step, rows) in self.log.read():
+        for value, (step, rows) in log.read():
             self.trainer._check(value, f"at epoch {self.epoch}, step {step + 1}", late)
             out.append((value, rows))
         return out

@@ -59,7 +59,8 @@ def mlp_state_layout(sizes, batch_norm=False, dropout=0.0, input_dropout=0.0):
     [Dropout] then, per hidden layer, Linear → [BatchNorm1d] → activation → [Dropout], and a Linear output
     layer. Names as ``Sequential.state_dict`` gives them ("<layer index>.<name>"); computed from the
     metadata alone, so a file's arrays are checked before anything is built."""
-    shapes, i = {}, 0
+    shapes: dict[str, tuple[int, ...]] = {}
+    i = 0
     if input_dropout:
         i += 1
     for k in range(len(sizes) - 1):
@@ -200,7 +201,7 @@ MAX_CALLBACKS = 64
 def _optimizer_state_names():
     from .optim import OPTIMIZERS
 
-    names = set()
+    names: set[str] = set()
     for cls in OPTIMIZERS.values():
         names.update(getattr(cls, "state_names", ()))
     return names
@@ -212,7 +213,8 @@ def _model_parts(items):
     def order(kv):
         layer, _, attr = kv[0].partition(".")
         return int(layer) if layer.isdigit() else -1, attr
-    params, stats = [], []
+    params: list[tuple[int, ...]] = []
+    stats: list[tuple[int, ...]] = []
     for name, shape in sorted(items, key=order):
         (stats if name.partition(".")[2].startswith("running_") else params).append(tuple(shape))
     return params, stats
@@ -238,6 +240,8 @@ def check_checkpoint_headers(path, meta, headers):
     n_optim = 0
     for k, h in headers.items():
         m = _CKPT_NAME.fullmatch(k)
+        assert m is not None                                         # every name matched above
+        want: tuple[int, ...] | None
         if k.startswith("optim/"):
             n_optim += 1
             if m.group(3) not in states:

@@ -32,7 +32,7 @@ def _check_nonneg(value, name, who, positive=False):
 
 
 def _check_unit(value, name, who):
-    if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+    if not isinstance(value, numbers.Real) or not 0 <= float(value) < 1:
         raise ValueError(f"{who}: {name} must be in [0, 1), got {value!r}")
     return float(value)
 
@@ -40,7 +40,7 @@ def _check_unit(value, name, who):
 class Optimizer:
     """Base class: parameter bookkeeping, state buffers, fused dispatch, state_dict."""
 
-    state_names: tuple = ()
+    state_names: tuple[str, ...] = ()
     l1, l1_scope, l1_mode = 0.0, "all", "subgradient"   # class defaults: optimizers pickled before L1 existed
     l1_modes: tuple = ("subgradient",)                   # SGD adds "proximal"
 
@@ -130,6 +130,7 @@ class Optimizer:
         if where is None:
             chosen = [self.l1_scope == "all" or len(p.shape) >= 2 for p in self.params]
             if flat:
+                assert self._group is not None
                 where = []
                 for (o, size), c in sorted(zip(self._group.offsets, chosen)):
                     if c and size:
@@ -142,6 +143,7 @@ class Optimizer:
             self._l1_cache[key] = where
         if flat:
             g = self._group
+            assert g is not None
             return [(g.data[a:b], g.grad[a:b]) for a, b in where]
         return [(self.params[i].data, self.params[i].grad) for i in where]
 

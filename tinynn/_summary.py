@@ -21,7 +21,7 @@ Shape = Optional[Tuple[Optional[int], ...]]          # None: not known
 class SummaryRow(NamedTuple):
     """One layer of a summary."""
 
-    index: int
+    position: int
     name: str                                # the layer's class name
     output_shape: Shape                      # (None, features) with None for the batch; None when not known
     params: int                              # parameters of the layer (elements)
@@ -100,7 +100,7 @@ def summary(model: Sequential, input_shape: Optional[Sequence[int]] = None) -> S
     total = sum(int(p.data.size) for p in params)
     trainable = sum(int(p.data.size) for p in params if p.requires_grad)
     head = ("#", "Layer (type)", "Output shape", "Param #", "Trainable")
-    body = [(str(r.index), r.name, _shape_text(r.output_shape), f"{r.params:,}", r.trainable) for r in rows]
+    body = [(str(r.position), r.name, _shape_text(r.output_shape), f"{r.params:,}", r.trainable) for r in rows]
     widths = [max(len(c) for c in col) for col in zip(head, *body)]
     right = (True, False, False, True, False)
 

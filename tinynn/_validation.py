@@ -102,7 +102,7 @@ def check_positive_int(v, name: str):
 
 
 def check_probability(p, name: str, *, upper_open=True):
-    if not isinstance(p, numbers.Real) or not (0 <= p < 1 if upper_open else 0 <= p <= 1):
+    if not isinstance(p, numbers.Real) or not (0 <= float(p) < 1 if upper_open else 0 <= float(p) <= 1):
         raise ValueError(f"{name} must be in [0, 1{')' if upper_open else ']'}, got {p!r}")
     return float(p)
 

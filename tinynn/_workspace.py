@@ -1,4 +1,5 @@
 """Reusable work buffers, shared by layers and losses: the training step allocates no arrays once warm."""
+from typing import Any
 import numpy as np
 
 from . import kernels
@@ -7,7 +8,7 @@ from . import kernels
 class WorkBuffers:
     def _ws(self, name: str, shape, dtype, like):
         """A reusable buffer on the device of ``like`` (re-allocated only when shape, dtype or device change)."""
-        cache = self.__dict__.setdefault("_ws_cache", {})
+        cache: dict[Any, Any] = self.__dict__.setdefault("_ws_cache", {})
         buf = cache.get(name)
         if buf is not None and type(buf) is type(like) and buf.shape == shape and buf.dtype == dtype:
             return buf                                    # the steady state: one test per step

@@ -44,7 +44,7 @@ def atomic_open(path, mode="wb"):
     except OSError as e:
         raise WriteError(path, e) from None
     try:
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

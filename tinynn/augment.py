@@ -27,6 +27,7 @@ for the 99.3 % MLP (README). ``Augment.from_spec("mnist")``, ``from_spec("rotate
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ TRANSFORMS = {
     "noise": 0.1,              # standard deviation, pixel units
 }
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # Simard et al.'s elastic distortion plus mild affine jitter (Ciresan et al. 2010 combine both)
     "mnist": dict(elastic=(34.0, 4.0), rotate=8.0, scale=0.08, shear=0.1, translate=1.0),
     # the geometric transforms only (no elastic field): cheaper, weaker
@@ -112,7 +113,7 @@ class Augment:
     def from_spec(cls, spec, shape=(28, 28)):
         """``"mnist"`` (a preset), or a comma list of transforms from TRANSFORMS, each ``name`` (default
         strength) or ``name=value`` (``elastic=alpha:sigma``); a preset may start the list."""
-        kw = {}
+        kw: dict[str, Any] = {}
         for part in [p.strip() for p in str(spec).split(",") if p.strip()]:
             name, _, value = part.partition("=")
             name = name.strip()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from typing import Optional
 
 import numpy as np
 
@@ -331,11 +332,12 @@ def ensemble_proba(model, snapshots, X, chunk=PREDICT_CHUNK):
     """(1/M) Σ_m softmax(f(X; w_m)) over the snapshots [(flat params, [statistics])]."""
     if not snapshots:
         raise RuntimeError("ensemble_proba: no snapshots")
-    P = None
+    P: Optional[np.ndarray] = None
     for snap in snapshots:
         with weights_of(model, snap):
             Pm = _softmax(predict_raw(model, X, chunk).astype(np.float64))
         P = Pm if P is None else P + Pm
+    assert P is not None
     return P / len(snapshots)
 
 

@@ -268,7 +268,7 @@ def gen_batches(n, batch_size, rng=None):
         raise ValueError(f"gen_batches: batch_size must be a positive integer, got {batch_size!r}")
     if rng is not None and not isinstance(rng, np.random.Generator):
         raise TypeError(f"gen_batches: rng must be a np.random.Generator or None, got {type(rng).__name__}")
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+    order = rng.permutation(int(n)) if rng is not None else np.arange(int(n))
     return (order[start:start + batch_size] for start in range(0, int(n), int(batch_size)))
 
 

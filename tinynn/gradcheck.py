@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import inspect
 import types
+from typing import Mapping
 
 import numpy as np
 
@@ -104,6 +105,7 @@ def _to_float64_host(layer):
 def _call_reseed(reseed, layer):
     """reseed(layer) where it takes an argument (the layer being checked, a copy where one was made), else
     reseed()."""
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(reseed).parameters
     except (TypeError, ValueError):

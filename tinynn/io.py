@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any, Callable
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def save_npz(path, arrays: dict, meta: dict, kind: str):
     """
     path = _fspath(path, "save_npz")
     meta = dict(meta, format="tinynn", kind=kind, format_version=FORMAT_VERSION)
-    payload = {}
+    payload: dict[str, Any] = {}
     for k, v in arrays.items():
         if not isinstance(k, str) or not k or k == META_KEY:
             raise ValueError(f"save_npz: array names must be non-empty strings other than {META_KEY!r}, got {k!r}")
@@ -168,7 +169,8 @@ def pack_state(model=None, optimizer=None, schedule=None, rngs=None):
     arrays: ``model/<layer>.<name>`` (parameters and running statistics), ``optim/<state>.<i>``;
     meta:   ``optim`` (step count, lr), ``schedule`` (its state), ``rngs`` (name -> generator state, plus
             ``model.dropout.<i>`` for each Dropout layer's own generator). Everything JSON or plain arrays."""
-    arrays, meta = {}, {"rngs": {}}
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"rngs": {}}
     if model is not None:
         arrays.update({f"model/{k}": v for k, v in model.state_dict().items()})
         for i, layer in enumerate(model.layers):
@@ -195,7 +197,7 @@ def unpack_state(arrays, meta, model=None, optimizer=None, schedule=None, rngs=N
     path = path if path is not None else (getattr(meta, "source", None) or "tinynn state")
     r = MetaReader(path, meta)
     saved_rngs = r.sub("rngs") if (rngs or _dropout_rngs(model)) else None
-    todo = []                                                      # (assign, args) once everything passed
+    todo: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []     # (assign, args) once everything passed
     if model is not None:
         expected = model.state_dict()
         sd = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
@@ -206,6 +208,7 @@ def unpack_state(arrays, meta, model=None, optimizer=None, schedule=None, rngs=N
                                             "(the model's)")
         todo.append((model.load_state_dict, (sd,)))
         for name, layer in _dropout_rngs(model):
+            assert saved_rngs is not None                          # read above: the model has Dropout layers
             todo.append((set_rng_state, (layer.rng, _checked_rng_state(saved_rngs, name, layer.rng))))
     if optimizer is not None:
         osd = _checked_optimizer_state(path, r, arrays, optimizer)
@@ -216,6 +219,7 @@ def unpack_state(arrays, meta, model=None, optimizer=None, schedule=None, rngs=N
         _probe_schedule(s, schedule)
         todo.append((schedule.load_state_dict, (dict(s.meta),)))
     for name, rng in (rngs or {}).items():
+        assert saved_rngs is not None
         todo.append((set_rng_state, (rng, _checked_rng_state(saved_rngs, name, rng))))
     for fn, args in todo:
         fn(*args)
@@ -223,7 +227,7 @@ def unpack_state(arrays, meta, model=None, optimizer=None, schedule=None, rngs=N
 
 def rng_state(rng: np.random.Generator) -> dict:
     """JSON-able state of a Generator (ints of any size are fine in JSON)."""
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def set_rng_state(rng: np.random.Generator, state: dict):

@@ -153,7 +153,7 @@ def _check_vector(v, n, who, name="v"):
 
 def _check_positive(value, name, who, integer=False):
     ok = isinstance(value, numbers.Integral if integer else numbers.Real) and not isinstance(value, bool) and \
-        math.isfinite(value) and value > 0
+        math.isfinite(value) and float(value) > 0
     if not ok:
         raise ValueError(f"{who}: {name} must be a positive {'integer' if integer else 'finite number'}, got {value!r}")
     return int(value) if integer else float(value)

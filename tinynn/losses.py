@@ -23,20 +23,26 @@ log computes the same value, by the same formula, when it reads the rows back ev
 from __future__ import annotations
 
 import numbers
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from . import kernels
+from . import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from .kernels import ops
 from .kernels.config import HUBER, L1
 
 from ._validation import as_array, check_float, check_labels, no_forward
 from ._workspace import WorkBuffers
 
+if TYPE_CHECKING:
+    from ._feed import LossLog
+
 
 class Loss(WorkBuffers):
-    P = None                  # what backward differentiates, saved by forward (None: no forward yet)
-    _deferred = None          # the Trainer's loss log while it keeps the losses on the device (module docstring)
+    P: Any = None             # what backward differentiates, saved by forward (None: no forward yet)
+    _deferred: Optional[LossLog] = None   # the Trainer's loss log while it keeps the losses on the device (docstring)
+    if TYPE_CHECKING:                                     # every loss defines it
+        def forward(self, pred: Any, target: Any, sample_weight: Any = None) -> float: ...
 
     def __call__(self, pred, target, sample_weight=None):
         return self.forward(pred, target, sample_weight)
@@ -120,6 +126,9 @@ class _MeanLoss(Loss):
     one shape ((n,) or (n, d)). Per-row weights: L = value_scale · Σ_i w_i/Σw · Σ_j ρ(p_ij - t_ij)/d."""
 
     value_scale = 1.0
+    if TYPE_CHECKING:                                     # each subclass defines its rows and their gradient
+        def _rows(self, P: Any, T: Any, rows: Any) -> None: ...
+        def _grad(self, *args: Any) -> None: ...
 
     def _grad_scale(self, d):
         return 1.0 / d
@@ -180,7 +189,7 @@ class HuberLoss(_MeanLoss):
     dP = w clip(P - T, -δ, δ) / d."""
 
     def __init__(self, delta=1.0):
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < delta < float("inf"):
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < float(delta) < float("inf"):
             raise ValueError(f"HuberLoss: delta must be a finite number > 0, got {delta!r}")
         self.delta = float(delta)
 

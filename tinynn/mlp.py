@@ -6,7 +6,7 @@ import numpy as np
 
 from . import init as _init
 from . import io
-from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
+from .layers import ACTIVATIONS, BatchNorm1d, Dropout, Layer, Linear
 from .model import Sequential
 from .streams import stream
 
@@ -20,7 +20,7 @@ def build_mlp(sizes, activation="relu", dropout=0.0, batch_norm=False, init="kai
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(ACTIVATIONS)}")
     _init.get(init)                                                      # unknown names fail here, listed
-    layers = []
+    layers: list[Layer] = []
     if input_dropout:
         layers.append(Dropout(input_dropout, rng=stream(seed, "dropout", "input")))
     for i in range(len(sizes) - 1):

@@ -1,9 +1,11 @@
 """Sequential: forward and backward through a list of layers."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
-from . import kernels
+from . import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from .kernels import ops
 
 from .layers.base import Layer
@@ -26,6 +28,8 @@ class Sequential(Layer):
 
     The first node computes no input gradient, so ``backward`` returns None.
     """
+
+    flat: Optional[FlatParameters]         # None where the parameters do not share one dtype and device
 
     def __init__(self, *layers):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -90,7 +94,7 @@ class Sequential(Layer):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()]
 
     @property
-    def accumulates_grad(self):
+    def accumulates_grad(self):  # type: ignore[override]  # a Sequential accumulates when a layer does
         """True when some layer adds into its gradients (Embedding): zero them before each backward."""
         return any(layer.accumulates_grad for layer in self.layers)
 

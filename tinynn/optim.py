@@ -161,7 +161,7 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """torch.optim.Adam (bias correction; eps added to √v̂). ``lazy=True``: SparseAdam-style row updates."""
 
-    state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    state_names: tuple[str, ...] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, lazy=False, *,
@@ -278,7 +278,7 @@ def make(name, params, lr, **hyper):
     import inspect
 
     cls = OPTIMIZERS[name]
-    accepted = inspect.signature(cls.__init__).parameters
+    accepted = inspect.signature(cls).parameters
     return cls(params, lr=lr, **{k: v for k, v in hyper.items() if k in accepted})
 
 
@@ -300,7 +300,7 @@ class Adadelta(Optimizer):
 
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, l1=0.0, l1_scope="all"):
         who = "Adadelta"
-        if not isinstance(rho, numbers.Real) or isinstance(rho, bool) or not 0 <= rho <= 1:
+        if not isinstance(rho, numbers.Real) or isinstance(rho, bool) or not 0 <= float(rho) <= 1:
             raise ValueError(f"{who}: rho must be in [0, 1], got {rho!r}")
         self.rho = float(rho)
         self.eps = _check_nonneg(eps, "eps", who)

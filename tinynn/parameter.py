@@ -1,5 +1,6 @@
 """Parameter: a tensor's ``.data`` and its gradient ``.grad``, on one device (a Caffe Blob without sync)."""
 from __future__ import annotations
+from typing import Optional
 
 import numpy as np
 
@@ -31,8 +32,8 @@ class Parameter:
         self.grad = kernels.empty(data.shape, data.dtype, like=data)
         _zero(self.grad)
         self.requires_grad = bool(requires_grad)
-        self.rows = None
-        self.flat = None  # the FlatParameters group this parameter is a view into, if any
+        self.rows: Optional[np.ndarray] = None
+        self.flat: Optional[FlatParameters] = None  # the FlatParameters group this parameter is a view into, if any
 
     @property
     def shape(self):
@@ -54,8 +55,9 @@ class Parameter:
     def __setstate__(self, state):
         for k, v in state.items():
             setattr(self, k, v)
-        if "data" not in state and getattr(self.flat, "data", None) is not None:
-            self.flat.link(self)
+        flat = self.flat
+        if "data" not in state and flat is not None and getattr(flat, "data", None) is not None:
+            flat.link(self)
 
     def __repr__(self):
         return (f"Parameter(shape={tuple(self.data.shape)}, dtype={np.dtype(self.data.dtype).name}, "

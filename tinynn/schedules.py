@@ -248,7 +248,7 @@ class ReduceLROnPlateau(Schedule):
         super().__init__(optimizer)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+        if not isinstance(factor, numbers.Real) or not 0 < float(factor) < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         if monitor is not None and not isinstance(monitor, str):
             raise ValueError(f"ReduceLROnPlateau: monitor must be a record key (str) or None, got {monitor!r}")
@@ -266,7 +266,7 @@ class ReduceLROnPlateau(Schedule):
             return a < self.best * (1 - self.threshold)
         return a > self.best * (1 + self.threshold)
 
-    def step(self, metric):
+    def step(self, metric):  # type: ignore[override]  # the monitored value: the Trainer calls epoch_end
         current = float(metric)
         self.last_epoch += 1
         if self._better(current):

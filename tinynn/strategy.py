@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import importlib
 import os
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -35,8 +36,8 @@ class Strategy:
 
     name = "none"
     parallel = False                                    # True: gradients are reduced across processes
-    grad_ready = None                                   # per-layer backward hook (data parallel: bucketing)
-    devices = ("cpu", "cuda")                           # where the module may live
+    grad_ready: Optional[Callable[..., Any]] = None      # per-layer backward hook (data parallel: bucketing)
+    devices: tuple[str, ...] = ("cpu", "cuda")                          # where the module may live
     trains_here = True                                  # False: this process serves the ones that train
     rank, size = 0, 1
 
@@ -106,7 +107,7 @@ class Strategy:
         """What metrics.json and checkpoints record about the strategy."""
         return {"parallel": self.name, "ranks": self.size}
 
-    def work(self, X, T):
+    def work(self, trainer, X, T):
         """The loop of a process that does not train (``trains_here`` False); nothing here."""
 
     def finish(self):
@@ -128,6 +129,8 @@ class ShardedStrategy(Strategy):
     ``checkpoint.npz``, and the parts of epoch N-1 are removed only after it did (a second barrier). A run
     stopped anywhere (a signal, a failed write, a killed rank) leaves ``checkpoint.npz`` at some epoch with every
     rank's part of that same epoch beside it: one consistent checkpoint."""
+
+    group: Any                                          # the process group (tinynn.parallel), set by a subclass
 
     def part_path(self, path, epoch):
         root, ext = os.path.splitext(os.fspath(path))

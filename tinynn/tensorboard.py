@@ -65,9 +65,9 @@ class TensorBoardCallback:
             except ImportError as e:
                 raise ImportError("TensorBoardCallback needs tensorboardX: pip install 'tinynn-fc[tensorboard]' "
                                   f"({e})") from e
-        self.logdir = os.fspath(logdir)
-        self.histograms = bool(histograms)
-        self.histogram_every = int(histogram_every)
+        self.logdir: str = os.fspath(logdir)
+        self.histograms: bool = bool(histograms)
+        self.histogram_every: int = int(histogram_every)
         self.writer: Optional[Any] = writer
 
     def _writer(self, first_step: int) -> Any:

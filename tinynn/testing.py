@@ -12,6 +12,7 @@ backward equals central differences for the input and every parameter. Needs ``h
 extra).
 """
 from __future__ import annotations
+from typing import Literal
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def _push(X, kinks, margin):
 def arrays(draw, shape, lo=-3.0, hi=3.0, kinks=(), margin=1e-3, dtype=np.float64):
     """Finite arrays of ``shape`` with entries in [lo, hi], none within ``margin`` of a point in ``kinks`` (0
     for ReLU, ``delta`` and ``-delta`` for Huber)."""
-    width = 32 if np.dtype(dtype) == np.float32 else 64
+    width: Literal[32, 64] = 32 if np.dtype(dtype) == np.float32 else 64
     X = draw(hnp.arrays(dtype, shape, elements=st.floats(lo, hi, allow_nan=False, allow_infinity=False,
                                                           width=width)))
     return _push(X, kinks, margin)

@@ -239,6 +239,7 @@ class Trainer:
 
     def _end_epoch(self, n, total, seen, accuracy=False):
         """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
+        assert self.model.flat is not None                                   # checked in __init__
         if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
             self.rollback()
             raise DivergenceError(f"the weights became non-finite during epoch {self._epoch + 1}; the parameters "
@@ -285,6 +286,7 @@ class Trainer:
 
     def restore(self, captured):
         params, states = captured
+        assert self.model.flat is not None
         kernels.assign(self.model.flat.data, params)
         it = iter(states)
         for l in self.model.layers:

@@ -2,6 +2,8 @@
 tinynn.averaging chosen from the arguments, and what the fitted estimator predicts with afterwards."""
 from __future__ import annotations
 
+from typing import Any, Optional
+
 import numpy as np
 
 from .. import kernels
@@ -16,6 +18,8 @@ def averaging_start(max_iter):
 
 
 class AveragingMixin:
+    _snapshots: Optional[list[Any]]                 # the snapshot ensemble's members (None: no snapshots)
+
     def _make_averages(self, steps_per_epoch):
         chosen = [k for k in ("snapshots", "swa", "ema") if getattr(self, k) not in (None, False)]
         if len(chosen) > 1:
@@ -44,9 +48,10 @@ class AveragingMixin:
         snaps = getattr(self, "_snapshots", None)
         if not snaps:
             return self._output(predict_raw(self._model, X))
-        P = None
+        P: Optional[np.ndarray] = None
         for snap in snaps:
             with averaging.weights_of(self._model, snap):
                 Pm = self._output(predict_raw(self._model, X)).astype(np.float64)
             P = Pm if P is None else P + Pm
+        assert P is not None
         return (P / len(snaps)).astype(self._dtype_)

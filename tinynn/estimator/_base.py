@@ -26,7 +26,7 @@ from ..kernels import ops
 
 from .. import optim, schedules
 from ..errors import DivergenceError
-from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Linear
+from ..layers import ACTIVATIONS, BatchNorm1d, Dropout, Layer, Linear
 from ..model import Sequential
 from ..sparse import is_scipy_sparse
 from ..training import Trainer
@@ -103,13 +103,14 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
         RandomState, a = √(f / (fan_in + fan_out)), f = 2 for logistic else 6 (init="auto")."""
         sizes = [n_features] + self._hidden() + [n_outputs]
         rs = self._rs
-        layers = []
+        layers: list[Layer] = []
         for i in range(len(sizes) - 1):
             fan_in, fan_out = sizes[i], sizes[i + 1]
             if self.init == "auto":
                 lin = Linear(fan_in, fan_out, dtype=dtype, init="zeros")
                 bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (fan_in + fan_out))
                 lin.weight.data[...] = rs.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype, copy=False)
+                assert lin.bias is not None
                 lin.bias.data[...] = rs.uniform(-bound, bound, fan_out).astype(dtype, copy=False)
             else:
                 lin = Linear(fan_in, fan_out, dtype=dtype, init=self.init, rng=rs.randint(2**31))
@@ -208,7 +209,7 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
     def intercepts_(self):
         if not hasattr(self, "_linears"):
             raise AttributeError("intercepts_: the estimator is not fitted yet")
-        return [kernels.to_host(l.bias.data) for l in self._linears]
+        return [kernels.to_host(l.bias.data) for l in self._linears]  # type: ignore[union-attr]  # built with biases
 
     # ------------------------------------------------------------------ fitting
     def _targets(self, y, incremental, reset):
@@ -250,6 +251,7 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
                       X, T, sample_weight, tasks)
         else:
             self._fit_stochastic(X, T, y, sample_weight, incremental, given_val, tasks)
+        assert self._model.flat is not None
         if not np.isfinite(ops.sumsq(self._model.flat.data)):
             raise DivergenceError("Solver produced non-finite parameter weights. The input data may contain large "
                                   "values and need to be preprocessed.")
@@ -323,7 +325,8 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
                     bar = None
                 if self.verbose:
                     print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}" + (
-                        f", validation score = {self.validation_scores_[-1]:.6f}" if val else ""))
+                        f", validation score = {self.validation_scores_[-1]:.6f}"  # type: ignore[index]  # a list
+                        if val else ""))
                 if tasks is not None and tasks.end_iteration():            # a callback asked to stop
                     break
                 if self._no_improvement_count > self.n_iter_no_change:

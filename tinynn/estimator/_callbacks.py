@@ -19,7 +19,7 @@ try:
 except ImportError:                                            # scikit-learn < 1.9
     HAVE_CALLBACKS = False
 
-    class CallbackSupportMixin:                                 # noqa: D101 (nothing to support)
+    class CallbackSupportMixin:  # type: ignore[no-redef]  # noqa: D101 (the fallback: nothing to support)
         pass
 
 

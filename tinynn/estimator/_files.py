@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 
+from typing import Optional
+
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,7 +28,7 @@ _Y_TYPES = {"binary": "logistic", "multiclass": "softmax", "multilabel": "logist
 
 
 class FilesMixin:
-    _KIND = None
+    _KIND: Optional[str] = None
 
     def save(self, path):
         """Write the fitted estimator to one .npz (plain arrays + JSON config; loads with allow_pickle=False)."""
@@ -59,6 +61,7 @@ class FilesMixin:
         if hasattr(self, "feature_names_in_"):
             arrays["feature_names_in_"] = np.asarray(self.feature_names_in_, dtype=str)
         self._save_extra(arrays, fitted)
+        assert self._KIND is not None                                   # MLPClassifier / MLPRegressor
         io.save_npz(path, arrays, dict(meta, params=params, fitted=fitted), kind=self._KIND)
         return path
 

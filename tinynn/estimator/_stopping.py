@@ -2,6 +2,8 @@
 with the best parameters kept, and what a diverging fit leaves behind."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from sklearn.model_selection import train_test_split
 
@@ -16,6 +18,9 @@ class StoppingMixin:
             return
         self.loss_curve_ = []
         self._no_improvement_count = 0
+        self.validation_scores_: Optional[list[float]]
+        self.best_validation_score_: Optional[float]
+        self.best_loss_: Optional[float]
         if self.early_stopping:
             self.validation_scores_ = []
             self.validation_loss_curve_ = []
@@ -55,6 +60,7 @@ class StoppingMixin:
         self.t_ += 0
         self.loss_ = float("nan")
         self.loss_curve_.append(self.loss_)
+        assert self.validation_scores_ is not None                       # a list under early stopping
         self.validation_scores_.append(float("nan"))
         self.validation_loss_curve_.append(float("nan"))
         self._no_improvement_count += 1
@@ -71,6 +77,7 @@ class StoppingMixin:
             return
         X_val, T_val, y_val, sw_val = val
         score = self._score_arrays(X_val, y_val, sample_weight=sw_val)
+        assert self.validation_scores_ is not None                       # a list under early stopping
         self.validation_scores_.append(score)
         self.validation_loss_curve_.append(self._val_loss(predict_raw(self._model, X_val), T_val, sw_val))
         if score < self.best_validation_score_ + self.tol:

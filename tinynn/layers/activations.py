@@ -68,7 +68,7 @@ class LeakyReLU(Activation):
     kind = LEAKY_RELU
 
     def __init__(self, negative_slope=0.01):
-        if not isinstance(negative_slope, numbers.Real) or not negative_slope > 0:
+        if not isinstance(negative_slope, numbers.Real) or not float(negative_slope) > 0:
             # a > 0 keeps sign(Y) = sign(X), which the output-based backward relies on
             raise ValueError(f"LeakyReLU: negative_slope must be > 0, got {negative_slope!r}")
         self.alpha = float(negative_slope)
@@ -90,7 +90,7 @@ class Exp(Activation):
 
 
 def _positive(who, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or value == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or value == float("inf"):
         raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
 

@@ -10,6 +10,8 @@ overwritten by the next call. Copy it (``Y.copy()``) if you keep it across calls
 from __future__ import annotations
 
 
+from typing import Any
+
 from .. import kernels
 from ..kernels import ops
 
@@ -67,7 +69,7 @@ class Layer(WorkBuffers):
             p.flat = None
         for name in self._state_names:
             setattr(self, name, move(getattr(self, name)))
-        self._ws_cache = {}
+        self._ws_cache: dict[Any, Any] = {}
         return self
 
     # ------------------------------------------------------------------ work buffers (WorkBuffers._ws)

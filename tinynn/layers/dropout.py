@@ -1,6 +1,8 @@
+from typing import Any
+
 import numpy as np
 
-from .. import kernels
+from .. import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from ..kernels import ops
 
 from .._validation import check_float, check_probability, no_forward
@@ -19,7 +21,7 @@ class Dropout(Layer):
     ``rng`` (a seed or np.random.Generator) makes the masks reproducible; reseed it to fix a mask.
     """
 
-    M = _NO_FORWARD                                                  # the saved mask; None: forward was identity
+    M: Any = _NO_FORWARD                                                 # the saved mask; None: forward was identity
 
     def __init__(self, p=0.5, rng=None):
         self.p = check_probability(p, "Dropout: p")

@@ -1,6 +1,8 @@
+from typing import Any
+
 import numpy as np
 
-from .. import kernels
+from .. import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from ..kernels import ops
 
 from .. import init as _init
@@ -20,7 +22,7 @@ class Embedding(Layer):
     """
 
     accumulates_grad = True                                           # dW[idx] += dY
-    idx = None                                                        # the saved indices (None: no forward yet)
+    idx: Any = None                                                       # the saved indices (None: no forward yet)
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32, init=None, rng=None):
         self.num_embeddings = check_positive_int(num_embeddings, "Embedding: num_embeddings")

@@ -46,6 +46,7 @@ class LinearActivation(Layer):
         self.X = X                                                        # saved for backward
         Y = self._ws("Y", (X.shape[0], lin.out_features), W.dtype, W)
         xw(X, W, Y)                                                       # Z = X W
+        assert lin.bias is not None                                      # fusable: a Linear with a bias
         ops.bias_act(Y, lin.bias.data, act.kind, act.alpha, out=Y)       # Y = f(Z + b), in place
         self.Y = Y                                                        # saved: f' is a function of Y
         return Y
@@ -57,6 +58,7 @@ class LinearActivation(Layer):
             raise no_forward("Linear")
         dY = check_float(dY, "Linear.backward", ndim=2, width=lin.out_features, rows=X.shape[0])
         dZ = self._ws("dZ", dY.shape, dY.dtype, dY)
+        assert lin.bias is not None
         db = self._grad_out(lin.bias, "db")
         ops.act_backward_bias(dY, self.Y, act.kind, act.alpha, dZ, db)   # dZ = dY ⊙ f'(Y), db = Σ_n dZ
         if lin.weight.requires_grad:

@@ -1,6 +1,6 @@
 import numpy as np
 
-from .. import kernels
+from .. import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from ..kernels import ops
 from ..kernels.config import IDENTITY
 

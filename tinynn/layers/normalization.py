@@ -10,7 +10,7 @@ from .base import Layer
 
 
 def _check_eps(eps, who):
-    if not isinstance(eps, numbers.Real) or not eps > 0:
+    if not isinstance(eps, numbers.Real) or not float(eps) > 0:
         raise ValueError(f"{who}: eps must be > 0, got {eps!r}")
     return float(eps)
 
@@ -34,7 +34,7 @@ class BatchNorm1d(Layer):
         self.num_features = check_positive_int(num_features, "BatchNorm1d: num_features")
         dtype = check_dtype(dtype, "BatchNorm1d")
         self.eps = _check_eps(eps, "BatchNorm1d")
-        if not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+        if not isinstance(momentum, numbers.Real) or not 0 <= float(momentum) <= 1:
             raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum!r}")
         self.momentum = float(momentum)
         d = self.num_features

@@ -105,7 +105,7 @@ class ParameterServer:
         grad_in = np.empty_like(flat.grad)
         hdr = np.empty(5, np.float64)                      # [t_pull, loss, rows, correct, worker clock]
         clock = {w: 0 for w in self.workers}
-        active, deferred = set(self.workers), set()
+        active, deferred = set(self.workers), set[int]()
         status = MPI.Status()
         for w in self.workers:
             self._send_params(w)

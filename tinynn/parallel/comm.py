@@ -17,11 +17,12 @@ import socket
 import sys
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 
-_MPI = None
-_WORLD = None
+_MPI: Any = None                                 # the mpi4py.MPI module, once imported
+_WORLD: Any = None
 
 
 def mpi():
@@ -219,7 +220,7 @@ def install_abort_hook(group: Group):
         finally:
             group.abort(1)
 
-    hook._tinynn_abort = True
+    setattr(hook, "_tinynn_abort", True)
     sys.excepthook = hook
 
 
@@ -228,7 +229,7 @@ def model_signature(model):
     """A JSON-able description of a model: each layer's type and its parameter/state names, shapes, dtypes."""
     sig = []
     for i, layer in enumerate(getattr(model, "layers", [model])):
-        entry = [type(layer).__name__]
+        entry: list[object] = [type(layer).__name__]
         for name, p in layer.named_parameters():
             entry.append((name, tuple(int(s) for s in p.shape), str(np.dtype(p.dtype))))
         for s in getattr(layer, "_state_names", ()):
@@ -300,5 +301,6 @@ def per_rank_dropout(model, rank):
         if isinstance(layer, Dropout):
             k += 1
             if rank > 0:
-                layer.rng = np.random.Generator(layer.rng.bit_generator.jumped(rank))
+                rng = layer.rng.bit_generator
+                layer.rng = np.random.Generator(rng.jumped(rank))  # type: ignore[attr-defined]  # PCG64 has it
     return k

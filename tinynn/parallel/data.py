@@ -19,6 +19,7 @@ not depend on the number of ranks; ``DataParallel`` converts every ``BatchNorm1d
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +113,7 @@ class SyncBatchNorm(BatchNorm1d):
         return ones, zeros
 
     def backward(self, dY):
+        assert self.xhat is not None, "SyncBatchNorm.backward before a training-mode forward"
         dY = check_float(dY, "SyncBatchNorm.backward", ndim=2, width=self.num_features, rows=self.xhat.shape[0])
         n, d = dY.shape
         dX = self._ws("dX", dY.shape, dY.dtype, dY)
@@ -243,7 +245,9 @@ class DataParallel(Strategy):
         flat = self.model.flat
         where = {id(p): r for p, r in zip(flat.params, flat.offsets)}
         itemsize = np.dtype(flat.grad.dtype).itemsize
-        self.buckets, self._bucket_of, self._members = [], {}, []
+        self.buckets: list[list[tuple[int, int]]] = []
+        self._bucket_of: dict[int, int] = {}
+        self._members: list[Any] = []
         current, nbytes, members = [], 0, []
         for i, node in reversed(self._nodes()):
             ranges = [where[id(p)] for p in node.parameters() if p.requires_grad and id(p) in where]
@@ -382,7 +386,7 @@ def _add_(dst, src):
 
 def _merge(ranges):
     """Sorted (offset, size) ranges with touching neighbours merged: one Iallreduce per contiguous run."""
-    out = []
+    out: list[tuple[int, int]] = []
     for o, s in sorted(ranges):
         if out and out[-1][0] + out[-1][1] == o:
             out[-1] = (out[-1][0], out[-1][1] + s)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 
+from typing import Optional
+
 import numpy as np
 
 from ..kernels import ops
@@ -35,6 +37,9 @@ from .comm import LocalGroup, check_same, model_signature, split_bounds, world
 
 class _ShardedLinear(Layer):
     """Common set-up: the full (in, out) weight is drawn exactly as Linear draws it, then sliced."""
+
+    weight: Parameter                                     # this rank's shard (set by _set_full)
+    bias: Optional[Parameter]
 
     def __init__(self, in_features, out_features, group=None, *, bias=True, dtype=np.float32,
                  init="kaiming_uniform", rng=None):
@@ -57,6 +62,7 @@ class _ShardedLinear(Layer):
         new._set_full(np.asarray(linear.weight.data), b, group)
         new.weight.requires_grad = linear.weight.requires_grad
         if new.bias is not None:
+            assert linear.bias is not None
             new.bias.requires_grad = linear.bias.requires_grad
         return new
 
@@ -170,7 +176,7 @@ def _shard_batchnorm(bn, lo, hi):
     new.running_mean[...] = bn.running_mean[lo:hi]
     new.running_var[...] = bn.running_var[lo:hi]
     new.weight.requires_grad, new.bias.requires_grad = bn.weight.requires_grad, bn.bias.requires_grad
-    new.tp_split = ("features", lo, hi)
+    setattr(new, "tp_split", ("features", lo, hi))          # a BatchNorm1d of this rank's features
     return new
 
 
@@ -233,6 +239,7 @@ def gather_model(tp, full, group=None, root=0):
             target = _array(full.layers[i], name) if is_root else None
             if split is None or (split[0] == "rows" and name == "bias"):
                 if is_root:
+                    assert target is not None
                     target[...] = mine
                 continue
             axis = 1 if (split[0] == "cols" and mine.ndim == 2) else 0
@@ -244,6 +251,7 @@ def gather_model(tp, full, group=None, root=0):
                 displs = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
                 group.comm.Gatherv(block.ravel(), [recv, (sizes, list(displs))], root=root)
                 whole = recv.reshape((-1,) + block.shape[1:])
+                assert target is not None
                 target[...] = whole.T if axis == 1 else whole
             else:
                 group.comm.Gatherv(block.ravel(), None, root=root)
