@@ -16,8 +16,11 @@ import shutil
 import tempfile
 import urllib.request
 import zlib
+from typing import Iterator, Optional
 
 import numpy as np
+
+from ._typing import PathLike
 
 FILES = {  # name -> MD5 of the *uncompressed* IDX file
     "train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
@@ -136,7 +139,7 @@ def _download(folder, timeout=30):
             raise OSError("download failed: " + "; ".join(errors))
 
 
-def find_mnist(data_dir=None, download=True) -> str:
+def find_mnist(data_dir: Optional[PathLike] = None, download: bool = True) -> PathLike:
     """The folder holding the four MNIST files (downloading into the cache if needed)."""
     env = os.environ.get("TINYNN_DATA_DIR")
     tried = []
@@ -158,7 +161,7 @@ def find_mnist(data_dir=None, download=True) -> str:
         "(scripts), load_mnist(data_dir=DIR), or the environment variable TINYNN_DATA_DIR=DIR.")
 
 
-def read_idx(path, sha256=None) -> np.ndarray:
+def read_idx(path: PathLike, sha256: Optional[str] = None) -> np.ndarray:
     """Read one IDX(.gz) file: magic (0, 0, dtype 0x08 = ubyte, ndim), dims as big-endian int32, data.
 
     ``sha256``: the SHA-256 the uncompressed content must have (ChecksumError, a ValueError, otherwise)."""
@@ -191,7 +194,8 @@ def read_idx(path, sha256=None) -> np.ndarray:
     return data.reshape(dims)
 
 
-def load_mnist(data_dir=None, download=True, flatten=True):
+def load_mnist(data_dir: Optional[PathLike] = None, download: bool = True,
+               flatten: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test): pixels as float32 in [0, 1], shape (n, 784) (or (n, 28, 28)),
     labels as int64 in [0, 10)."""
     folder = find_mnist(data_dir, download)
@@ -246,7 +250,7 @@ def standardize(X_train, *others, eps=1e-7):
     return (f(X_train),) + tuple(f(X) for X in others)
 
 
-def one_hot(y, n_classes):
+def one_hot(y: np.ndarray, n_classes: int) -> np.ndarray:
     """(n, n_classes) float32 rows with a 1 at each label's column; labels are integers in [0, n_classes)."""
     from ._validation import as_array, check_labels, check_positive_int
 
@@ -260,7 +264,7 @@ def one_hot(y, n_classes):
     return out
 
 
-def gen_batches(n, batch_size, rng=None):
+def gen_batches(n: int, batch_size: int, rng: Optional[np.random.Generator] = None) -> Iterator[np.ndarray]:
     """Mini-batch index arrays over range(n), shuffled by ``rng`` when given (indices move, not data)."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
         raise ValueError(f"gen_batches: n must be a non-negative integer (the number of samples), got {n!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ._filecheck import (COUNTER_MAX, FLOAT_DTYPES, MetaReader, _check_checkpoin
                          check_optim_headers, check_text_header, check_trainer_state, model_file_plan,
                          check_model_arrays, mlp_state_layout)
 from ._metareader import _json_type, _names
+from ._typing import PathLike
 from ._write import atomic_open
 from .errors import FileFormatError, short
 
@@ -36,7 +37,7 @@ FORMAT_VERSION = 2                       # 2: one state layout (pack_state) for 
 META_KEY = "__meta__"
 
 
-def save_npz(path, arrays: dict, meta: dict, kind: str):
+def save_npz(path: PathLike, arrays: Mapping[str, np.ndarray], meta: dict[str, Any], kind: str) -> PathLike:
     """Write ``arrays`` and JSON ``meta`` to ``path`` atomically: temp file in the same folder, fsync, rename.
 
     A process killed mid-write leaves the previous file at ``path`` intact.
@@ -230,6 +231,6 @@ def rng_state(rng: np.random.Generator) -> dict:
     return dict(rng.bit_generator.state)
 
 
-def set_rng_state(rng: np.random.Generator, state: dict):
+def set_rng_state(rng: np.random.Generator, state: dict) -> np.random.Generator:
     rng.bit_generator.state = state
     return rng

@@ -1,17 +1,20 @@
 """Sequential: forward and backward through a list of layers."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from . import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from .kernels import ops
 
+from .layers.activations import Activation
 from .layers.base import Layer
 from .layers.fused import LinearActivation
 from .layers.linear import Linear
-from .parameter import FlatParameters
+from ._summary import Summary
+from ._typing import Array
+from .parameter import FlatParameters, Parameter
 
 
 class Sequential(Layer):
@@ -29,15 +32,18 @@ class Sequential(Layer):
     The first node computes no input gradient, so ``backward`` returns None.
     """
 
+    layers: list[Layer]                    # as given
+    plan: list[tuple[int, Layer]]          # (index of the node's last layer, node)
+    _outputs: dict[int, Array]
     flat: Optional[FlatParameters]         # None where the parameters do not share one dtype and device
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Layer | Sequence[Layer]) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for i, l in enumerate(layers):
             if not isinstance(l, Layer):
                 raise TypeError(f"Sequential: layer {i} is a {type(l).__name__}, expected a tinynn Layer")
-        self.layers = list(layers)
+        self.layers = list(layers)  # type: ignore[arg-type]  # a list or tuple given alone was unpacked above
         self.plan = self._plan()
         self._outputs = {}
         self.needs_input_grad = False
@@ -54,7 +60,7 @@ class Sequential(Layer):
         if self.plan:
             self.plan[0][1].needs_input_grad = bool(value)
 
-    def output(self, i):
+    def output(self, i: int) -> Array:
         """The output of layer i in the last forward pass (a work buffer: copy it to keep it). The output of
         a Linear fused with the activation after it is not materialised; ask for the activation's."""
         if i < 0:
@@ -68,10 +74,12 @@ class Sequential(Layer):
 
     def _plan(self):
         """[(index of the node's last layer, node)]: layers as given, Linear+activation pairs fused."""
-        plan, i, n = [], 0, len(self.layers)
+        plan: list[tuple[int, Layer]] = []
+        i, n = 0, len(self.layers)
         while i < n:
-            if i + 1 < n and LinearActivation.fusable(self.layers[i], self.layers[i + 1]):
-                plan.append((i + 1, LinearActivation(self.layers[i], self.layers[i + 1])))
+            first, second = self.layers[i], self.layers[i + 1] if i + 1 < n else None
+            if isinstance(first, Linear) and isinstance(second, Activation) and LinearActivation.fusable(first, second):
+                plan.append((i + 1, LinearActivation(first, second)))
                 i += 2
             else:
                 plan.append((i, self.layers[i]))
@@ -87,24 +95,24 @@ class Sequential(Layer):
         else:
             self.flat = None
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
 
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()]
 
     @property
-    def accumulates_grad(self):  # type: ignore[override]  # a Sequential accumulates when a layer does
+    def accumulates_grad(self) -> bool:  # type: ignore[override]  # a Sequential accumulates when a layer does
         """True when some layer adds into its gradients (Embedding): zero them before each backward."""
         return any(layer.accumulates_grad for layer in self.layers)
 
-    def forward(self, X):
+    def forward(self, X: Any) -> Array:
         outputs = self._outputs
         for i, node in self.plan:
             X = outputs[i] = node.forward(X)
         return X
 
-    def backward(self, dY, hook=None):
+    def backward(self, dY: Array, hook: Optional[Callable[[int, Layer], object]] = None) -> Array | None:
         """dX of the first layer (None: not computed). ``hook(i, layer)``, if given, is called as soon as the
         gradients of layer i's parameters are final (data-parallel training starts their reduction there)."""
         for i, node in reversed(self.plan):
@@ -115,20 +123,20 @@ class Sequential(Layer):
                 break
         return dY
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> Sequential:
         self.training = bool(mode)
         for layer in self.layers:
             layer.train(mode)
         return self
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         if self.flat is not None:
             ops.fill(self.flat.grad, 0.0)
         else:
             for layer in self.layers:
                 layer.zero_grad()
 
-    def to(self, device):
+    def to(self, device: str) -> Sequential:
         for layer in self.layers:
             layer.to(device)
         for _, node in self.plan:
@@ -137,7 +145,7 @@ class Sequential(Layer):
         return self
 
     # ------------------------------------------------------------------ state
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """Plain NumPy arrays: '<layer>.<param>' for parameters, '<layer>.<state>' for running statistics."""
         sd = {name: np.array(kernels.to_host(p.data)) for name, p in self.named_parameters()}
         for i, layer in enumerate(self.layers):
@@ -145,7 +153,7 @@ class Sequential(Layer):
                 sd[f"{i}.{s}"] = np.array(kernels.to_host(getattr(layer, s)))
         return sd
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: Mapping[str, Any]) -> Sequential:
         expected = set(self.state_dict())
         got = set(sd)
         if expected != got:
@@ -161,7 +169,7 @@ class Sequential(Layer):
                 kernels.assign(getattr(layer, s), np.asarray(sd[f"{i}.{s}"]).astype(getattr(layer, s).dtype))
         return self
 
-    def summary(self, input_shape=None):
+    def summary(self, input_shape: Optional[Sequence[int]] = None) -> Summary:
         """A Keras-like table: each layer's type, output shape (``None``: the batch dimension), parameter count
         and whether its parameters train ("yes", "frozen", "partly"; "-" without parameters), then the total,
         trainable and frozen parameter counts. Returns the table as a ``str`` (``print(model.summary())``)
@@ -172,10 +180,10 @@ class Sequential(Layer):
 
         return summary(self, input_shape)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> Layer:
         return self.layers[i]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.layers)
 
     def __repr__(self):

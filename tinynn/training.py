@@ -20,6 +20,7 @@ training loss.
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from .mlp import build_mlp, load_model, save_model  # noqa: F401  (re-exported)
 from .sparse import is_scipy_sparse
 from .streams import stream  # noqa: F401  (re-exported)
 from .strategy import LocalStrategy
+from ._typing import PathLike
 
 PREDICT_CHUNK = 4096                      # rows per forward pass in prediction and evaluation
 
@@ -110,20 +112,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ read-only views
     @property
-    def epoch(self):
+    def epoch(self) -> int:
         """Completed epochs."""
         return self._epoch
 
     @property
-    def history(self):
+    def history(self) -> list[dict[str, Any]]:
         """One dict per completed epoch: what ``train_epoch`` measured plus what ``record`` added."""
         return [dict(h) for h in self._history]
 
-    def curve(self, key):
+    def curve(self, key: str) -> list[Any]:
         """The per-epoch values of ``key`` in the history (None where an epoch did not record it)."""
         return [h.get(key) for h in self._history]
 
-    def record(self, **values):
+    def record(self, **values: Any) -> None:
         """Add measurements (validation loss, accuracy, ...) to the last completed epoch's record."""
         if not self._history:
             raise RuntimeError("Trainer.record: no epoch completed yet")
@@ -199,7 +201,8 @@ class Trainer:
             order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         return [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)]
 
-    def train_epoch(self, X, T, sample_weight=None, progress=None, accuracy=False):
+    def train_epoch(self, X: Any, T: Any, sample_weight: Optional[np.ndarray] = None, progress: Any = None,
+                    accuracy: bool = False) -> dict[str, Any]:
         """One pass over (X, T); returns a dict with the mean training loss ("train_loss") and, when
         ``accuracy`` (CPU, integer labels), the running accuracy of the training forward passes
         ("train_accuracy"). Appends that dict to the history.
@@ -234,8 +237,8 @@ class Trainer:
             raise
         finally:
             source.close()
-        accuracy = (self.strategy.allsum(source.correct) / max(seen, 1) if seen else None) if source.counting else False
-        return self._end_epoch(n, total, seen, accuracy)
+        measured = (self.strategy.allsum(source.correct) / max(seen, 1) if seen else None) if source.counting else False
+        return self._end_epoch(n, total, seen, measured)
 
     def _end_epoch(self, n, total, seen, accuracy=False):
         """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
@@ -304,16 +307,16 @@ class Trainer:
             self.restore(self._snapshot)
 
     # ------------------------------------------------------------------ prediction
-    def predict_raw(self, X, chunk=PREDICT_CHUNK):
+    def predict_raw(self, X: Any, chunk: int = PREDICT_CHUNK) -> np.ndarray:
         """The network's output (logits) for X on the host, in eval mode, ``chunk`` rows at a time."""
         return predict_raw(self.model, X, chunk)
 
-    def evaluate(self, X, y, chunk=PREDICT_CHUNK):
+    def evaluate(self, X: Any, y: Any, chunk: int = PREDICT_CHUNK) -> tuple[float, Optional[float]]:
         """(mean loss, accuracy) of the model on (X, y) in eval mode (accuracy for integer labels only)."""
         return evaluate(self.model, X, y, chunk, loss=type(self.loss)())
 
     # ------------------------------------------------------------------ checkpoints
-    def state(self):
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(arrays, meta) for a checkpoint: model, optimizer, schedule, generators, epoch and history."""
         arrays, meta = io.pack_state(self.model, self.optimizer, self.schedule,
                                      rngs={"shuffle": self.rng, "augment": self.aug_rng})
@@ -341,7 +344,7 @@ class Trainer:
             self.strategy.on_load()
         return self
 
-    def save_checkpoint(self, path, config):
+    def save_checkpoint(self, path: PathLike, config: dict[str, Any]) -> None:
         """Write ``state()`` with the run's ``config`` to ``path``, atomically."""
         arrays, meta = self.state()
         meta["config"] = config

@@ -10,13 +10,18 @@ overwritten by the next call. Copy it (``Y.copy()``) if you keep it across calls
 from __future__ import annotations
 
 
-from typing import Any
+from typing import Any, TypeVar
 
-from .. import kernels
+from .._typing import Array
+
+from .. import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir (mypy: unmapped)
 from ..kernels import ops
 
 from .._workspace import WorkBuffers
 from ..parameter import Parameter
+
+
+_L = TypeVar("_L", bound="Layer")
 
 
 class Layer(WorkBuffers):
@@ -27,40 +32,40 @@ class Layer(WorkBuffers):
     # names of non-learnable state arrays (moved by .to, saved by state_dict), e.g. running statistics
     _state_names: tuple = ()
 
-    def forward(self, X):
+    def forward(self, X: Any) -> Array:
         raise NotImplementedError
 
-    def backward(self, dY):
+    def backward(self, dY: Array) -> Array | None:
         raise NotImplementedError
 
-    def __call__(self, X):
+    def __call__(self, X: Any) -> Array:
         return self.forward(X)
 
     # ------------------------------------------------------------------ parameters
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Parameter)]
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.parameters():
             ops.fill(p.grad, 0.0)
 
     # ------------------------------------------------------------------ modes and devices
-    def train(self, mode: bool = True):
+    def train(self: _L, mode: bool = True) -> _L:
         self.training = bool(mode)
         return self
 
-    def eval(self):
+    def eval(self: _L) -> _L:
         return self.train(False)
 
     @property
-    def device(self):
+    def device(self) -> str:
         ps = self.parameters()
         return kernels.device_of(ps[0].data) if ps else "cpu"
 
-    def to(self, device: str):
+    def to(self: _L, device: str) -> _L:
         """Move parameters and state to ``device`` ("cpu" or "cuda"); work buffers are re-made there."""
         move = kernels.to_host if device == "cpu" else (lambda a: kernels.to_device(a, device))
         for p in self.parameters():
