@@ -156,9 +156,9 @@ def test_property_fails_on_a_wrong_layer():
         given(X=tn.testing.batches(), seed=st.integers(0, 10))(prop)()
 
 
-# --------------------------------------------------------------------------- the README example, as written
+# --------------------------------------------------------------------------- the docs' example (docs/layers.md), as written
 def _readme_block(marker):
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "layers.md").read_text()
     i = text.index(marker)
     m = re.compile(r"```python\n(.*?)```", re.S).search(text, i)
     return m.group(1)

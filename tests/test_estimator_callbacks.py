@@ -182,13 +182,14 @@ def test_without_sklearn_callback_everything_else_works():
 
 @pytest.mark.slow
 def test_readme_estimator_extras_example_runs(tmp_path, monkeypatch):
-    """The README's scikit-learn section: the digits example, then the class_weight/l1/X_val/transform/callbacks
-    block after it, as written."""
+    """The README's digits example, then docs/estimators.md's class_weight/l1/X_val/transform/callbacks block,
+    as written."""
     import os
     import re
 
     pytest.importorskip("rich")
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
+    root = os.path.join(os.path.dirname(__file__), "..")
+    readme = open(os.path.join(root, "README.md")).read() + open(os.path.join(root, "docs", "estimators.md")).read()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     digits_block = next(b for b in blocks if "load_digits" in b and "digits.npz" in b)
     extras = next(b for b in blocks if "ScoringMonitor" in b and "X_val=" in b)

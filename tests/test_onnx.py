@@ -141,7 +141,7 @@ def test_readme_onnx_example_runs(tmp_path):
     import sys
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    text = open(os.path.join(root, "README.md")).read()
+    text = open(os.path.join(root, "docs", "estimators.md")).read()
     code = re.compile(r"```python\n(.*?)```", re.S).search(text, text.index("<!-- example: onnx -->")).group(1)
     (tmp_path / "onnx_example.py").write_text(code)
     r = subprocess.run([sys.executable, "onnx_example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
