@@ -278,12 +278,14 @@ def main(argv=None):
     ap.add_argument("--sparse-epochs", type=int, default=3)
     ap.add_argument("--parallel", action="store_true",
                     help="instead: the MPI strategies at -n 2 (benchmarks/parallel_bench.py: compute vs communication per "
-                         "step, allreduce bandwidth, the cost model and its plot) into the folder of --out")
+                         "step, allreduce bandwidth, the cost model and its plot) into the folder --out (a .json "
+                         "--out: the folder of that name without .json)")
     ap.add_argument("--sklearn-parity", action="store_true",
                     help="instead: fit sklearn's and tinynn's MLPClassifier with the same arguments (same model?)")
     args = ap.parse_args(argv)
     if args.parallel:
-        cmd = [sys.executable, "-m", "benchmarks.parallel_bench", "--out", os.path.dirname(os.path.abspath(args.out))]
+        folder = os.path.splitext(args.out)[0] if args.out.endswith(".json") else args.out   # --out is the folder
+        cmd = [sys.executable, "-m", "benchmarks.parallel_bench", "--out", os.path.abspath(folder)]
         raise SystemExit(subprocess.call(cmd + data_dir_arg(args.data_dir), cwd=ROOT))
     if args.first_fit:
         result = {"machine": machine(), "first_fit": first_fit()}

@@ -17,5 +17,5 @@ L1, HUBER = 0, 1
 
 # Threads for the CPU augmentation kernels (kernels/cpu/augment.py, the only parallel=True ones; every other CPU
 # kernel is serial, kernels/cpu/_jit.py). 1 measured fastest on 2 cores: no second thread pool competes with the
-# BLAS threads between GEMMs (DESIGN.md §4).
+# BLAS threads between GEMMs (docs/design.md).
 CPU_THREADS = 1

@@ -50,7 +50,7 @@ from tinynn.training import Trainer, build_mlp, make_optimizer, save_model, stre
 DEFAULTS = dict(epochs=20, batch_size=128, hidden="1024,1024", activation="relu", optimizer="adam", lr=1e-3,
                 schedule="cosine", weight_decay=0.0, dropout=0.3, input_dropout=0.0, batch_norm=False,
                 init="kaiming_uniform", seed=0, train_size=None, val_size=5000, standardize=False,
-                augment=None, snapshots=0, swa=False, ema=0.0)
+                augment=None, snapshots=0, swa=False, ema=0.0, data_dir=None)
 PARALLEL_DEFAULTS = dict(parallel="none", microbatches=4, pipeline_schedule="gpipe", staleness_bound=None,
                          overlap=True, bucket_bytes=0)
 SWA_START = 0.75                          # --swa averages the epochs after this fraction of the run
@@ -252,8 +252,12 @@ def train(args, group=None):
         # they describe (older checkpoints: the newer options at their defaults); only --epochs and --parallel
         # may change (pipeline and tensor resume under the same strategy and number of ranks)
         arrays, meta, config = load_resume(args.resume, {**DEFAULTS, **PARALLEL_DEFAULTS},
-                                           optional=("augment", "snapshots", "swa", "ema", *PARALLEL_DEFAULTS),
+                                           optional=("augment", "snapshots", "swa", "ema", "data_dir",
+                                                     *PARALLEL_DEFAULTS),
                                            epochs=args.epochs)
+        if args.data_dir is None:                    # the run's own data folder, unless the command names one
+            args.data_dir = config.get("data_dir")
+        config["data_dir"] = args.data_dir
         config["parallel"] = args.parallel
     try:
         problem = check_config(config)

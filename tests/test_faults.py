@@ -179,3 +179,20 @@ def test_every_file_is_written_through_the_one_writer():
                             found.append(f"{rel}:{i}: {line.strip()}")
                         previous = line
     assert not found, "files written around tinynn._write:\n" + "\n".join(found)
+
+
+@pytest.mark.slow
+def test_resume_remembers_the_data_folder(uninterrupted, tmp_path):
+    """--resume without --data-dir reads MNIST where the run did (the checkpoint's config keeps --data-dir), with
+    no $TINYNN_DATA_DIR and an empty cache."""
+    mnist, _ = uninterrupted
+    out = tmp_path / "run"
+    first = _run(_args(mnist, out, 3) + ["--stop-after", "1"])
+    assert first.returncode == 0, first.stderr[-2000:]
+    env = {k: v for k, v in os.environ.items() if k != "TINYNN_DATA_DIR"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, SCRIPT, "--resume", str(out / "checkpoint.npz"), "--epochs", "3", "--out",
+                        str(out), "--quiet", "--no-plot"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert io.checkpoint_epoch(out / "checkpoint.npz") == 3

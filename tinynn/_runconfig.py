@@ -9,12 +9,13 @@ configuration describes, all before a model is built or any array's data is read
 from __future__ import annotations
 
 from ._filecheck import COUNTER_MAX, MetaReader, _r, check_model_arrays, mlp_state_layout
-from .errors import FileFormatError, short
+from .errors import FileFormatError, short  # noqa: F401  (FileFormatError: the refusals named in the docstring)
 
 MAX_WIDTH = 1 << 20                 # units of one hidden layer
 MAX_LAYERS = 1000                   # hidden layers
 MNIST_TRAIN = 60000                 # images of MNIST's training set: the split's sizes are within it
 MAX_SPEC = 1000                     # characters of --augment's spec
+MAX_PATH = 4096                     # characters of --data-dir
 
 
 def _check(r: MetaReader):
@@ -53,6 +54,10 @@ def _check(r: MetaReader):
             augment.make(spec)
         except (ValueError, TypeError) as e:
             r.fail(f"{r.name('augment')}: {short(str(e), 300)}")
+    if r.has("data_dir"):                                    # where the run read MNIST (--resume reuses it)
+        folder = r.str("data_dir", null=True)
+        if folder is not None and not 0 < len(folder) <= MAX_PATH:
+            r.fail(f"{r.name('data_dir')} must be a folder name of 1 to {MAX_PATH} characters, got {_r(folder)}")
     if r.int("snapshots", lo=0, hi=10000) == 1:
         r.fail(f"{r.name('snapshots')} must be 0 (off) or a number of cycles >= 2, got 1")
     r.bool("swa")

@@ -4,7 +4,7 @@
 NumPy (the reference) instead of a per-element ZeroDivisionError test, and that test was what kept LLVM from
 vectorising every loop with a division (Adam on 235k float32 parameters: 668 µs with it, 50 µs without).
 Serial on purpose: a second thread pool between the 2-thread BLAS calls of a training step made every step
-slower on 2 cores (DESIGN.md §4), and ``parallel=True`` tripled the compile time of a kernel.
+slower on 2 cores (docs/design.md), and ``parallel=True`` tripled the compile time of a kernel.
 
 Aliasing: LLVM vectorises a loop over several arrays after a runtime overlap check and falls back to scalar
 code when they overlap, so an in-place op is written with one array that is read and written (bias + ReLU
