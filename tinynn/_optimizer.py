@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -11,6 +12,8 @@ from . import kernels
 from .kernels import ops
 
 from .parameter import Parameter
+
+Params = Iterable[Parameter]          # what an optimizer updates: model.parameters(), or any list of them
 
 
 def _check_params(params, who):
@@ -44,7 +47,8 @@ class Optimizer:
     l1, l1_scope, l1_mode = 0.0, "all", "subgradient"   # class defaults: optimizers pickled before L1 existed
     l1_modes: tuple = ("subgradient",)                   # SGD adds "proximal"
 
-    def __init__(self, params, lr, l1=0.0, l1_scope="all", l1_mode="subgradient"):
+    def __init__(self, params: Params, lr: float, l1: float = 0.0, l1_scope: str = "all",
+                 l1_mode: str = "subgradient") -> None:
         who = type(self).__name__
         self.params = _check_params(params, who)
         self.lr = _check_nonneg(lr, "lr", who)
@@ -72,14 +76,14 @@ class Optimizer:
         return _StateList([kernels.empty(p.shape, p.dtype, like=p.data) for p in self.params], None)
 
     # ------------------------------------------------------------------ the step
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         if self._group is not None:
             ops.fill(self._group.grad, 0.0)
         else:
             for p in self.params:
                 ops.fill(p.grad, 0.0)
 
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every trainable parameter; returns closure() if given (called first)."""
         loss = closure() if closure is not None else None
         if self._group is not None and self.params[0].flat is not self._group:
@@ -166,7 +170,7 @@ class Optimizer:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ state
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         """Plain data: step count, lr, hyper-parameters and every state array (host copies)."""
         sd = {"t": self.t, "lr": self.lr}
         for name in self.state_names:
@@ -174,7 +178,7 @@ class Optimizer:
                 sd[f"{name}.{i}"] = np.array(kernels.to_host(a))
         return sd
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict[str, Any]) -> Optimizer:
         for name in self.state_names:
             for i, a in enumerate(self.state[name]):
                 key = f"{name}.{i}"

@@ -14,5 +14,8 @@ from numpy.typing import NDArray
 DeviceArray = Any                                 # numba.cuda.cudadrv.devicearray.DeviceNDArray (untyped)
 Array = Union[NDArray[np.floating], DeviceArray]
 PathLike = Union[str, "os.PathLike[str]"]
+# the estimators' X: an array-like (n_samples, n_features) or a scipy.sparse matrix, validated by the estimator
+# (scipy's sparse matrices are not numpy ArrayLike, and scipy ships no types tinynn could name here)
+MatrixLike = Any
 
-__all__ = ["Array", "DeviceArray", "PathLike"]
+__all__ = ["Array", "DeviceArray", "MatrixLike", "PathLike"]

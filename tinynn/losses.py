@@ -25,12 +25,15 @@ from __future__ import annotations
 import numbers
 from typing import TYPE_CHECKING, Any, Optional
 
+from numpy.typing import ArrayLike
+
 import numpy as np
 
 from . import kernels  # type: ignore[no-redef]  # kernels/ is tinynn.kernels by package_dir, which mypy does not map
 from .kernels import ops
 from .kernels.config import HUBER, L1
 
+from ._typing import Array
 from ._validation import as_array, check_float, check_labels, no_forward
 from ._workspace import WorkBuffers
 
@@ -42,9 +45,13 @@ class Loss(WorkBuffers):
     P: Any = None             # what backward differentiates, saved by forward (None: no forward yet)
     _deferred: Optional[LossLog] = None   # the Trainer's loss log while it keeps the losses on the device (docstring)
     if TYPE_CHECKING:                                     # every loss defines it
-        def forward(self, pred: Any, target: Any, sample_weight: Any = None) -> float: ...
+        def forward(self, pred: Array, target: Any,  # target: array-like, checked here
+                sample_weight: ArrayLike | None = None) -> float | None: ...
 
-    def __call__(self, pred, target, sample_weight=None):
+        def backward(self) -> Array: ...
+
+    def __call__(self, pred: Array, target: ArrayLike, sample_weight: ArrayLike | None = None) -> float | None:
+        """``forward``: the loss of ``pred`` against ``target`` (None while the Trainer keeps losses on a GPU)."""
         return self.forward(pred, target, sample_weight)
 
     def _row_weights(self, n, dtype, like, sample_weight, per_row_scale, device=True):
@@ -81,7 +88,8 @@ class Loss(WorkBuffers):
 class SoftmaxCrossEntropy(Loss):
     """Softmax + cross-entropy on logits Z (n, C) and integer labels y (n,) in [0, C)."""
 
-    def forward(self, Z, y, sample_weight=None):
+    def forward(self, Z: Array, y: Any,  # y: array-like, checked here
+                sample_weight: ArrayLike | None = None) -> float | None:
         Z = check_float(Z, "SoftmaxCrossEntropy", ndim=2)
         n, C = Z.shape
         y = check_labels(y, "SoftmaxCrossEntropy: target", n=n, n_classes=C)
@@ -92,7 +100,7 @@ class SoftmaxCrossEntropy(Loss):
         self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
         return self._finish(rows, self.w_host)
 
-    def backward(self):
+    def backward(self) -> Array:
         if self.P is None:
             raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
@@ -102,7 +110,8 @@ class SoftmaxCrossEntropy(Loss):
 class SigmoidCrossEntropy(Loss):
     """Sigmoid + binary cross-entropy on logits Z (n, k) and 0/1 targets T (n, k) (binary, multi-label)."""
 
-    def forward(self, Z, T, sample_weight=None):
+    def forward(self, Z: Array, T: Any,  # T: array-like, checked here
+                sample_weight: ArrayLike | None = None) -> float | None:
         Z = check_float(Z, "SigmoidCrossEntropy", ndim=2)
         T = check_float(as_array(T, "SigmoidCrossEntropy: target"), "SigmoidCrossEntropy: target", ndim=2,
                         rows=Z.shape[0], width=Z.shape[1], dtype=Z.dtype)
@@ -114,7 +123,7 @@ class SigmoidCrossEntropy(Loss):
         self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
         return self._finish(rows, self.w_host)
 
-    def backward(self):
+    def backward(self) -> Array:
         if self.P is None:
             raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)
@@ -133,7 +142,8 @@ class _MeanLoss(Loss):
     def _grad_scale(self, d):
         return 1.0 / d
 
-    def forward(self, P, T, sample_weight=None):
+    def forward(self, P: Array, T: Any,  # T: array-like, checked here
+                sample_weight: ArrayLike | None = None) -> float | None:
         who = type(self).__name__
         P = check_float(P, who)
         T = check_float(T, f"{who}: target")
@@ -152,7 +162,7 @@ class _MeanLoss(Loss):
         _, self.w2 = self._row_weights(n, P.dtype, P, sample_weight, self._grad_scale(d))
         return self._finish(rows, self.w_host)
 
-    def backward(self):
+    def backward(self) -> Array:
         if self.P is None:
             raise no_forward(type(self).__name__)
         dP = self._ws("dP", self.P.shape, self.P.dtype, self.P)
@@ -188,10 +198,10 @@ class HuberLoss(_MeanLoss):
     """Huber loss over all elements (torch.nn.HuberLoss): ρ(r) = ½ r² where |r| < δ, δ (|r| - ½ δ) elsewhere;
     dP = w clip(P - T, -δ, δ) / d."""
 
-    def __init__(self, delta=1.0):
+    def __init__(self, delta: float = 1.0) -> None:
         if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < float(delta) < float("inf"):
             raise ValueError(f"HuberLoss: delta must be a finite number > 0, got {delta!r}")
-        self.delta = float(delta)
+        self.delta: float = float(delta)
 
     def _rows(self, P, T, rows):
         ops.robust_rows(P, T, HUBER, self.delta, out=rows)
@@ -220,7 +230,8 @@ class PoissonLoss(Loss):
     """Half the Poisson deviance on the log link (scikit-learn's poisson loss), on the raw output Z = log ŷ and
     counts T >= 0 (n, d):  L = Σ_j Σ_i w_i/Σw (t log t - t z - t + e^z),   ∂L/∂z = w_i/Σw (e^z - t)."""
 
-    def forward(self, Z, T, sample_weight=None):
+    def forward(self, Z: Array, T: Any,  # T: array-like, checked here
+                sample_weight: ArrayLike | None = None) -> float | None:
         Z = check_float(Z, "PoissonLoss")
         T = check_float(as_array(T, "PoissonLoss: target"), "PoissonLoss: target", rows=Z.shape[0], dtype=Z.dtype)
         self.shape = Z.shape
@@ -234,7 +245,7 @@ class PoissonLoss(Loss):
         self.w_host, self.w = self._row_weights(n, Z.dtype, Z, sample_weight, 1.0)
         return self._finish(rows, self.w_host)
 
-    def backward(self):
+    def backward(self) -> Array:
         if self.P is None:
             raise no_forward(type(self).__name__)
         dZ = self._ws("dZ", self.P.shape, self.P.dtype, self.P)

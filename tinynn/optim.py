@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
 from . import kernels
 from .kernels import ops
 
-from ._optimizer import Optimizer, _StateList, _check_nonneg, _check_params, _check_unit  # noqa: F401
+from ._optimizer import Optimizer, Params, _StateList, _check_nonneg, _check_params, _check_unit  # noqa: F401
 
 
 class SGD(Optimizer):
@@ -58,8 +59,9 @@ class SGD(Optimizer):
     state_names = ("momentum_buffer",)
     l1_modes = ("subgradient", "proximal")
 
-    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, *, l1=0.0,
-                 l1_scope="all", l1_mode="subgradient"):
+    def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False, *, l1: float = 0.0, l1_scope: str = "all",
+                 l1_mode: str = "subgradient") -> None:
         who = "SGD"
         self.momentum = _check_nonneg(momentum, "momentum", who)
         self.dampening = _check_nonneg(dampening, "dampening", who)
@@ -95,7 +97,8 @@ class Momentum(Optimizer):
 
     state_names = ("u",)
 
-    def __init__(self, params, lr=1e-2, beta=0.9, unbias=False, nesterov=False, *, l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1e-2, beta: float = 0.9, unbias: bool = False,
+                 nesterov: bool = False, *, l1: float = 0.0, l1_scope: str = "all") -> None:
         self.beta = _check_unit(beta, "beta", "Momentum")
         self.unbias = bool(unbias)
         self.nesterov = bool(nesterov)
@@ -114,8 +117,9 @@ class Adagrad(Optimizer):
 
     state_names = ("sum",)
 
-    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                 lazy=False, *, l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, lazy: bool = False, *, l1: float = 0.0,
+                 l1_scope: str = "all") -> None:
         who = "Adagrad"
         self.lr_decay = _check_nonneg(lr_decay, "lr_decay", who)
         self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
@@ -140,8 +144,9 @@ class RMSprop(Optimizer):
 
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
 
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, *,
-                 l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False, *, l1: float = 0.0,
+                 l1_scope: str = "all") -> None:
         who = "RMSprop"
         self.alpha = _check_nonneg(alpha, "alpha", who)
         self.eps = _check_nonneg(eps, "eps", who)
@@ -164,8 +169,9 @@ class Adam(Optimizer):
     state_names: tuple[str, ...] = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, lazy=False, *,
-                 l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, lazy: bool = False, *, l1: float = 0.0,
+                 l1_scope: str = "all") -> None:
         who = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
@@ -194,8 +200,9 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, lazy=False, *,
-                 l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, lazy: bool = False, *, l1: float = 0.0,
+                 l1_scope: str = "all") -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, lazy, l1=l1, l1_scope=l1_scope)
 
 
@@ -210,7 +217,7 @@ class Newton(Optimizer):
 
     MAX_PARAMS = 2000
 
-    def __init__(self, params, lr=1.0, h=1e-4, max_params=MAX_PARAMS):
+    def __init__(self, params: Params, lr: float = 1.0, h: float = 1e-4, max_params: int = MAX_PARAMS) -> None:
         super().__init__(params, lr)
         n = sum(int(np.prod(p.shape)) for p in self.params)
         if n > max_params:
@@ -257,7 +264,7 @@ class Newton(Optimizer):
         return loss
 
 
-def clip_grad_norm_(params, max_norm):
+def clip_grad_norm_(params: Params, max_norm: float) -> float:
     """Scale all gradients by min(1, max_norm / (‖g‖ + 1e-6)) (as torch); returns the total norm ‖g‖₂."""
     params = [p for p in _check_params(params, "clip_grad_norm_") if p.requires_grad]
     max_norm = _check_nonneg(max_norm, "max_norm", "clip_grad_norm_")
@@ -269,7 +276,7 @@ def clip_grad_norm_(params, max_norm):
     return total
 
 
-def make(name, params, lr, **hyper):
+def make(name: str, params: Params, lr: float, **hyper: Any) -> Optimizer:
     """The optimizer called ``name`` in ``OPTIMIZERS`` on ``params``. ``hyper`` may hold the hyper-parameters
     of several optimizers (momentum, nesterov, betas, eps, weight_decay, ...): each optimizer takes those its
     constructor names and ignores the rest."""
@@ -298,13 +305,14 @@ class Adadelta(Optimizer):
 
     state_names = ("square_avg", "acc_delta")
 
-    def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, *, l1=0.0, l1_scope="all"):
+    def __init__(self, params: Params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0.0,
+                 *, l1: float = 0.0, l1_scope: str = "all") -> None:
         who = "Adadelta"
         if not isinstance(rho, numbers.Real) or isinstance(rho, bool) or not 0 <= float(rho) <= 1:
             raise ValueError(f"{who}: rho must be in [0, 1], got {rho!r}")
-        self.rho = float(rho)
-        self.eps = _check_nonneg(eps, "eps", who)
-        self.weight_decay = _check_nonneg(weight_decay, "weight_decay", who)
+        self.rho: float = float(rho)
+        self.eps: float = _check_nonneg(eps, "eps", who)
+        self.weight_decay: float = _check_nonneg(weight_decay, "weight_decay", who)
         super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):

@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._optimizer import Optimizer
 
 
 def _positive(v, name, who, integer=False):
@@ -56,28 +60,28 @@ class Schedule:
 
     unit = "step"
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"{type(self).__name__}: expected a tinynn optimizer, got {type(optimizer).__name__}")
         self.optimizer = optimizer
 
-    def step(self):
+    def step(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.step")
 
-    def epoch_end(self, samples_seen: int, record=None):
+    def epoch_end(self, samples_seen: int, record: dict[str, Any] | None = None) -> None:
         """Called by the training loop after each epoch (per-epoch schedules act here)."""
 
     def trigger_stopping(self) -> bool:
         """The estimator saw no improvement for n_iter_no_change epochs: True means stop training."""
         return True
 
-    def get_last_lr(self):
+    def get_last_lr(self) -> float:
         return self.optimizer.lr
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "optimizer" and not isinstance(v, Schedule)}
 
-    def load_state_dict(self, sd):
+    def load_state_dict(self, sd: dict[str, Any]) -> Schedule:
         for k, v in sd.items():
             setattr(self, k, v)
         return self
@@ -86,7 +90,7 @@ class Schedule:
 class ClosedFormSchedule(Schedule):
     """A schedule whose rate is a closed form of the step count: η_t = ``lr_at(t)``, t = ``last_epoch``."""
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer: Optimizer) -> None:
         super().__init__(optimizer)
         self.base_lr = float(optimizer.lr)
         self.last_epoch = 0
@@ -95,49 +99,49 @@ class ClosedFormSchedule(Schedule):
     def lr_at(self, t: int) -> float:
         raise NotImplementedError
 
-    def step(self):
+    def step(self) -> float:
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
         return self.optimizer.lr
 
 
 class StepLR(ClosedFormSchedule):
-    def __init__(self, optimizer, step_size, gamma=0.1):
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1) -> None:
         self.step_size = _positive(step_size, "step_size", "StepLR", integer=True)
         self.gamma = _positive(gamma, "gamma", "StepLR")
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma ** (t // self.step_size)
 
 
 class ExponentialLR(ClosedFormSchedule):
-    def __init__(self, optimizer, gamma):
+    def __init__(self, optimizer: Optimizer, gamma: float) -> None:
         self.gamma = _positive(gamma, "gamma", "ExponentialLR")
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.base_lr * self.gamma ** t
 
 
 class CosineAnnealingLR(ClosedFormSchedule):
-    def __init__(self, optimizer, T_max, eta_min=0.0):
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         self.T_max = _positive(T_max, "T_max", "CosineAnnealingLR", integer=True)
         self.eta_min = float(eta_min)
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2
 
 
 class InverseTimeLR(ClosedFormSchedule):
-    def __init__(self, optimizer, k):
+    def __init__(self, optimizer: Optimizer, k: float) -> None:
         if not isinstance(k, numbers.Real) or k < 0:
             raise ValueError(f"InverseTimeLR: k must be >= 0, got {k!r}")
-        self.k = float(k)
+        self.k: float = float(k)
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.base_lr / (1 + self.k * t)
 
 
@@ -145,12 +149,12 @@ class LinearWarmup(ClosedFormSchedule):
     """Linear warm-up over ``warmup_steps``, then ``after`` (a schedule built on the same optimizer before
     this one, so that it saw the base lr) continues from its own step 0, or the base lr stays."""
 
-    def __init__(self, optimizer, warmup_steps, after=None):
+    def __init__(self, optimizer: Optimizer, warmup_steps: int, after: ClosedFormSchedule | None = None) -> None:
         self.warmup_steps = _positive(warmup_steps, "warmup_steps", "LinearWarmup", integer=True)
         self.after = after
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         if t < self.warmup_steps:
             return self.base_lr * (t + 1) / self.warmup_steps
         if self.after is None:
@@ -188,12 +192,12 @@ class CosineRestarts(ClosedFormSchedule):
     so the rate falls to near η_min at the end of each cycle (where a snapshot is taken) and jumps back to η₀.
     torch's CosineAnnealingWarmRestarts(T_0=T, T_mult=1) gives the same sequence."""
 
-    def __init__(self, optimizer, cycle_steps, eta_min=0.0):
+    def __init__(self, optimizer: Optimizer, cycle_steps: int, eta_min: float = 0.0) -> None:
         self.cycle_steps = _positive(cycle_steps, "cycle_steps", "CosineRestarts", integer=True)
         self.eta_min = float(eta_min)
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         tc = t % self.cycle_steps
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * tc / self.cycle_steps)) / 2
 
@@ -204,12 +208,12 @@ class SWALR(ClosedFormSchedule):
 
         η_t = swa_lr + (η₀ - swa_lr) (1 + cos(π t / swa_start)) / 2   for t < swa_start,   swa_lr after."""
 
-    def __init__(self, optimizer, swa_start, swa_lr):
+    def __init__(self, optimizer: Optimizer, swa_start: int, swa_lr: float) -> None:
         self.swa_start = _positive(swa_start, "swa_start", "SWALR", integer=True)
         self.swa_lr = _positive(swa_lr, "swa_lr", "SWALR")
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         if t >= self.swa_start:
             return self.swa_lr
         return self.swa_lr + (self.base_lr - self.swa_lr) * (1 + math.cos(math.pi * t / self.swa_start)) / 2
@@ -218,7 +222,8 @@ class SWALR(ClosedFormSchedule):
 class CyclicLR(ClosedFormSchedule):
     """torch.optim.lr_scheduler.CyclicLR, mode 'triangular' (momentum cycling not included)."""
 
-    def __init__(self, optimizer, base_lr, max_lr, step_size_up=2000, step_size_down=None):
+    def __init__(self, optimizer: Optimizer, base_lr: float, max_lr: float, step_size_up: int = 2000,
+                 step_size_down: int | None = None) -> None:
         self.min_lr = _positive(base_lr, "base_lr", "CyclicLR")
         self.max_lr = _positive(max_lr, "max_lr", "CyclicLR")
         up = _positive(step_size_up, "step_size_up", "CyclicLR", integer=True)
@@ -227,7 +232,7 @@ class CyclicLR(ClosedFormSchedule):
         self.step_ratio = up / self.total_size
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         cycle = math.floor(1 + t / self.total_size)
         x = 1.0 + t / self.total_size - cycle
         scale = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (self.step_ratio - 1)
@@ -243,8 +248,9 @@ class ReduceLROnPlateau(Schedule):
 
     unit = "epoch"
 
-    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0,
-                 eps=1e-8, monitor="train_loss"):
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8,
+                 monitor: str | None = "train_loss") -> None:
         super().__init__(optimizer)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
@@ -252,14 +258,18 @@ class ReduceLROnPlateau(Schedule):
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         if monitor is not None and not isinstance(monitor, str):
             raise ValueError(f"ReduceLROnPlateau: monitor must be a record key (str) or None, got {monitor!r}")
-        self.mode, self.factor = mode, float(factor)
-        self.patience, self.threshold, self.cooldown = int(patience), float(threshold), int(cooldown)
-        self.min_lr, self.eps = float(min_lr), float(eps)
-        self.best = math.inf if mode == "min" else -math.inf
-        self.num_bad_epochs = 0
-        self.cooldown_counter = 0
-        self.last_epoch = 0
-        self.monitor = monitor
+        self.mode: str = mode
+        self.factor: float = float(factor)
+        self.patience: int = int(patience)
+        self.threshold: float = float(threshold)
+        self.cooldown: int = int(cooldown)
+        self.min_lr: float = float(min_lr)
+        self.eps: float = float(eps)
+        self.best: float = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs: int = 0
+        self.cooldown_counter: int = 0
+        self.last_epoch: int = 0
+        self.monitor: str | None = monitor
 
     def _better(self, a):
         if self.mode == "min":
@@ -286,7 +296,7 @@ class ReduceLROnPlateau(Schedule):
             self.num_bad_epochs = 0
         return self.optimizer.lr
 
-    def epoch_end(self, samples_seen, record=None):
+    def epoch_end(self, samples_seen: int, record: dict[str, Any] | None = None) -> None:
         if self.monitor is None:
             return
         value = (record or {}).get(self.monitor)
@@ -303,16 +313,16 @@ class InvScaling(ClosedFormSchedule):
 
     unit = "epoch"
 
-    def __init__(self, optimizer, power_t=0.5):
+    def __init__(self, optimizer: Optimizer, power_t: float = 0.5) -> None:
         if not isinstance(power_t, numbers.Real) or power_t < 0:
             raise ValueError(f"InvScaling: power_t must be >= 0, got {power_t!r}")
-        self.power_t = float(power_t)
+        self.power_t: float = float(power_t)
         super().__init__(optimizer)
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.base_lr / (t + 1) ** self.power_t
 
-    def epoch_end(self, samples_seen, record=None):
+    def epoch_end(self, samples_seen: int, record: dict[str, Any] | None = None) -> None:
         self.last_epoch = int(samples_seen)
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
@@ -323,10 +333,10 @@ class Adaptive(ClosedFormSchedule):
 
     unit = "epoch"
 
-    def lr_at(self, t):
+    def lr_at(self, t: int) -> float:
         return self.base_lr / 5.0 ** t
 
-    def trigger_stopping(self):
+    def trigger_stopping(self) -> bool:
         if self.optimizer.lr <= 1e-6:
             return True
         self.last_epoch += 1

@@ -189,14 +189,14 @@ STRATEGIES = {
 }
 
 
-def strategy_class(name):
+def strategy_class(name: str) -> type[Strategy]:
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; expected one of {sorted(STRATEGIES)}")
     module, cls = STRATEGIES[name].split(":")
     return getattr(importlib.import_module(module), cls)
 
 
-def make(name, model, **options):
+def make(name: str, model: Any, **options: Any) -> Strategy:
     """The strategy ``name`` of ``STRATEGIES`` for ``model`` (the whole model, the same on every process);
     ``options`` are its keyword arguments (batch_size, microbatches, ...); those a strategy does not take are
     ignored, so one set of options serves every name."""

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import MatrixLike
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import StrOptions
@@ -118,7 +121,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return SoftmaxCrossEntropy() if self.out_activation_ == "softmax" else SigmoidCrossEntropy()
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None, *, X_val: MatrixLike | None = None,
+            y_val: ArrayLike | None = None, sample_weight_val: ArrayLike | None = None) -> MLPClassifier:
         """Fit the model to X (n_samples, n_features) and y (n_samples,) or a (n_samples, n_labels) indicator.
 
         X_val, y_val, sample_weight_val: an explicit early-stopping set (early_stopping=True) used instead of
@@ -130,7 +134,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over (X, y). ``classes`` (all labels) is required on the first call."""
         if not hasattr(self, "classes_"):
             if classes is None and not type_of_target(y).startswith("multilabel"):
@@ -146,7 +151,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"which was {self.classes_}")
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: MatrixLike) -> np.ndarray:
         """Class probabilities, (n_samples, n_classes), columns ordered as ``classes_``."""
         check_is_fitted(self)
         X = self._validate_X(X)
@@ -158,12 +163,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.vstack([1 - p, p]).T
         return P
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: MatrixLike) -> np.ndarray:
         """log(predict_proba(X))."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> np.ndarray:
         """Predicted classes (n_samples,), or a (n_samples, n_labels) indicator for multi-label targets."""
         check_is_fitted(self)
         return self._predict_arrays(self._validate_X(X))

@@ -6,6 +6,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import MatrixLike
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -100,7 +103,7 @@ class ValidationSetMixin:
 class HiddenFeaturesMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform`` here, in a subclass of TransformerMixin, so that scikit-learn wraps it for ``set_output``."""
 
-    def transform(self, X):
+    def transform(self, X: MatrixLike) -> np.ndarray:
         """The activations of hidden layer ``transform_layer`` (default -1: the last) for X, (n_samples,
         hidden_layer_sizes[transform_layer]), in eval mode (dropout off, batch norm's running statistics), in
         the model's dtype. ``fit_transform(X, y)`` fits and then transforms; ``get_feature_names_out`` names the
@@ -126,6 +129,7 @@ class HiddenFeaturesMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
                 out[s:s + PREDICT_CHUNK] = h
         finally:
             model.train(was)
+        assert out is not None                                         # validated X has at least one row
         return out
 
     def _transform_cut(self):

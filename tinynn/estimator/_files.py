@@ -8,14 +8,14 @@ what is wrong with it."""
 from __future__ import annotations
 
 import numbers
-
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .. import init as _init
 from .. import io, optim, schedules
+from .._typing import PathLike
 from ..errors import FileFormatError
 from ..layers import ACTIVATIONS
 
@@ -30,7 +30,7 @@ _Y_TYPES = {"binary": "logistic", "multiclass": "softmax", "multilabel": "logist
 class FilesMixin:
     _KIND: Optional[str] = None
 
-    def save(self, path):
+    def save(self, path: PathLike) -> PathLike:
         """Write the fitted estimator to one .npz (plain arrays + JSON config; loads with allow_pickle=False)."""
         check_is_fitted(self)
         params = self.get_params()
@@ -69,7 +69,7 @@ class FilesMixin:
         pass
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> Any:
         """A fitted estimator from ``save``'s file; read with allow_pickle=False (nothing is unpickled).
 
         Raises FileNotFoundError for a missing file and ``tinynn.errors.FileFormatError`` (a ValueError) naming

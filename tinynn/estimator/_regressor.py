@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from .._typing import MatrixLike
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
@@ -64,7 +67,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return LOSSES[self.loss][1]()
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
+    def fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None, *, X_val: MatrixLike | None = None,
+            y_val: ArrayLike | None = None, sample_weight_val: ArrayLike | None = None) -> MLPRegressor:
         """Fit the model to X (n_samples, n_features) and y (n_samples,) or (n_samples, n_outputs). Returns self.
 
         X_val, y_val, sample_weight_val: an explicit early-stopping set (early_stopping=True) used instead of
@@ -74,11 +78,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: MatrixLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> MLPRegressor:
         """One epoch over (X, y)."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: MatrixLike) -> np.ndarray:
         """Predictions, (n_samples,) for one output, else (n_samples, n_outputs)."""
         check_is_fitted(self)
         return self._predict_arrays(self._validate_X(X))

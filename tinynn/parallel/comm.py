@@ -239,7 +239,7 @@ def model_signature(model):
     return sig
 
 
-def check_same(group, what: str, value):
+def check_same(group: Group | LocalGroup, what: str, value: Any) -> None:
     """Every rank must pass an equal ``value``; otherwise every rank raises the same ValueError naming the
     first rank that differs (no rank is left waiting in a later collective).
 
@@ -290,7 +290,7 @@ def split_bounds(n: int, parts: int, r: int):
     return lo, lo + q + (r < rem)
 
 
-def per_rank_dropout(model, rank):
+def per_rank_dropout(model: Any, rank: int) -> Any:
     """Give each Dropout layer of ``model`` a generator for this rank: rank 0 keeps the layer's own stream
     (seeded from the run's seed), rank r > 0 uses it advanced by r·2¹²⁷ draws (``bit_generator.jumped(r)``),
     an independent stream derived from the same seed. Returns the number of layers changed."""

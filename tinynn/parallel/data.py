@@ -19,7 +19,7 @@ not depend on the number of ranks; ``DataParallel`` converts every ``BatchNorm1d
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from .._validation import check_float
 from ..layers import BatchNorm1d
 from ..strategy import Strategy
 from .comm import check_replicas, check_same, model_signature, per_rank_dropout, split_bounds, world
+
+if TYPE_CHECKING:
+    from ..model import Sequential
+    from .comm import Group
 
 
 class SyncBatchNorm(BatchNorm1d):
@@ -54,7 +58,8 @@ class SyncBatchNorm(BatchNorm1d):
     data-parallel gradient reduction sums them with the weights w_r. On one rank this is BatchNorm1d exactly.
     """
 
-    def __init__(self, num_features, group=None, eps=1e-5, momentum=0.1, dtype=np.float32):
+    def __init__(self, num_features: int, group: Group | None = None, eps: float = 1e-5, momentum: float = 0.1,
+                 dtype: Any = np.float32) -> None:
         super().__init__(num_features, eps=eps, momentum=momentum, dtype=dtype)
         self.group = world() if group is None else group
 
@@ -139,7 +144,7 @@ class SyncBatchNorm(BatchNorm1d):
         return f"SyncBatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum})"
 
 
-def convert_sync_batchnorm(model, group):
+def convert_sync_batchnorm(model: Sequential, group: Group) -> Sequential:
     """Replace every BatchNorm1d of ``model`` by a SyncBatchNorm on ``group`` sharing its parameters (torch's
     ``convert_sync_batchnorm``). Names, state_dict and flat buffers are unchanged. Returns the model."""
     changed = False
@@ -175,8 +180,9 @@ class DataParallel(Strategy):
 
     name, parallel, devices = "data", True, ("cpu",)      # the Trainer reduces gradients across processes
 
-    def __init__(self, model, group=None, *, batch_size=None, overlap=True, bucket_bytes=0, sync_batchnorm=True,
-                 dropout="per_rank"):
+    def __init__(self, model: Any, group: Group | None = None, *, batch_size: int | None = None,
+                 overlap: bool = True, bucket_bytes: int = 0, sync_batchnorm: bool = True,
+                 dropout: str = "per_rank") -> None:
         self.group = world() if group is None else group
         if getattr(model, "flat", None) is None:
             raise TypeError("DataParallel: expected a Sequential whose parameters share one flat buffer "
@@ -200,7 +206,9 @@ class DataParallel(Strategy):
         if dropout == "per_rank":
             per_rank_dropout(model, self.rank)
         self._plan_buckets()
-        self._w, self._reqs, self._aug_ranked = None, [], False
+        self._w: float | None = None                # this rank's share of the batch (shard() sets it)
+        self._reqs: list[Any] = []                  # outstanding MPI requests
+        self._aug_ranked = False
         self.stats = {"steps": 0, "wait_s": 0.0, "bytes": 0}
 
     # ------------------------------------------------------------------ identity

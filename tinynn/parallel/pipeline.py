@@ -25,6 +25,8 @@ blocking ``Recv`` (tag = 2m forward, 2m+1 backward), so no two stages can wait o
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Sequence
+
 import copy
 import time
 
@@ -36,6 +38,10 @@ from ..losses import SoftmaxCrossEntropy
 from ..parameter import Parameter
 from ..strategy import ShardedStrategy
 from .comm import check_same, model_signature, split_sizes, world
+
+if TYPE_CHECKING:
+    from ..model import Sequential
+    from .comm import Group
 from .data import _add_
 
 SCHEDULES = ("gpipe", "1f1b")
@@ -53,7 +59,7 @@ def node_cost(node) -> float:
     return 1.0
 
 
-def partition(costs, parts):
+def partition(costs: Sequence[float], parts: int) -> list[tuple[int, int]]:
     """Contiguous (lo, hi) ranges over ``costs`` into ``parts`` non-empty groups minimising the largest group
     sum (the linear-partition dynamic programme, O(n² parts))."""
     n = len(costs)
@@ -136,8 +142,9 @@ class Pipeline:
     ``optimizer.step()``.
     """
 
-    def __init__(self, model, group=None, *, microbatches=4, schedule="gpipe", loss=SoftmaxCrossEntropy,
-                 bounds=None, batch_size=None):
+    def __init__(self, model: Sequential, group: Group | None = None, *, microbatches: int = 4, schedule: str = "gpipe",
+                 loss: Any = SoftmaxCrossEntropy, bounds: Sequence[tuple[int, int]] | None = None,
+                 batch_size: int | None = None) -> None:
         from ..model import Sequential
 
         self.group = g = world() if group is None else group
@@ -167,8 +174,8 @@ class Pipeline:
         self.loss_cls = loss
         self._replicas, self._losses = [self.stage], [loss()]
         self._acc = np.zeros_like(self.stage.flat.data) if self.stage.flat is not None else None
-        self._recv_bufs = {}
-        self._send_reqs = {}
+        self._recv_bufs: dict[Any, Any] = {}
+        self._send_reqs: dict[Any, Any] = {}
         self.stats = {"steps": 0, "compute_s": 0.0, "wait_s": 0.0, "peak_in_flight": 0, "bytes_sent": 0}
 
     # ------------------------------------------------------------------ the pieces

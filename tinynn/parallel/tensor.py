@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from ..parameter import Parameter
 from ..strategy import ShardedStrategy
 from .comm import LocalGroup, check_same, model_signature, split_bounds, world
 
+if TYPE_CHECKING:
+    from ..model import Sequential
+    from .comm import Group
+
 
 class _ShardedLinear(Layer):
     """Common set-up: the full (in, out) weight is drawn exactly as Linear draws it, then sliced."""
@@ -41,8 +45,8 @@ class _ShardedLinear(Layer):
     weight: Parameter                                     # this rank's shard (set by _set_full)
     bias: Optional[Parameter]
 
-    def __init__(self, in_features, out_features, group=None, *, bias=True, dtype=np.float32,
-                 init="kaiming_uniform", rng=None):
+    def __init__(self, in_features: int, out_features: int, group: Group | LocalGroup | None = None, *,
+                 bias: bool = True, dtype: Any = np.float32, init: Any = "kaiming_uniform", rng: Any = None) -> None:
         self.in_features = check_positive_int(in_features, f"{type(self).__name__}: in_features")
         self.out_features = check_positive_int(out_features, f"{type(self).__name__}: out_features")
         self.dtype = np.dtype(dtype)
@@ -183,7 +187,7 @@ def _shard_batchnorm(bn, lo, hi):
 _BETWEEN = (Activation, Dropout, BatchNorm1d)    # layers that act on each feature on its own
 
 
-def tensor_parallel(model, group=None):
+def tensor_parallel(model: Any, group: Group | None = None) -> Sequential:
     """A tensor-parallel copy of the Sequential ``model`` for this rank (``model`` itself is not changed).
 
     Linear layers are paired (column-parallel, row-parallel) from the input on, when only activations,
@@ -273,7 +277,7 @@ class TensorParallel(ShardedStrategy):
 
     name, devices = "tensor", ("cpu",)
 
-    def __init__(self, model, group=None, *, batch_size=None):
+    def __init__(self, model: Sequential, group: Group | None = None, *, batch_size: int | None = None) -> None:
         self.group = world() if group is None else group
         if batch_size is not None:
             check_same(self.group, "batch size", int(batch_size))
