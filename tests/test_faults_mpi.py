@@ -84,11 +84,11 @@ def test_a_signal_to_the_job_ends_every_rank_with_one_consistent_checkpoint(para
     epoch = io.checkpoint_epoch(ckpt)
     assert f"the checkpoint of epoch {epoch} is {ckpt}" in stderr, stderr[-3000:]
     parts = sorted(f for f in os.listdir(out) if ".rank" in f)
-    if parallel == "tensor":                     # every rank's part of that epoch; others only of an uncommitted
-        for r in range(2):                       # later one (a signal between the parts and the whole file)
-            assert f"checkpoint.rank{r}of2.epoch{epoch}.npz" in parts, parts
-        later = [int(re.search(r"epoch(\d+)", f).group(1)) for f in parts]
-        assert all(e in (epoch, epoch + 1) for e in later), parts
+    if parallel == "tensor":                     # every rank's part of that epoch; others only of the epoch before
+        for r in range(2):                       # (a signal after the commit, before they were removed) or after
+            assert f"checkpoint.rank{r}of2.epoch{epoch}.npz" in parts, parts      # (before the commit)
+        other = [int(re.search(r"epoch(\d+)", f).group(1)) for f in parts]
+        assert all(e in (epoch - 1, epoch, epoch + 1) for e in other), parts
     lines = stderr.strip().splitlines()
     cmd = shlex.split(lines[next(i for i, x in enumerate(lines) if x.endswith("continue with:")) + 1])
     assert cmd[:3] == ["mpiexec", "-n", "2"] and cmd[cmd.index("--parallel") + 1] == parallel
