@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import time
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import numpy as np
@@ -75,7 +76,9 @@ class TensorBoardCallback:
             from tensorboardX import SummaryWriter
 
             # purge_step: events an interrupted earlier run wrote for this epoch and later ones are dropped
-            self.writer = SummaryWriter(self.logdir, purge_step=first_step)
+            # filename_suffix: tensorboardX names a file by the second it was opened; a resume within the same
+            # second would overwrite the first run's file (the suffix, nanoseconds, also keeps them in order)
+            self.writer = SummaryWriter(self.logdir, purge_step=first_step, filename_suffix=f".{time.time_ns()}")
         return self.writer
 
     def _scalars(self, writer: Any, values: Mapping[str, object], step: int) -> None:
