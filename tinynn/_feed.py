@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .batches import BatchSource
+
 DEFAULT_LOSS_EVERY = 20          # steps between loss read-backs on a device (the Trainer's ``loss_every``)
 
 
@@ -127,7 +129,7 @@ class LossLog:
         return out
 
 
-class FedBatches:
+class FedBatches(BatchSource):
     """The GPU data path as a batch source of ``Trainer.train_epoch``: each batch is gathered into a pinned
     buffer and uploaded on the feed's copy stream while the previous step computes (``feed_batches``); the
     losses stay in a device ``LossLog`` read every ``loss_every`` steps (every step with a parallel strategy,

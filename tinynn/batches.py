@@ -40,7 +40,28 @@ def batch_weights(sample_weight, idx, local):
     return sample_weight[local], float(np.sum(sample_weight[idx]))
 
 
-class HostBatches:
+class BatchSource:
+    """The protocol of a batch source (module docstring): iterate for ``Batch`` objects; ``settle`` after each
+    step, ``finish`` after the last, ``abort`` when the epoch stops early, ``close`` at the end. The defaults
+    are a host source's: a step's loss is known at once, nothing is pending, nothing to release."""
+
+    counting = False
+    correct = 0
+
+    def settle(self, batch, value):
+        return ((value, batch.rows),)
+
+    def finish(self):
+        return ()
+
+    def abort(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class HostBatches(BatchSource):
     """The epoch's batches gathered on the host (then ``trainer.on_device``)."""
 
     deferred = False                                  # losses are known right after each step
@@ -75,16 +96,7 @@ class HostBatches:
     def settle(self, batch, value):
         if self.counting and len(batch.local):
             self.correct += self.trainer.strategy.count_correct(self.trainer, batch)
-        return ((value, batch.rows),)
-
-    def finish(self):
-        return ()
-
-    def abort(self):
-        pass
-
-    def close(self):
-        pass
+        return super().settle(batch, value)
 
 
-__all__ = ["Batch", "HostBatches", "batch_weights"]
+__all__ = ["Batch", "BatchSource", "HostBatches", "batch_weights"]

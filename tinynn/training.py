@@ -351,8 +351,10 @@ class Trainer:
         io.save_npz(path, arrays, meta, kind="checkpoint")
 
 
-def predict_raw(model, X, chunk=PREDICT_CHUNK):
-    """Model output for X (host array) on the host, in eval mode, ``chunk`` rows at a time."""
+def predict_raw(model, X, chunk=PREDICT_CHUNK, upto=None):
+    """Model output for X (host array) on the host, in eval mode, ``chunk`` rows at a time; with ``upto``, the
+    output of the plan's nodes before layer index ``upto`` (a hidden layer's activations: ``transform``)."""
+    nodes = None if upto is None else [node for i, node in model.plan if i < upto]
     was = model.training
     model.eval()
     try:
@@ -361,7 +363,10 @@ def predict_raw(model, X, chunk=PREDICT_CHUNK):
             xb = X[s:s + chunk]
             if model.device != "cpu" and not is_scipy_sparse(xb):
                 xb = kernels.to_device(np.ascontiguousarray(xb), model.device)
-            Z = kernels.to_host(model.forward(xb))
+            h = model.forward(xb) if nodes is None else xb
+            for node in nodes or ():
+                h = node.forward(h)
+            Z = kernels.to_host(h)
             if out is None:
                 out = np.empty((X.shape[0],) + Z.shape[1:], Z.dtype)
             out[s:s + chunk] = Z

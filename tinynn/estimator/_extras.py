@@ -6,7 +6,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 from .._typing import MatrixLike
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -16,7 +15,7 @@ from .. import kernels
 from ..kernels import ops
 from ..layers import Linear
 from ..sparse import is_scipy_sparse
-from ..training import PREDICT_CHUNK, L2Penalty
+from ..training import PREDICT_CHUNK, L2Penalty, predict_raw
 from . import _checks
 
 
@@ -110,27 +109,7 @@ class HiddenFeaturesMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
         columns, so ``set_output(transform="pandas")`` and Pipelines use them."""
         check_is_fitted(self)
         cut = self._transform_cut()
-        X = self._validate_X(X)
-        model = self._model
-        nodes = [node for i, node in model.plan if i < cut]
-        was = model.training
-        model.eval()
-        try:
-            out = None
-            for s in range(0, X.shape[0], PREDICT_CHUNK):
-                h = X[s:s + PREDICT_CHUNK]
-                if model.device != "cpu" and not is_scipy_sparse(h):
-                    h = kernels.to_device(np.ascontiguousarray(h), model.device)
-                for node in nodes:
-                    h = node.forward(h)
-                h = kernels.to_host(h)
-                if out is None:
-                    out = np.empty((X.shape[0], h.shape[1]), h.dtype)
-                out[s:s + PREDICT_CHUNK] = h
-        finally:
-            model.train(was)
-        assert out is not None                                         # validated X has at least one row
-        return out
+        return predict_raw(self._model, self._validate_X(X), PREDICT_CHUNK, upto=cut)
 
     def _transform_cut(self):
         """The index in the model's layers of the Linear after hidden layer ``transform_layer``."""

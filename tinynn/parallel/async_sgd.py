@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ..batches import Batch
+from ..batches import Batch, BatchSource
 from ..strategy import Strategy
 from .comm import check_same, model_signature, split_bounds, world
 
@@ -360,7 +360,7 @@ class AsyncSGD(Strategy):
                 "workers": [s["worker"] for s in stats[1:]], "staleness_bound": self.bound}
 
 
-class ServerBatches:
+class ServerBatches(BatchSource):
     """Rank 0's batch source under ``AsyncSGD``: ``steps`` pushed gradients (their loss, rows and right answers
     come with them)."""
 
@@ -375,16 +375,7 @@ class ServerBatches:
 
     def settle(self, batch, value):
         self.correct += batch.correct
-        return ((value, batch.rows),)
-
-    def finish(self):
-        return ()
-
-    def abort(self):
-        pass
-
-    def close(self):
-        pass
+        return super().settle(batch, value)
 
 
 __all__ = ["AsyncSGD", "ServerBatches", "ParameterServer", "Worker", "StalenessLog", "worker_batches", "check_start", "worker_stream", "world"]

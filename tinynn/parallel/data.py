@@ -7,11 +7,10 @@ loss L_r is the mean over its n_r rows, so the global batch's loss and gradient 
     L = Σ_r (n_r / N) L_r,        ∇L = Σ_r (n_r / N) ∇L_r             (one allreduce of the scaled gradients)
 
 Each rank scales its gradient by n_r/N and the allreduce sums; every rank then holds ∇L and takes the same
-optimizer step, so the replicas stay identical (MPICH's allreduce gives every rank the same bits; the tests
-check it). The reduction is bucketed and overlapped with backward as DDP does: ``grad_ready`` (called by
-``Sequential.backward(dY, hook=...)`` right after a layer wrote its parameter gradients) starts a nonblocking
-``Iallreduce`` on that layer's slices of the flat gradient buffer, so the last layers' gradients travel
-while the first layers' backward still runs; ``reduce_gradients`` waits for all of them.
+optimizer step, so the replicas stay identical (MPICH's allreduce gives every rank the same bits; tested).
+Reduction is bucketed and overlapped with backward as in DDP: ``grad_ready`` (``Sequential.backward``'s hook,
+after a layer wrote its parameter gradients) starts a nonblocking ``Iallreduce`` on that layer's slices of the
+flat gradient buffer: the last layers' gradients travel while the first layers' backward runs (then waited for).
 
 ``SyncBatchNorm`` normalises with the statistics of the global batch (sums allreduced), so training does
 not depend on the number of ranks; ``DataParallel`` converts every ``BatchNorm1d`` of the model to it.
@@ -29,11 +28,10 @@ from ..kernels import ops
 from .._validation import check_float
 from ..layers import BatchNorm1d
 from ..strategy import Strategy
-from .comm import check_replicas, check_same, model_signature, per_rank_dropout, split_bounds, world
+from .comm import Group, check_replicas, check_same, model_signature, per_rank_dropout, split_bounds, world
 
 if TYPE_CHECKING:
     from ..model import Sequential
-    from .comm import Group
 
 
 class SyncBatchNorm(BatchNorm1d):
@@ -180,9 +178,8 @@ class DataParallel(Strategy):
 
     name, parallel, devices = "data", True, ("cpu",)      # the Trainer reduces gradients across processes
 
-    def __init__(self, model: Any, group: Group | None = None, *, batch_size: int | None = None,
-                 overlap: bool = True, bucket_bytes: int = 0, sync_batchnorm: bool = True,
-                 dropout: str = "per_rank") -> None:
+    def __init__(self, model: Any, group: Group | None = None, *, batch_size: int | None = None, overlap: bool = True,
+                 bucket_bytes: int = 0, sync_batchnorm: bool = True, dropout: str = "per_rank") -> None:
         self.group = world() if group is None else group
         if getattr(model, "flat", None) is None:
             raise TypeError("DataParallel: expected a Sequential whose parameters share one flat buffer "
