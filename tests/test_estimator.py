@@ -1,12 +1,11 @@
 """tn.MLPClassifier / tn.MLPRegressor: sklearn's contract, tinynn's extras, safe files, failure modes."""
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification, make_multilabel_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -14,11 +13,7 @@ from sklearn.preprocessing import StandardScaler
 import tinynn as tn
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")   # short fits
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,11 @@ scikit-learn's own ScoringMonitor and ProgressBar: epochs (L-BFGS iterations) ar
 Pipeline and GridSearchCV propagate the callbacks as they do to scikit-learn's estimators."""
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -21,11 +19,7 @@ callback = pytest.importorskip("sklearn.callback")
 ScoringMonitor, ProgressBar = callback.ScoringMonitor, callback.ProgressBar
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")   # short fits
 
 
 @pytest.fixture(scope="module")

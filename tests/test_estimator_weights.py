@@ -6,12 +6,10 @@ here on LogisticRegression itself), and tinynn's fit with class_weight must equa
 with those sample weights. L1: the proximal and subgradient steps against the update written out here, the
 objective L-BFGS minimises, exact zeros, refusals.
 """
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification, make_regression
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, recall_score
 from sklearn.preprocessing import LabelEncoder
@@ -20,11 +18,7 @@ from sklearn.utils.class_weight import compute_class_weight
 import tinynn as tn
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")   # short fits
 
 
 def sklearn_weights(cw, y, sw=None):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .batches import BatchSource
+from .batches import Batch, BatchSource
 
 DEFAULT_LOSS_EVERY = 20          # steps between loss read-backs on a device (the Trainer's ``loss_every``)
 
@@ -135,8 +135,6 @@ class FedBatches(BatchSource):
     losses stay in a device ``LossLog`` read every ``loss_every`` steps (every step with a parallel strategy,
     whose loss is all-reduced), where the divergence guard checks them in step order (``settle``)."""
 
-    counting, correct = False, 0
-
     def __init__(self, trainer, feed, X, T, sample_weight=None):
         from .losses import Loss
 
@@ -153,15 +151,11 @@ class FedBatches(BatchSource):
             self._loss._deferred = self.log
 
     def _items(self):                                  # the host work of a batch before its gather
-        from .batches import batch_weights
-
-        t, X, sw = self.trainer, self.X, self.sample_weight
-        for step, idx in enumerate(t.batches(X.shape[0])):
-            local = t.strategy.shard(idx, sw)
-            swb, wsum = batch_weights(sw, idx, local)
-            if wsum is not None and wsum <= 0:         # a batch of zero weight teaches nothing; its
-                if t.augment is not None:              # augmentation draws as the host path does
-                    t.augment(X[local], t.aug_rng)
+        t = self.trainer
+        for step, idx, local, swb, wsum, skip in self._plan():
+            if skip:                                   # its augmentation draws as the host path's does
+                if t.augment is not None:
+                    t.augment(self.X[local], t.aug_rng)
                 continue
             yield step, idx, local, swb, wsum
 
@@ -178,8 +172,6 @@ class FedBatches(BatchSource):
         return m
 
     def __iter__(self):
-        from .batches import Batch
-
         for (step, idx, local, swb, wsum), (Xd, Td) in feed_batches(self.feed, self._items(), self._fill):
             yield Batch(step, idx, local, Xd, Td, swb, wsum)
 

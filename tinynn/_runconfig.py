@@ -9,7 +9,7 @@ configuration describes, all before a model is built or any array's data is read
 from __future__ import annotations
 
 from ._filecheck import COUNTER_MAX, MetaReader, _r, check_model_arrays, mlp_state_layout
-from .errors import FileFormatError, short  # noqa: F401  (FileFormatError: the refusals named in the docstring)
+from .errors import short
 
 MAX_WIDTH = 1 << 20                 # units of one hidden layer
 MAX_LAYERS = 1000                   # hidden layers

@@ -13,6 +13,8 @@ training forward passes when ``counting``.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .sparse import is_scipy_sparse
@@ -47,6 +49,20 @@ class BatchSource:
 
     counting = False
     correct = 0
+    deferred = False                                  # True: losses come back later than their step (GPU log)
+    trainer: Any                                      # the sources that plan host batches (``_plan``) set these
+    X: Any
+    sample_weight: Any
+
+    def _plan(self):
+        """(step, idx, local, row weights, weight sum, skip) per batch of the epoch: this process's share of the
+        shuffled batch and its weights; ``skip``: a batch of zero weight, which teaches nothing (its
+        augmentation still draws, so the random streams do not depend on the weights)."""
+        t, sw = self.trainer, self.sample_weight
+        for step, idx in enumerate(t.batches(self.X.shape[0])):
+            local = t.strategy.shard(idx, sw)
+            swb, wsum = batch_weights(sw, idx, local)
+            yield step, idx, local, swb, wsum, wsum is not None and wsum <= 0
 
     def settle(self, batch, value):
         return ((value, batch.rows),)
@@ -64,8 +80,6 @@ class BatchSource:
 class HostBatches(BatchSource):
     """The epoch's batches gathered on the host (then ``trainer.on_device``)."""
 
-    deferred = False                                  # losses are known right after each step
-
     def __init__(self, trainer, X, T, sample_weight=None, accuracy=False):
         self.trainer, self.X, self.T, self.sample_weight = trainer, X, T, sample_weight
         n = X.shape[0]
@@ -78,9 +92,8 @@ class HostBatches(BatchSource):
         self.correct = 0
 
     def __iter__(self):
-        t, X, T, sw = self.trainer, self.X, self.T, self.sample_weight
-        for step, idx in enumerate(t.batches(X.shape[0])):
-            local = t.strategy.shard(idx, sw)
+        t, X, T = self.trainer, self.X, self.T
+        for step, idx, local, swb, wsum, skip in self._plan():
             if len(local) == self.bs and not self.sparse:  # gather into reused buffers (mode="clip": unbuffered)
                 Xb = np.take(X, local, axis=0, out=self.xbuf, mode="clip")
                 Tb = np.take(T, local, axis=0, out=self.tbuf, mode="clip")
@@ -88,10 +101,8 @@ class HostBatches(BatchSource):
                 Xb, Tb = X[local], T[local]                # takes those as they are)
             if t.augment is not None:
                 Xb = t.augment(Xb, t.aug_rng)
-            swb, wsum = batch_weights(sw, idx, local)
-            if wsum is not None and wsum <= 0:
-                continue                                   # a batch of zero weight teaches nothing
-            yield Batch(step, idx, local, t.on_device(Xb), t.on_device(Tb), swb, wsum, pred=self.pred)
+            if not skip:
+                yield Batch(step, idx, local, t.on_device(Xb), t.on_device(Tb), swb, wsum, pred=self.pred)
 
     def settle(self, batch, value):
         if self.counting and len(batch.local):

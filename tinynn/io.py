@@ -70,7 +70,7 @@ class Meta(dict):
     source = None
 
 
-def load_npz(path, kind: str | None = None, plan=None):
+def load_npz(path, kind: str | None = None, plan=None, data=True):
     """Read a file written by ``save_npz``: returns (arrays, meta). Never unpickles.
 
     Raises FileNotFoundError for a missing file, and ``FileFormatError`` (a ValueError) naming the file when it
@@ -81,7 +81,8 @@ def load_npz(path, kind: str | None = None, plan=None):
     The file is read by ``tinynn._archive`` with bounded memory: the metadata first, then every array's header;
     ``plan(meta, headers)`` (headers: name -> ``_archive.Header`` with shape and dtype) may check the headers
     against the model the metadata describes before any array's data is read (a checkpoint's are checked
-    against its own model arrays by default)."""
+    against its own model arrays by default). ``data=False``: everything checked, no array's data read (the
+    arrays come back empty)."""
     from . import _archive
 
     path = _fspath(path, "load_npz")
@@ -116,29 +117,17 @@ def load_npz(path, kind: str | None = None, plan=None):
             check_checkpoint_headers(path, meta, headers)
         if plan is not None:
             plan(meta, headers)
-        arrays = {k: ar.read(k, h) for k, h in headers.items()}
+        arrays = {k: ar.read(k, h) for k, h in headers.items()} if data else {}
     return arrays, meta
 
 
 def checkpoint_epoch(path):
     """The epoch a checkpoint at ``path`` holds (its metadata and headers are read and checked, no array data),
     or None where there is no readable checkpoint: what a run that stopped can say about where to resume."""
-    class _Stop(Exception):
-        pass
-
-    got = {}
-
-    def plan(meta, headers):
-        got["epoch"] = int(meta["epoch"])
-        raise _Stop
-
     try:
-        load_npz(path, kind="checkpoint", plan=plan)
-    except _Stop:
-        return got["epoch"]
+        return int(load_npz(path, kind="checkpoint", data=False)[1]["epoch"])
     except (OSError, ValueError):
         return None
-    return None
 
 
 # --------------------------------------------------------------------------------------------- the container

@@ -139,80 +139,72 @@ def to_onnx(model, X_sample=None, *, name="tinynn", opset=17):
     else:
         raise TypeError(f"tinynn.onnx.to_onnx: expected a tinynn Sequential or a fitted MLPClassifier/MLPRegressor, "
                         f"got {type(model).__name__}")
-    dtype = np.dtype(seq.flat.data.dtype) if seq.flat is not None else np.dtype(np.float32)
-    if X_sample is not None and not isinstance(seq.layers[0], __import__("tinynn").layers.Embedding):
-        Xs = np.asarray(X_sample)
-        if Xs.ndim != 2:
-            raise ValueError(f"tinynn.onnx.to_onnx: X_sample must be 2-D (n_samples, n_features), got shape {Xs.shape}")
-    g = _Graph(dtype)
     from .layers import Embedding
 
-    indices = isinstance(seq.layers[0], Embedding)
-    n_in = seq.layers[0].weight.shape[0] if hasattr(seq.layers[0], "weight") and not indices else None
+    indices = isinstance(seq.layers[0], Embedding)             # a first Embedding takes int64 indices (n,)
+    if X_sample is not None and not indices and np.asarray(X_sample).ndim != 2:
+        raise ValueError(f"tinynn.onnx.to_onnx: X_sample must be 2-D (n_samples, n_features), got shape "
+                         f"{np.asarray(X_sample).shape}")
+    g = _Graph(np.dtype(seq.flat.data.dtype) if seq.flat is not None else np.dtype(np.float32))
+    ty = _input_dtype(g)
     x = "X" if est is None else "input"
     h = x
     for layer in seq.layers:
         h = _layer(g, layer, h)
-    ty = _input_dtype(g)
-    outputs = []
     if est is None:
         g.nodes.append(helper.make_node("Identity", [h], ["Y"]))
-        outputs.append(helper.make_tensor_value_info("Y", ty, [None, None]))
+        outputs = [helper.make_tensor_value_info("Y", ty, [None, None])]
+    elif est._is_classifier:
+        outputs = _classifier_head(g, est, h, ty)
     else:
-        act = est.out_activation_
-        if est._is_classifier:
-            if getattr(est, "_y_type", None) == "multilabel":      # indicator columns: P > 0.5, as predict
-                P = g.op("Sigmoid", [h])
-                g.nodes.append(helper.make_node("Identity", [P], ["probabilities"]))
-                g.nodes.append(helper.make_node("Cast", [g.op("Greater", [P, g.const(0.5)])], ["label"],
-                                                to=TP.INT64))
-                k = len(est.classes_)
-                outputs = [helper.make_tensor_value_info("label", TP.INT64, [None, k]),
-                           helper.make_tensor_value_info("probabilities", ty, [None, k])]
-                return _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset)
-            if len(est.classes_) < 2:
-                raise NotImplementedError("tinynn.onnx: a classifier fitted on one class is not exported")
-            if act == "softmax":
-                P = g.op("Softmax", [h], axis=1)
-            else:                                                   # binary: [1 - p, p]
-                p = g.op("Sigmoid", [h])
-                P = g.op("Concat", [g.op("Sub", [g.const(np.ones((1, 1))), p]), p], axis=1)
-            g.nodes.append(helper.make_node("Identity", [P], ["probabilities"]))
-            idx = g.op("ArgMax", [P], axis=1, keepdims=0)
-            classes = np.asarray(est.classes_)
-            if classes.dtype.kind in "iub":
-                cl, lt = g.const(classes.astype(np.int64), "classes", np.int64), TP.INT64
-            elif classes.dtype.kind == "f":
-                cl, lt = g.const(classes, "classes", classes.dtype), _input_dtype(_Graph(classes.dtype)) \
-                    if classes.dtype in (np.float32, np.float64) else TP.DOUBLE
-            else:
-                name_ = g.name("classes")
-                g.inits.append(helper.make_tensor(name_, TP.STRING, [len(classes)],
-                                                  [str(c).encode() for c in classes]))
-                cl, lt = name_, TP.STRING
-            g.nodes.append(helper.make_node("Gather", [cl, idx], ["label"], axis=0))
-            outputs = [helper.make_tensor_value_info("label", lt, [None]),
-                       helper.make_tensor_value_info("probabilities", ty, [None, len(classes)])]
-        else:
-            out = _activation(g, {"identity": "Identity", "exp": "Exp", "logistic": "Sigmoid",
-                                  "tanh": "Tanh", "relu": "ReLU"}.get(act, act), 0.0, h)
-            g.nodes.append(helper.make_node("Identity", [out], ["variable"]))
-            outputs = [helper.make_tensor_value_info("variable", ty, [None, est.n_outputs_])]
-    return _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset)
-
-
-def _finish(helper, onnx, g, name, x, ty, outputs, X_sample, n_in, indices, opset):
-    """The model around the graph's nodes: its input (features, or int64 indices for an Embedding first), checked."""
+        out = _activation(g, {"identity": "Identity", "exp": "Exp", "logistic": "Sigmoid",
+                              "tanh": "Tanh", "relu": "ReLU"}.get(est.out_activation_, est.out_activation_), 0.0, h)
+        g.nodes.append(helper.make_node("Identity", [out], ["variable"]))
+        outputs = [helper.make_tensor_value_info("variable", ty, [None, est.n_outputs_])]
     if indices:
-        inputs = [helper.make_tensor_value_info(x, g.TP.INT64, [None])]
+        inputs = [helper.make_tensor_value_info(x, TP.INT64, [None])]
     else:
-        n_feat = X_sample.shape[1] if X_sample is not None else n_in
+        first = getattr(seq.layers[0], "weight", None)         # a first Dropout: the width from X_sample only
+        n_feat = X_sample.shape[1] if X_sample is not None else (first.shape[0] if first is not None else None)
         inputs = [helper.make_tensor_value_info(x, ty, [None, n_feat])]
     graph = helper.make_graph(g.nodes, name, inputs, outputs, g.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tinynn")
     m.ir_version = min(m.ir_version, 9)
     onnx.checker.check_model(m, full_check=True)
     return m
+
+
+def _classifier_head(g, est, h, ty):
+    """The classifier's "probabilities" (predict_proba's columns) and "label" (predict) from the raw output h."""
+    helper, TP = g.h, g.TP
+    classes = np.asarray(est.classes_)
+    if getattr(est, "_y_type", None) == "multilabel":          # indicator columns: P > 0.5, as predict
+        P = g.op("Sigmoid", [h])
+        g.nodes.append(helper.make_node("Identity", [P], ["probabilities"]))
+        g.nodes.append(helper.make_node("Cast", [g.op("Greater", [P, g.const(0.5)])], ["label"], to=TP.INT64))
+        return [helper.make_tensor_value_info("label", TP.INT64, [None, len(classes)]),
+                helper.make_tensor_value_info("probabilities", ty, [None, len(classes)])]
+    if len(classes) < 2:
+        raise NotImplementedError("tinynn.onnx: a classifier fitted on one class is not exported")
+    if est.out_activation_ == "softmax":
+        P = g.op("Softmax", [h], axis=1)
+    else:                                                       # binary: [1 - p, p]
+        p = g.op("Sigmoid", [h])
+        P = g.op("Concat", [g.op("Sub", [g.const(np.ones((1, 1))), p]), p], axis=1)
+    g.nodes.append(helper.make_node("Identity", [P], ["probabilities"]))
+    idx = g.op("ArgMax", [P], axis=1, keepdims=0)
+    if classes.dtype.kind in "iub":
+        cl, lt = g.const(classes.astype(np.int64), "classes", np.int64), TP.INT64
+    elif classes.dtype.kind == "f":
+        cl, lt = g.const(classes, "classes", classes.dtype), _input_dtype(_Graph(classes.dtype)) \
+            if classes.dtype in (np.float32, np.float64) else TP.DOUBLE
+    else:
+        cl = g.name("classes")
+        g.inits.append(helper.make_tensor(cl, TP.STRING, [len(classes)], [str(c).encode() for c in classes]))
+        lt = TP.STRING
+    g.nodes.append(helper.make_node("Gather", [cl, idx], ["label"], axis=0))
+    return [helper.make_tensor_value_info("label", lt, [None]),
+            helper.make_tensor_value_info("probabilities", ty, [None, len(classes)])]
 
 
 # ------------------------------------------------------------------------------------------------ skl2onnx

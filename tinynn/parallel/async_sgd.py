@@ -69,14 +69,19 @@ class StalenessLog:
 
 
 class ParameterServer:
-    """Rank 0's side. ``run()`` serves until ``total_steps`` gradients were applied and every worker stopped.
+    """Rank 0's side of the protocol, in steps that ``run()`` and ``AsyncSGD`` (the Trainer's strategy) share:
+    ``start`` sends θ₀ to every worker; ``receive`` takes the next pushed gradient (``grad_in``, header ``hdr`` =
+    [t_pull, loss, rows, correct, worker clock]) and books it as applied at step ``t`` (staleness τ = t - t_pull);
+    ``release(w)`` lets worker w and every held-back worker the SSP bound allows pull the new θ; ``stop_all(w)``
+    stops every worker, discarding the gradients still in flight. ``run()`` serves until ``total_steps``
+    gradients were applied, applying each with ``optimizer``.
 
-    ``on_step(t, info)`` is called after every applied gradient (``info``: worker, loss, rows, correct,
+    ``on_step(t, info)`` is called after every gradient ``run`` applied (``info``: worker, loss, rows, correct,
     staleness) — e.g. to step a schedule or evaluate at epoch ends."""
 
-    def __init__(self, model, optimizer, group, total_steps, staleness_bound=None, on_step=None):
+    def __init__(self, model, optimizer, group, total_steps=None, staleness_bound=None, on_step=None):
         self.model, self.optimizer, self.group = model, optimizer, group
-        self.total_steps = int(total_steps)
+        self.total_steps = None if total_steps is None else int(total_steps)
         self.bound = None if staleness_bound is None else int(staleness_bound)
         if self.bound is not None and self.bound < 0:
             raise ValueError(f"ParameterServer: staleness_bound must be >= 0 or None, got {staleness_bound!r}")
@@ -86,6 +91,7 @@ class ParameterServer:
             raise ValueError("asynchronous SGD needs at least 2 ranks (a server and a worker): mpiexec -n 2 or more")
         self.log = StalenessLog(self.bound, len(self.workers))
         self.t = 0
+        self.started = False
         self.stats = {"apply_s": 0.0, "recv_s": 0.0, "send_s": 0.0, "idle_s": 0.0}
 
     def _send_params(self, w, stop=False):
@@ -96,51 +102,76 @@ class ParameterServer:
             comm.Send(self.model.flat.data, dest=w, tag=TAG_PARAMS)
         self.stats["send_s"] += time.perf_counter() - t0
 
-    def run(self):
+    def start(self):
+        """θ₀ to every worker; the clocks and buffers of the run."""
+        self.started = True
+        self.clock = {w: 0 for w in self.workers}
+        self.active, self.deferred = set(self.workers), set[int]()
+        self.grad_in = np.empty_like(self.model.flat.grad)
+        self.hdr = np.empty(5, np.float64)
+        for w in self.workers:
+            self._send_params(w)
+
+    def receive(self, book=True):
+        """The next pushed gradient into ``grad_in`` (header in ``hdr``); returns its worker. ``book``: count it
+        as the gradient of step ``t`` (its staleness logged, ``t`` and the worker's clock advanced)."""
         from .comm import mpi
 
         MPI = mpi()
-        comm = self.group.comm
-        flat = self.model.flat
-        grad_in = np.empty_like(flat.grad)
-        hdr = np.empty(5, np.float64)                      # [t_pull, loss, rows, correct, worker clock]
-        clock = {w: 0 for w in self.workers}
-        active, deferred = set(self.workers), set[int]()
         status = MPI.Status()
-        for w in self.workers:
-            self._send_params(w)
-        while active:
+        t0 = time.perf_counter()
+        self.group.comm.Recv(self.hdr, source=MPI.ANY_SOURCE, tag=TAG_PUSH, status=status)
+        w = status.Get_source()
+        t1 = time.perf_counter()
+        self.group.comm.Recv(self.grad_in, source=w, tag=TAG_GRAD)
+        self.stats["idle_s"] += t1 - t0
+        self.stats["recv_s"] += time.perf_counter() - t1
+        if book:
+            self.log.add(self.t - int(self.hdr[0]))
+            self.t += 1
+            self.clock[w] += 1
+        return w
+
+    def release(self, w):
+        """Worker w waits for θ: send it to w and to every held-back worker within the SSP bound of the slowest."""
+        self.deferred.add(w)
+        slowest = min(self.clock[v] for v in self.active)
+        for v in sorted(self.deferred):
+            if self.bound is None or self.clock[v] - slowest <= self.bound:
+                self.deferred.discard(v)
+                self._send_params(v)
+
+    def stop_all(self, last=None):
+        """Stop every worker: the held-back ones and ``last`` at once, the others as their next push (discarded)
+        arrives."""
+        for v in sorted(self.deferred | ({last} if last is not None else set())):
+            self._send_params(v, stop=True)
+            self.active.discard(v)
+        self.deferred.clear()
+        while self.active:
+            w = self.receive(book=False)
+            self._send_params(w, stop=True)
+            self.active.discard(w)
+
+    def run(self):
+        """Serve until ``total_steps`` gradients were applied (each with ``optimizer``), then stop the workers."""
+        if self.optimizer is None or self.total_steps is None:
+            raise ValueError("ParameterServer.run needs an optimizer and total_steps")
+        flat = self.model.flat
+        self.start()
+        w = None
+        while self.t < self.total_steps:
+            w = self.receive()
             t0 = time.perf_counter()
-            comm.Recv(hdr, source=MPI.ANY_SOURCE, tag=TAG_PUSH, status=status)
-            w = status.Get_source()
-            t1 = time.perf_counter()
-            comm.Recv(grad_in, source=w, tag=TAG_GRAD)
-            t2 = time.perf_counter()
-            self.stats["idle_s"] += t1 - t0
-            self.stats["recv_s"] += t2 - t1
+            flat.grad[...] = self.grad_in
+            self.optimizer.step()                       # θ ← update(θ, g(θ_{t-τ}))
+            self.stats["apply_s"] += time.perf_counter() - t0
+            if self.on_step is not None:
+                self.on_step(self.t, {"worker": w, "loss": float(self.hdr[1]), "rows": int(self.hdr[2]),
+                                      "correct": int(self.hdr[3]), "staleness": self.log.values[-1]})
             if self.t < self.total_steps:
-                tau = self.t - int(hdr[0])
-                self.log.add(tau)
-                flat.grad[...] = grad_in
-                self.optimizer.step()                       # θ ← update(θ, g(θ_{t-τ}))
-                self.t += 1
-                clock[w] += 1
-                self.stats["apply_s"] += time.perf_counter() - t2
-                if self.on_step is not None:
-                    self.on_step(self.t, {"worker": w, "loss": float(hdr[1]), "rows": int(hdr[2]),
-                                          "correct": int(hdr[3]), "staleness": tau})
-            if self.t >= self.total_steps:
-                for v in sorted(deferred | {w}):
-                    self._send_params(v, stop=True)
-                    active.discard(v)
-                deferred.clear()
-                continue
-            deferred.add(w)
-            slowest = min(clock[v] for v in active)
-            for v in sorted(deferred):
-                if self.bound is None or clock[v] - slowest <= self.bound:
-                    deferred.discard(v)
-                    self._send_params(v)
+                self.release(w)
+        self.stop_all(w)
         return self.log
 
 
@@ -225,10 +256,10 @@ class AsyncSGD(Strategy):
         if self.bound is not None and self.bound < 0:
             raise ValueError(f"AsyncSGD: staleness_bound must be >= 0 or None, got {staleness_bound!r}")
         self.trains_here = self.group.is_root
-        self.workers = list(range(1, self.group.size))
-        self.log = StalenessLog(self.bound, len(self.workers))
-        self.stats = {"apply_s": 0.0, "recv_s": 0.0, "send_s": 0.0, "idle_s": 0.0}
-        self.started, self.resumed_epoch, self.t = False, 0, 0
+        # the protocol (θ out, gradients in, the SSP hold-back): the Trainer applies each gradient as one step
+        self.server = ParameterServer(model, None, self.group, staleness_bound=self.bound)
+        self.log, self.stats = self.server.log, self.server.stats
+        self.resumed_epoch = 0
         self._last = self._value = None
         if not self.trains_here:
             from .data import per_rank_dropout
@@ -244,61 +275,23 @@ class AsyncSGD(Strategy):
             raise NotImplementedError("AsyncSGD: sample weights are not supported")
         return ServerBatches(self, -(-X.shape[0] // trainer.batch_size), accuracy)
 
-    def _send(self, w, stop=False):
-        t0 = time.perf_counter()
-        self.group.comm.Send(np.array([self.t, int(stop)], np.int64), dest=w, tag=TAG_REPLY)
-        if not stop:
-            self.group.comm.Send(self.model.flat.data, dest=w, tag=TAG_PARAMS)
-        self.stats["send_s"] += time.perf_counter() - t0
-
-    def _reply(self):
-        """θ to the worker of the last step, and to every held-back worker the SSP bound now lets go."""
-        if not self.started:
-            self.started, self.clock = True, {w: 0 for w in self.workers}
-            self.active, self.deferred = set(self.workers), set()
-            self._grad = np.empty_like(self.model.flat.grad)
-            self._hdr = np.empty(5, np.float64)
-            for w in self.workers:
-                self._send(w)
-        if self._last is None:
-            return
-        self.deferred.add(self._last)
-        self._last = None
-        slowest = min(self.clock[v] for v in self.active)
-        for v in sorted(self.deferred):
-            if self.bound is None or self.clock[v] - slowest <= self.bound:
-                self.deferred.discard(v)
-                self._send(v)
-
-    def _receive(self):
-        """The next pushed gradient (into a buffer: the Trainer zeroes the model's gradient before the step)."""
-        from .comm import mpi
-
-        status = mpi().Status()
-        t0 = time.perf_counter()
-        self.group.comm.Recv(self._hdr, source=mpi().ANY_SOURCE, tag=TAG_PUSH, status=status)
-        w = status.Get_source()
-        t1 = time.perf_counter()
-        self.group.comm.Recv(self._grad, source=w, tag=TAG_GRAD)
-        self.stats["idle_s"] += t1 - t0
-        self.stats["recv_s"] += time.perf_counter() - t1
-        return w
-
     def next_batch(self, step):
-        self._reply()
-        w = self._receive()
-        self.log.add(self.t - int(self._hdr[0]))
-        self.t += 1
-        self.clock[w] += 1
-        self._last = w
-        batch = Batch(step, None, None, None, None, rows=int(self._hdr[2]))
-        batch.value, batch.correct = float(self._hdr[1]), int(self._hdr[3])
+        """The next pushed gradient as a batch of the Trainer's loop (after θ went to the worker of the last)."""
+        server = self.server
+        if not server.started:
+            server.start()
+        if self._last is not None:
+            server.release(self._last)
+        self._last = server.receive()
+        hdr = server.hdr
+        batch = Batch(step, None, None, None, None, rows=int(hdr[2]))
+        batch.value, batch.correct = float(hdr[1]), int(hdr[3])
         self._value = batch.value
         return batch
 
     def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
         t0 = time.perf_counter()
-        trainer.model.flat.grad[...] = self._grad                  # θ ← update(θ, g(θ_{t-τ})) follows
+        trainer.model.flat.grad[...] = self.server.grad_in         # θ ← update(θ, g(θ_{t-τ})) follows
         self.stats["apply_s"] += time.perf_counter() - t0
         return self._value
 
@@ -344,15 +337,9 @@ class AsyncSGD(Strategy):
 
     def finish(self):
         """Rank 0 stops every worker (discarding the gradients still in flight); all ranks: the measurements."""
-        if self.trains_here and self.started:
-            for v in sorted(self.deferred | ({self._last} if self._last is not None else set())):
-                self._send(v, stop=True)
-                self.active.discard(v)
+        if self.trains_here and self.server.started:
+            self.server.stop_all(self._last)
             self._last = None
-            while self.active:
-                w = self._receive()
-                self._send(w, stop=True)
-                self.active.discard(w)
         stats = self.group.allgather_object(self.stats)
         if not self.trains_here:
             return {}
@@ -363,8 +350,6 @@ class AsyncSGD(Strategy):
 class ServerBatches(BatchSource):
     """Rank 0's batch source under ``AsyncSGD``: ``steps`` pushed gradients (their loss, rows and right answers
     come with them)."""
-
-    deferred = False
 
     def __init__(self, strategy, steps, accuracy):
         self.strategy, self.steps, self.counting, self.correct = strategy, steps, bool(accuracy), 0
