@@ -12,6 +12,10 @@ settings.register_profile("ci", deadline=None, max_examples=30, derandomize=True
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("cudasim", deadline=None, max_examples=5, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow])
+# A slower, exploring profile: many more examples, a new random seed every run (printed with any failure):
+# HYPOTHESIS_PROFILE=explore .venv/bin/python -m pytest -q tests/test_kernels.py tests/test_layers.py ...
+settings.register_profile("explore", deadline=None, max_examples=1000, derandomize=False, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 

@@ -18,11 +18,12 @@ def softmax_xent_kernel(Z, y, P, loss):
         s = 0.0
         for j in range(d):
             s += math.exp(Z[i, j] - m)
-        lse = m + math.log(s)
+        log_s = math.log(s)
         for j in range(d):
-            P[i, j] = math.exp(Z[i, j] - lse)
+            P[i, j] = math.exp(Z[i, j] - m - log_s)
         c = y[i]
-        loss[i] = lse - Z[i, c] if 0 <= c < d else math.nan   # a bad label gives NaN, never a bad read
+        # log s - (z_c - m), not (m + log s) - z_c: the digits of log s survive logits of any size
+        loss[i] = log_s - (Z[i, c] - m) if 0 <= c < d else math.nan   # a bad label gives NaN, never a bad read
 
 
 @ops.softmax_xent.register("cuda")

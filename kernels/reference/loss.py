@@ -3,7 +3,10 @@ r"""Loss kernels: per-row loss values and their gradients with respect to the pr
 Softmax cross-entropy through log-sum-exp, so that logits like ±1000 give exact finite values:
 
     m_i = max_j z_ij,   lse_i = m_i + log Σ_j exp(z_ij - m_i),   p_ij = exp(z_ij - lse_i),
-    loss_i = lse_i - z_{i, y_i},       ∂loss_i/∂z_ij = p_ij - [j = y_i]
+    loss_i = lse_i - z_{i, y_i} = log Σ_j exp(z_ij - m_i) - (z_{i, y_i} - m_i),   ∂loss_i/∂z_ij = p_ij - [j = y_i]
+
+(the loss from the shifted logits: lse_i - z_{i, y_i} would lose the digits of log Σ to m_i's magnitude, 1e-4
+in float32 at logits of 2000.)
 
 Sigmoid cross-entropy on logits, in the form that neither overflows nor loses precision:
 
@@ -22,9 +25,9 @@ from ..dispatch import define_op, same_as
 def softmax_xent(Z, y, P, loss):
     """P = softmax(Z) row-wise and loss[i] = lse(Z[i]) - Z[i, y[i]] (labels already validated)."""
     m = Z.max(axis=1, keepdims=True)
-    lse = m + np.log(np.exp(Z - m).sum(axis=1, keepdims=True))
-    P[...] = np.exp(Z - lse)
-    loss[...] = lse[:, 0] - Z[np.arange(Z.shape[0]), y]
+    log_sum = np.log(np.exp(Z - m).sum(axis=1, keepdims=True))
+    P[...] = np.exp(Z - m - log_sum)
+    loss[...] = log_sum[:, 0] - (Z[np.arange(Z.shape[0]), y] - m[:, 0])
     return loss
 
 
