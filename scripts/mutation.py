@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""Mutation testing of tinynn's core with mutmut: which small planted bugs do the tests catch?
+
+mutmut makes every small change of one kind (an operator, a comparison, a constant, a keyword argument, a
+string) to each function of the core, one at a time, and runs the tests that call that function; a mutant is
+*killed* when a test fails. The score of a module is killed / (mutants - equivalent): an *equivalent* mutant
+changes no behaviour (listed with its reason in ``scripts/mutation_equivalent.txt``). One command runs it and
+writes the report (per-module scores, then every surviving mutant as a diff)::
+
+    .venv/bin/python scripts/mutation.py --out runs/mutation            (every suite: about an hour on 2 cores)
+    .venv/bin/python scripts/mutation.py --out runs/mutation-sched --only tinynn/schedules.py
+
+The last committed report is docs/mutation.md. Needs the [mutation] extra (mutmut). Three suites, because the
+kernels cannot be mutated where they are compiled:
+
+- ``core`` - tinynn's layers, losses, optimizers, schedules, training loop, estimators, files and data
+  parallelism, the NumPy reference kernels and the dispatch, with the Numba kernels compiled as usual;
+- ``cpu`` - the Numba kernels, run as Python (``NUMBA_DISABLE_JIT=1``: the same code, uncompiled), against
+  the kernel, layer and optimizer tests;
+- ``cuda`` - the CUDA kernels on the simulator (``NUMBA_ENABLE_CUDASIM=1``), against the GPU tests.
+
+mutmut leaves decorated functions alone (a decorator runs at import); here the kernel decorators
+(``@kernel``, ``@inline``, ``@kernel(signatures...)``, ``cuda.jit``) are let through, since uncompiled they
+only wrap the function. Each suite runs in its own copy of the tracked files under ``--out`` (the working
+tree is never touched), with ``kernels/`` copied to ``tinynn/kernels`` as it is installed.
+"""
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.txt"
+
+# Tests that cannot take part: they scan the source (a mutated copy breaks every size rule), start other
+# processes (which import the installed tinynn, not the mutant), or time or download things.
+NOT_IN_PROCESS = ["test_architecture.py", "test_conventions.py", "test_docs_examples.py", "test_benchmarks.py",
+                  "test_scripts.py", "test_parallel_mpi.py", "test_faults_mpi.py", "test_faults.py", "test_dask.py",
+                  "test_dask_recipe.py", "test_hostile_files.py", "test_kernel_cache.py", "test_jit_cache.py",
+                  "test_packaging.py", "test_cuda_compile.py", "test_download.py", "test_sklearn_suite.py",
+                  "test_reliability.py"]
+
+CORE = ["tinynn/layers/*", "tinynn/losses.py", "tinynn/optim.py", "tinynn/_optimizer.py", "tinynn/schedules.py",
+        "tinynn/training.py", "tinynn/batches.py", "tinynn/estimator/*", "tinynn/io.py", "tinynn/_filecheck.py",
+        "tinynn/_archive.py", "tinynn/_metareader.py", "tinynn/parallel/data.py",
+        "kernels/reference/*", "kernels/dispatch.py"]
+KERNEL_TESTS = ["test_kernels.py", "test_kinks.py", "test_optim.py", "test_optim_backends.py", "test_layers.py",
+                "test_holes.py", "test_custom_layers.py", "test_augment.py", "test_sparse.py", "test_l1.py"]
+
+SUITES = {
+    "core": dict(mutate=CORE, env={}, tests=None, args=["-m", "not slow and not gpu"]),
+    "cpu": dict(mutate=["kernels/cpu/*"], env={"NUMBA_DISABLE_JIT": "1"}, tests=KERNEL_TESTS,
+                args=["-m", "not slow and not gpu"]),
+    "cuda": dict(mutate=["kernels/cuda/*"], env={"NUMBA_ENABLE_CUDASIM": "1", "HYPOTHESIS_PROFILE": "cudasim"},
+                 tests=["test_kernels.py", "test_kinks.py", "test_optim_backends.py", "test_cuda.py", "test_gpu_feed.py",
+                        "test_holes.py", "test_custom_layers.py", "test_augment.py"],
+                 args=["-m", "gpu and not slow"]),
+}
+NOT_MUTATED = ["kernels/cuda/compile.py", "kernels/cuda/launch.py", "kernels/cpu/_jit.py",
+               "kernels/cuda/memory.py"]      # tooling around the kernels, not arithmetic: tested by their own files
+KERNEL_DECORATORS = {"kernel", "inline", "jit"}   # @kernel, @inline, @kernel("sig", ...), @cuda.jit(...)
+
+
+def installed_path(path):
+    """Where a repository file lives in the installed layout (kernels/ is tinynn.kernels)."""
+    return "tinynn/" + path if path.startswith("kernels/") else path
+
+
+def repo_path(path):
+    return path[len("tinynn/"):] if path.startswith("tinynn/kernels/") else path
+
+
+def prepare(suite, work, only, tests=None):
+    """Copy the tracked files to ``work`` in the installed layout and append the suite's mutmut settings."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            dest = work / installed_path(f)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest)
+    spec = SUITES[suite]
+    patterns = [o for o in only if any(fnmatch.fnmatch(o, p) for p in spec["mutate"])] if only else spec["mutate"]
+    patterns = [installed_path(p) for p in patterns]
+    if not patterns:
+        return False
+    tests = tests or spec["tests"] or sorted(p.name for p in (ROOT / "tests").glob("test_*.py") if p.name not in NOT_IN_PROCESS)
+    lines = ["", "[mutmut]", "source_paths = tinynn/", "only_mutate ="] + [f"    {p}" for p in patterns]
+    lines += ["do_not_mutate ="] + [f"    {installed_path(p)}" for p in NOT_MUTATED]
+    lines += ["pytest_add_cli_args_test_selection ="] + [f"    tests/{t}" for t in tests]
+    lines += ["pytest_add_cli_args ="] + [f"    {a}" for a in spec["args"] + ["-p", "no:cacheprovider"]]
+    lines += ["also_copy ="] + [f"    {p}" for p in ("docs/", "README.md", "scripts/", "benchmarks/", "mkdocs.yml")]
+    lines += ["timeout_multiplier = 10.0", "timeout_constant = 5.0"]
+    with open(work / "setup.cfg", "a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return True
+
+
+def patch_mutmut():
+    """Let mutmut mutate the kernels (see the module docstring) and the CUDA simulator run their trampolines."""
+    import inspect
+
+    import libcst as cst
+    from mutmut.mutation import file_mutation
+
+    def decorator_name(d):
+        node = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+        return node.attr.value if isinstance(node, cst.Attribute) else getattr(node, "value", None)
+
+    skip = file_mutation.MutationVisitor._skip_node_and_children
+
+    def skip_unless_kernel(self, node):
+        if isinstance(node, cst.FunctionDef) and node.decorators \
+                and all(decorator_name(d) in KERNEL_DECORATORS for d in node.decorators):
+            return skip(self, node.with_changes(decorators=[]))
+        return skip(self, node)
+
+    file_mutation.MutationVisitor._skip_node_and_children = skip_unless_kernel
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        # the simulator swaps its per-thread `cuda` into the kernel function's module: for a trampoline (a
+        # wrapper from mutmut's module) that is the module of the function it wraps
+        from numba.cuda.simulator import kernel, kernelapi
+        swap = kernelapi.swapped_cuda_module
+
+        def swapped(fn, fake):
+            return swap(inspect.unwrap(fn), fake)
+
+        kernelapi.swapped_cuda_module = kernel.swapped_cuda_module = swapped
+
+
+def equivalents():
+    """{mutant name: reason} from scripts/mutation_equivalent.txt (``name  # reason`` per line)."""
+    out = {}
+    if EQUIVALENT.exists():
+        for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, _, reason = line.partition("#")
+                out[name.strip()] = reason.strip()
+    return out
+
+
+def collect(work):
+    """[(module path, mutant name, status)] from mutmut's result files in ``work``."""
+    from mutmut.stats import status_by_exit_code
+    rows = []
+    for meta in sorted((work / "mutants").rglob("*.py.meta")):
+        path = repo_path(str(meta.relative_to(work / "mutants"))[:-len(".meta")])
+        for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
+            rows.append((path, name, status_by_exit_code[code]))
+    return rows
+
+
+def diff(work, path, name):
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    here = os.getcwd()
+    os.chdir(work)
+    try:
+        text = get_diff_for_mutant(name, path=installed_path(path))
+    finally:
+        os.chdir(here)
+    return "\n".join(line for line in text.splitlines()[2:] if line[:1] in "+-")
+
+
+def report(out, works, seconds):
+    from tinynn._write import atomic_open, write_json   # not at the top: mutmut's run must import the mutants
+    eq = equivalents()
+    table, survivors = {}, []
+    for suite, work in works.items():
+        for path, name, status in collect(work):
+            c = table.setdefault(path, Counter(suite=suite))
+            if name in eq:
+                c["equivalent"] += 1
+                continue
+            c[status] += 1
+            if status != "killed":
+                survivors.append((path, name, status, diff(work, path, name)))
+    rows, lines = [], ["| module | suite | mutants | killed | survived | no tests | timeout | equivalent | score |",
+                       "|---|---|---|---|---|---|---|---|---|"]
+    for path, c in sorted(table.items()):
+        n = sum(v for k, v in c.items() if k != "suite")
+        live = n - c["equivalent"]
+        score = c["killed"] / live if live else 1.0
+        rows.append(dict(module=path, suite=c["suite"], mutants=n, score=score,
+                         **{k: v for k, v in c.items() if k != "suite"}))
+        lines.append(f"| `{path}` | {c['suite']} | {n} | {c['killed']} | {c['survived']} | {c['no tests']} | "
+                     f"{c['timeout']} | {c['equivalent']} | {score:.1%} |")
+    total = sum(r["mutants"] - r.get("equivalent", 0) for r in rows)
+    killed = sum(r.get("killed", 0) for r in rows)
+    head = [f"# Mutation score of tinynn's core", "",
+            f"{killed} of {total} non-equivalent mutants killed ({killed / max(total, 1):.1%}) in {seconds:.0f} s "
+            f"({', '.join(works)}); generated by `scripts/mutation.py` with mutmut.", ""]
+    body = ["", "## Mutants not killed", ""]
+    for path, name, status, d in survivors:
+        body += [f"`{name}` ({status})", "```diff", d, "```", ""]
+    stale = sorted(set(eq) - {n for w in works.values() for _, n, _ in collect(w)})
+    if stale:
+        body += ["## Listed as equivalent but not generated (stale names)", ""] + [f"- `{s}`" for s in stale]
+    with atomic_open(out / "report.md", "w") as f:
+        f.write("\n".join(head + lines + body) + "\n")
+    write_json(out / "report.json", dict(modules=rows, survivors=[dict(module=p, name=n, status=s, diff=d) for p, n, s, d in survivors],
+                    killed=killed, mutants=total, seconds=seconds))
+    print("\n".join(head + lines))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="a new folder: the suites' copies, report.md and report.json")
+    p.add_argument("--suite", default="core,cpu,cuda", help="comma-separated suites (default: all three)")
+    p.add_argument("--only", nargs="*", default=[], help="repository paths or globs to mutate (default: the core)")
+    p.add_argument("--tests", nargs="*", default=[], help="test files (names in tests/) instead of the suite's")
+    p.add_argument("--max-children", type=int, default=os.cpu_count(), help="mutants run at once")
+    p.add_argument("--mutmut-run", action="store_true", help=argparse.SUPPRESS)   # inside a suite's copy
+    a = p.parse_args(argv)
+    if a.mutmut_run:
+        patch_mutmut()
+        from mutmut.__main__ import cli
+        sys.argv = ["mutmut", "run", "--max-children", str(a.max_children)]
+        return cli()
+    out = Path(a.out).resolve()
+    if out.exists():
+        p.error(f"--out {out} exists: give a new folder (a report is never overwritten)")
+    suites = a.suite.split(",")
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        p.error(f"--suite: unknown {sorted(unknown)}; expected some of {sorted(SUITES)}")
+    import time
+    t0, works = time.time(), {}
+    for suite in suites:
+        work = out / suite
+        if not prepare(suite, work, a.only, a.tests):
+            shutil.rmtree(work, ignore_errors=True)
+            continue
+        env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", **SUITES[suite]["env"]}
+        print(f"== suite {suite} in {work}", flush=True)
+        rc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--out", str(work),
+                             "--mutmut-run", "--max-children", str(a.max_children)], cwd=work, env=env).returncode
+        if rc not in (0, None):
+            print(f"mutmut failed in suite {suite} (exit {rc}); see above", file=sys.stderr)
+            return 1
+        works[suite] = work
+    if not works:
+        p.error(f"--only {a.only}: nothing of the core matches ({', '.join(sum((s['mutate'] for s in SUITES.values()), []))})")
+    report(out, works, time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
