@@ -219,6 +219,10 @@ def fill(rng, dt, n, d):
     return [((_a(rng, dt, n, d), 0.0), {}), ((_a(rng, dt, n, d), 2.5), {})]
 
 
+def accumulate(rng, dt, n, d):
+    return [((_a(rng, dt, n, d), _a(rng, dt, n, d)), {})]
+
+
 def add_l2(rng, dt, n, d):
     return [((_a(rng, dt, n, d), _a(rng, dt, n, d), 0.3), {})]
 

@@ -273,6 +273,17 @@ def _scale(x, a):
 
 
 @kernel
+def _accumulate(x, y):
+    for i in range(x.size):
+        x[i] += y[i]
+
+
+@ops.accumulate.register("cpu")
+def accumulate(X, Y):
+    return _on_flat(X, lambda x: _accumulate(x, np.ascontiguousarray(Y).reshape(-1)))
+
+
+@kernel
 def _lerp(R, X, m, c):
     r, x = R.reshape(-1), X.reshape(-1)
     for i in range(r.size):

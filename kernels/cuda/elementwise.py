@@ -159,6 +159,18 @@ def fill(X, value):
     return X
 
 
+@kernel("{f}[::1], {f}[::1]")
+def accumulate_kernel(x, y):
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        x[i] += y[i]
+
+
+@ops.accumulate.register("cuda")
+def accumulate(X, Y):
+    launch(accumulate_kernel, X.size, flat(X), flat(Y))
+    return X
+
+
 @kernel("{f}[::1], {f}[::1], float64, float64")
 def lerp_kernel(r, x, m, c):
     for i in range(cuda.grid(1), r.size, cuda.gridsize(1)):

@@ -161,6 +161,13 @@ def scale(X, a):
 
 
 @define_op
+def accumulate(X, Y):
+    """X += Y in place (sums of gradients over micro-batches; a correction added to a gradient)."""
+    X += Y
+    return X
+
+
+@define_op
 def lerp(R, X, m, c):
     """R = (1 - m) R + m c X in place (running statistics: c = 1 for the mean, n/(n-1) for the variance)."""
     R[...] = (1 - m) * R + m * c * X
