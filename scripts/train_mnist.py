@@ -38,7 +38,7 @@ import tinynn as tn
 import tinynn.augment  # noqa: F401  (tn.augment)
 from tinynn import strategy as strategies
 from tinynn._runconfig import check_args, load_resume
-from tinynn.data import mnist_split
+from tinynn.data import mnist_input_width, mnist_split
 from tinynn.plots import plot_curves
 from tinynn._write import write_json
 from tinynn.errors import DivergenceError, FileFormatError, WriteError
@@ -254,7 +254,8 @@ def train(args, group=None):
         arrays, meta, config = load_resume(args.resume, {**DEFAULTS, **PARALLEL_DEFAULTS},
                                            optional=("augment", "snapshots", "swa", "ema", "data_dir",
                                                      *PARALLEL_DEFAULTS),
-                                           epochs=args.epochs)
+                                           epochs=args.epochs,
+                                           input_width=lambda c: mnist_input_width(args.data_dir or c.get("data_dir")))
         if args.data_dir is None:                    # the run's own data folder, unless the command names one
             args.data_dir = config.get("data_dir")
         config["data_dir"] = args.data_dir
@@ -264,8 +265,8 @@ def train(args, group=None):
     except ValueError as e:
         problem = str(e)
     if problem is None and args.device not in strategies.strategy_class(config["parallel"]).devices:
-        problem = (f"--parallel {config['parallel']} runs on the CPU (MPI sends host memory); leave out "
-                   f"--device {args.device}")
+        where = strategies.strategy_class(config["parallel"]).devices
+        problem = f"--parallel {config['parallel']} runs on --device {' or '.join(where)}, not {args.device}"
     if problem:
         where = f"{args.resume}: its stored configuration: " if args.resume else ""
         print(f"error: {where}{problem}", file=sys.stderr)

@@ -303,6 +303,59 @@ def case_async(out):
 
 
 # ---------------------------------------------------------------------- failures
+def case_staging(out):
+    """Group's transfers of device arrays (through reused host buffers) under the CUDA simulator or a GPU, on 1 or
+    2 ranks: the values every rank ends with, the kinds of request returned, and how many host buffers were made."""
+    from tinynn import kernels
+    from tinynn.parallel.staging import StagedRequest
+
+    def dev(a):
+        return kernels.to_device(np.ascontiguousarray(a), "cuda")
+
+    r, P, res = G.rank, G.size, {}
+    total = sum(np.arange(6, dtype=np.float32) + k for k in range(P))
+    a = dev(np.arange(6, dtype=np.float32) + r)
+    G.allreduce_(a)
+    res["allreduce"] = bool(np.array_equal(kernels.to_host(a), total))
+    before = G.staging.allocated
+    for _ in range(3):                                   # same shape again: the one buffer is reused
+        b = dev(np.arange(6, dtype=np.float32) + r)
+        G.allreduce_(b)
+    res["reused"] = G.staging.allocated == before
+    c, d = dev(np.full(4, r + 1.0)), dev(np.full((2, 3), 2.0 * r))
+    reqs = [G.iallreduce_(c), G.iallreduce_(d)]           # two in flight: two buffers
+    res["staged_requests"] = all(type(q) is StagedRequest for q in reqs)
+    G.waitall(reqs)
+    res["iallreduce"] = bool(np.all(kernels.to_host(c) == sum(k + 1.0 for k in range(P)))
+                             and np.all(kernels.to_host(d) == sum(2.0 * k for k in range(P))))
+    e = dev(np.full(3, 1.0))
+    q = G.iallreduce_(e)
+    while not G.testall([q]):
+        pass
+    res["testall"] = bool(np.all(kernels.to_host(e) == P))
+    f = dev(np.arange(5.0) * (r + 1) if r == 0 else np.zeros(5))
+    G.bcast_(f, root=0)
+    res["bcast"] = bool(np.array_equal(kernels.to_host(f), np.arange(5.0)))
+    src, dst = dev(np.arange(7, dtype=np.float32) + 10 * r), dev(np.zeros(7, np.float32))
+    nxt, prv = (r + 1) % P, (r - 1) % P                   # a ring (to itself on one rank)
+    q = G.isend(src, dest=nxt, tag=5)
+    G.recv(dst, source=prv, tag=5)
+    G.waitall([q])
+    res["isend_recv"] = bool(np.array_equal(kernels.to_host(dst), np.arange(7, dtype=np.float32) + 10 * prv))
+    if P == 2:                                            # blocking: rank 0 to rank 1
+        g = dev(np.arange(4.0) + 100 if r == 0 else np.zeros(4))
+        G.send(g, dest=1, tag=6) if r == 0 else G.recv(g, source=0, tag=6)
+        res["send_recv"] = all(G.allgather_object(bool(np.array_equal(kernels.to_host(g), np.arange(4.0) + 100))))
+    h = np.zeros(3)                                       # host arrays: MPI's own request, no buffer made
+    n = G.staging.allocated
+    q = G.iallreduce_(h)
+    res["host_request"] = type(q).__name__
+    G.waitall([q])
+    res["host_no_buffer"] = G.staging.allocated == n
+    res["allocated"] = G.staging.allocated
+    return res
+
+
 def case_raise(out):
     """Rank 1 raises while rank 0 waits in an allreduce: the job must end, naming rank 1."""
     a = np.ones(10)

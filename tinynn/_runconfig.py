@@ -120,13 +120,13 @@ def check_config(path, meta, defaults, optional=()):
 def load_resume(path, defaults, optional=(), epochs=None, input_width=784, n_classes=10, dtype="float32"):
     """(arrays, meta, config) of the checkpoint ``--resume`` continues: its configuration checked with the
     command line's rules and its model arrays against the model that configuration describes (input_width -
-    hidden - n_classes), from the headers, before any array's data is read or any model built. ``epochs`` (the
-    command line's) replaces the stored one."""
+    hidden - n_classes; ``input_width`` may be a function of the stored configuration), from the headers, before
+    any array's data is read or any model built. ``epochs`` (the command line's) replaces the stored one."""
     from . import io
 
     def plan(meta, headers):
         config = check_config(meta.source, meta, defaults, optional)
-        sizes = [input_width] + widths(config) + [n_classes]
+        sizes = [input_width(config) if callable(input_width) else input_width] + widths(config) + [n_classes]
         layout = mlp_state_layout(sizes, config["batch_norm"], config["dropout"], config["input_dropout"])
         check_model_arrays(meta.source, headers, layout, dtype)
 

@@ -194,6 +194,18 @@ def read_idx(path: PathLike, sha256: Optional[str] = None) -> np.ndarray:
     return data.reshape(dims)
 
 
+def mnist_input_width(data_dir: Optional[PathLike] = None) -> int:
+    """Pixels per image of an MNIST-format folder, from its training images' IDX header: 784 for MNIST itself
+    (and when no folder is named or it holds no images yet: the cache's MNIST is 28×28)."""
+    path = os.path.join(data_dir, "train-images-idx3-ubyte.gz") if data_dir else None
+    if path is None or not os.path.exists(path):
+        return 784
+    with gzip.open(path, "rb") as f:
+        head = f.read(16)
+    dims = np.frombuffer(head, dtype=">i4", count=3, offset=4) if len(head) == 16 and head[3] == 3 else None
+    return 784 if dims is None else int(dims[1]) * int(dims[2])
+
+
 def load_mnist(data_dir: Optional[PathLike] = None, download: bool = True,
                flatten: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(X_train, y_train, X_test, y_test): pixels as float32 in [0, 1], shape (n, 784) (or (n, 28, 28)),

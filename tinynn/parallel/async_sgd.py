@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from .. import kernels
 from ..batches import Batch, BatchSource
 from ..strategy import Strategy
 from .comm import check_same, model_signature, split_bounds, world
@@ -99,7 +100,7 @@ class ParameterServer:
         t0 = time.perf_counter()
         comm.Send(np.array([self.t, int(stop)], np.int64), dest=w, tag=TAG_REPLY)
         if not stop:
-            comm.Send(self.model.flat.data, dest=w, tag=TAG_PARAMS)
+            self.group.send(self.model.flat.data, dest=w, tag=TAG_PARAMS)
         self.stats["send_s"] += time.perf_counter() - t0
 
     def start(self):
@@ -107,7 +108,8 @@ class ParameterServer:
         self.started = True
         self.clock = {w: 0 for w in self.workers}
         self.active, self.deferred = set(self.workers), set[int]()
-        self.grad_in = np.empty_like(self.model.flat.grad)
+        g = self.model.flat.grad                       # gradients arrive in host memory (then ``apply``)
+        self.grad_in = np.empty(tuple(g.shape), np.dtype(g.dtype))
         self.hdr = np.empty(5, np.float64)
         for w in self.workers:
             self._send_params(w)
@@ -131,6 +133,10 @@ class ParameterServer:
             self.t += 1
             self.clock[w] += 1
         return w
+
+    def apply(self):
+        """The received gradient into the model's gradient buffer (on its device)."""
+        kernels.assign(self.model.flat.grad, self.grad_in)
 
     def release(self, w):
         """Worker w waits for θ: send it to w and to every held-back worker within the SSP bound of the slowest."""
@@ -157,13 +163,12 @@ class ParameterServer:
         """Serve until ``total_steps`` gradients were applied (each with ``optimizer``), then stop the workers."""
         if self.optimizer is None or self.total_steps is None:
             raise ValueError("ParameterServer.run needs an optimizer and total_steps")
-        flat = self.model.flat
         self.start()
         w = None
         while self.t < self.total_steps:
             w = self.receive()
             t0 = time.perf_counter()
-            flat.grad[...] = self.grad_in
+            self.apply()
             self.optimizer.step()                       # θ ← update(θ, g(θ_{t-τ}))
             self.stats["apply_s"] += time.perf_counter() - t0
             if self.on_step is not None:
@@ -195,7 +200,7 @@ class Worker:
             if reply[1]:
                 self.stats["wait_s"] += time.perf_counter() - t0
                 return self.stats
-            comm.Recv(flat.data, source=0, tag=TAG_PARAMS)   # pull θ_t
+            self.group.recv(flat.data, source=0, tag=TAG_PARAMS)   # pull θ_t
             t1 = time.perf_counter()
             self.stats["wait_s"] += t1 - t0
             loss, rows, correct = compute()
@@ -203,7 +208,7 @@ class Worker:
             self.stats["compute_s"] += t2 - t1
             hdr[:] = (reply[0], loss, rows, correct, self.stats["pushes"])
             comm.Send(hdr, dest=0, tag=TAG_PUSH)
-            comm.Send(flat.grad, dest=0, tag=TAG_GRAD)         # push g(θ_t)
+            self.group.send(flat.grad, dest=0, tag=TAG_GRAD)       # push g(θ_t)
             self.stats["pushes"] += 1
             self.stats["wait_s"] += time.perf_counter() - t2
 
@@ -244,7 +249,7 @@ class AsyncSGD(Strategy):
     (``finish``, at the end of the run or of ``--stop-after``). Rank 0 writes the checkpoint; a resumed run
     continues from it (the workers' batch streams start afresh, so not bitwise)."""
 
-    name, devices = "async", ("cpu",)
+    name, devices = "async", ("cpu", "cuda")
 
     def __init__(self, model, group=None, *, batch_size=None, staleness_bound=None):
         self.group = world() if group is None else group
@@ -291,7 +296,7 @@ class AsyncSGD(Strategy):
 
     def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
         t0 = time.perf_counter()
-        trainer.model.flat.grad[...] = self.server.grad_in         # θ ← update(θ, g(θ_{t-τ})) follows
+        self.server.apply()                                         # θ ← update(θ, g(θ_{t-τ})) follows
         self.stats["apply_s"] += time.perf_counter() - t0
         return self._value
 
@@ -317,7 +322,7 @@ class AsyncSGD(Strategy):
             rng = np.random.default_rng(np.random.SeedSequence(int(rng.integers(2 ** 62)),
                                                                spawn_key=(self.resumed_epoch,)))
         batches = worker_batches(X.shape[0], trainer.batch_size, self.group, rng)
-        pred = np.empty(trainer.batch_size, np.int64)
+        pred = kernels.empty((trainer.batch_size,), np.int64, like=model.flat.data)
         model.train()
 
         def compute():
@@ -325,11 +330,11 @@ class AsyncSGD(Strategy):
             Xb, yb = X[idx], T[idx]
             if trainer.augment is not None:
                 Xb = trainer.augment(Xb, aug_rng)
-            value = loss(model.forward(Xb), yb)
+            value = loss(model.forward(trainer.on_device(Xb)), trainer.on_device(yb))
             if not np.isfinite(value):
                 raise FloatingPointError(f"asynchronous SGD: the training loss became {value} on worker rank "
                                          f"{self.group.rank}; try a lower learning rate")
-            correct = int(np.count_nonzero(ops.argmax_rows(loss.P, out=pred[:len(idx)]) == yb))
+            correct = int(np.count_nonzero(kernels.to_host(ops.argmax_rows(loss.P, out=pred[:len(idx)])) == yb))
             model.backward(loss.backward())
             return value, len(idx), correct
 

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import kernels
+from .staging import HostBuffers, StagedRequest, mpi_requests
+
 _MPI: Any = None                                 # the mpi4py.MPI module, once imported
 _WORLD: Any = None
 
@@ -44,7 +47,8 @@ class Group:
     """The processes of one MPI communicator and the few operations tinynn needs on them.
 
     ``rank`` (0 … size-1), ``size``, ``is_root`` (rank 0: the one that writes files). Array methods work
-    in place on C-contiguous NumPy arrays (the float32/float64 buffers of a model)."""
+    in place on C-contiguous NumPy arrays (the float32/float64 buffers of a model), given to MPI as they are,
+    or on device arrays, staged through reused host buffers (``tinynn.parallel.staging``)."""
 
     def __init__(self, comm=None):
         MPI = mpi()
@@ -52,6 +56,21 @@ class Group:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._scalar = np.zeros(1, np.float64)
+        self.staging = HostBuffers()
+
+    def _host(self, a, who, fill=True):
+        """What MPI reads and writes for ``a``: a itself (a NumPy array), or a host buffer for a device array
+        (holding a's values when ``fill``)."""
+        if kernels.is_device_array(a):
+            return self.staging.take(a, fill)
+        _check_buffer(a, who)
+        return a
+
+    def _done(self, a, h, back=True):
+        """After a transfer through ``h`` (``_host(a)``): copy it into the device array ``a`` (``back``)."""
+        if h is not a:
+            self.staging.give_back(h, a if back else None)
+        return a
 
     @property
     def is_root(self):
@@ -60,20 +79,42 @@ class Group:
     # ------------------------------------------------------------------ collectives on arrays (in place)
     def allreduce_(self, a):
         """a ← Σ_ranks a, in place (every rank gets the same bits)."""
-        _check_buffer(a, "allreduce_")
-        self.comm.Allreduce(_MPI.IN_PLACE, a, op=_MPI.SUM)
-        return a
+        h = self._host(a, "allreduce_")
+        self.comm.Allreduce(_MPI.IN_PLACE, h, op=_MPI.SUM)
+        return self._done(a, h)
 
     def iallreduce_(self, a):
-        """Start a ← Σ_ranks a in place; returns the MPI request (``.Wait()`` before reading ``a``)."""
-        _check_buffer(a, "iallreduce_")
-        return self.comm.Iallreduce(_MPI.IN_PLACE, a, op=_MPI.SUM)
+        """Start a ← Σ_ranks a in place; returns the MPI request (``.Wait()`` or ``waitall`` before reading
+        ``a``; for a device array a ``StagedRequest``, whose completion copies the sum into ``a``)."""
+        h = self._host(a, "iallreduce_")
+        request = self.comm.Iallreduce(_MPI.IN_PLACE, h, op=_MPI.SUM)
+        return request if h is a else StagedRequest(request, h, a, self.staging)
 
     def bcast_(self, a, root=0):
         """a ← a of ``root``, in place."""
-        _check_buffer(a, "bcast_")
-        self.comm.Bcast(a, root=root)
-        return a
+        h = self._host(a, "bcast_", fill=self.rank == root)
+        self.comm.Bcast(h, root=root)
+        return self._done(a, h, back=self.rank != root)
+
+    # ------------------------------------------------------------------ point to point (arrays)
+    def send(self, a, dest, tag=0):
+        """MPI_Send of ``a`` (a non-contiguous NumPy array is sent from a contiguous copy)."""
+        a = np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a
+        h = self._host(a, "send")
+        self.comm.Send(h, dest=dest, tag=tag)
+        self._done(a, h, back=False)
+
+    def isend(self, a, dest, tag=0):
+        """MPI_Isend of ``a``; returns the request (a device array's values are copied out at once)."""
+        h = self._host(a, "isend")
+        request = self.comm.Isend(h, dest=dest, tag=tag)
+        return request if h is a else StagedRequest(request, h, None, self.staging)
+
+    def recv(self, a, source, tag=0, status=None):
+        """MPI_Recv into ``a``; returns a."""
+        h = self._host(a, "recv", fill=False)
+        self.comm.Recv(h, source=source, tag=tag, status=status)
+        return self._done(a, h)
 
     def allsum(self, value) -> float:
         """Σ_ranks value for a Python number (loss and accuracy reporting)."""
@@ -86,11 +127,21 @@ class Group:
 
     def testall(self, requests):
         """MPI_Testall: lets MPI progress the requests in flight (MPICH progresses only inside MPI calls)."""
-        return _MPI.Request.Testall(requests) if requests else True
+        if not requests:
+            return True
+        raw, staged = mpi_requests(requests)
+        done = _MPI.Request.Testall(raw)
+        if done:
+            for r in staged:
+                r.complete()
+        return done
 
     def waitall(self, requests):
         if requests:
-            _MPI.Request.Waitall(requests)
+            raw, staged = mpi_requests(requests)
+            _MPI.Request.Waitall(raw)
+            for r in staged:
+                r.complete()
 
     def allgather_object(self, obj):
         """Small metadata only (pickled): one entry per rank."""
@@ -149,8 +200,7 @@ class LocalGroup:
 
 def _check_buffer(a, who):
     if not isinstance(a, np.ndarray):
-        raise TypeError(f"tinynn.parallel {who}: expected a NumPy array (MPI buffers live in host memory), "
-                        f"got {type(a).__name__}; move CUDA arrays to the host first")
+        raise TypeError(f"tinynn.parallel {who}: expected a NumPy or device array, got {type(a).__name__}")
     if not a.flags.c_contiguous:
         raise ValueError(f"tinynn.parallel {who}: expected a C-contiguous array, got strides {a.strides}")
 
@@ -269,7 +319,7 @@ def check_replicas(group, array, what="parameters"):
     """Assert that ``array`` holds the same bits on every rank (replicated parameters have not drifted)."""
     import zlib
 
-    digest = zlib.crc32(np.ascontiguousarray(array).view(np.uint8).tobytes())
+    digest = zlib.crc32(np.ascontiguousarray(kernels.to_host(array)).view(np.uint8).tobytes())
     digests = group.allgather_object(digest)
     bad = [r for r, d in enumerate(digests) if d != digests[0]]
     if bad:

@@ -136,7 +136,7 @@ class SyncBatchNorm(BatchNorm1d):
         ones, zeros = self._constants(d, dY)
         corr = self._ws("corr", dY.shape, dY.dtype, dY)
         ops.batchnorm_eval(self.xhat, e_d, c_d, zeros, ones, 0.0, out=corr)          # e ⊙ x̂ + c
-        return _add_(dX, corr)                                                      # dX += correction
+        return ops.accumulate(dX, corr)                                             # dX += correction
 
     def __repr__(self):
         return f"SyncBatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum})"
@@ -160,7 +160,7 @@ class DataParallel(Strategy):
 
     Parameters
     ----------
-    model : Sequential with flat buffers, on the CPU (MPI buffers are host memory)
+    model : Sequential with flat buffers, on the CPU or a device (device buffers go through host buffers)
     group : tinynn.parallel.Group, default the whole job (``world()``)
     batch_size : int or None — checked equal on every rank at start (a mismatch is a ValueError on every rank)
     overlap : bool, default True — bucketed nonblocking allreduce started from the backward hook; False
@@ -176,7 +176,7 @@ class DataParallel(Strategy):
     ``allsum(x)``; ``is_root``. After loading a checkpoint call ``on_load()``.
     """
 
-    name, parallel, devices = "data", True, ("cpu",)      # the Trainer reduces gradients across processes
+    name, parallel, devices = "data", True, ("cpu", "cuda")   # the Trainer reduces gradients across processes
 
     def __init__(self, model: Any, group: Group | None = None, *, batch_size: int | None = None, overlap: bool = True,
                  bucket_bytes: int = 0, sync_batchnorm: bool = True, dropout: str = "per_rank") -> None:
@@ -184,9 +184,6 @@ class DataParallel(Strategy):
         if getattr(model, "flat", None) is None:
             raise TypeError("DataParallel: expected a Sequential whose parameters share one flat buffer "
                             f"(one dtype, one device), got {type(model).__name__} without one")
-        if kernels.is_device_array(model.flat.data):
-            raise NotImplementedError("DataParallel: the model is on a CUDA device; MPI reduces host buffers "
-                                      "(CUDA-aware MPI is not supported): train it on the CPU")
         if dropout not in ("per_rank", "same"):
             raise ValueError(f"DataParallel: dropout must be 'per_rank' or 'same', got {dropout!r}")
         check_same(self.group, "model (layers, parameter shapes and dtypes)", model_signature(model))
@@ -379,14 +376,6 @@ class DataParallel(Strategy):
     def __repr__(self):
         return (f"DataParallel(rank={self.rank}, size={self.size}, buckets={len(self.buckets)}, "
                 f"overlap={self.overlap})")
-
-
-def _add_(dst, src):
-    """dst += src on host arrays (MPI sends from host memory)."""
-    if kernels.is_device_array(dst) or kernels.is_device_array(src):
-        raise NotImplementedError("tinynn.parallel works on host (CPU) arrays: MPI sends from host memory")
-    np.add(dst, src, out=dst)
-    return dst
 
 
 def _merge(ranges):

@@ -32,17 +32,18 @@ import time
 
 import numpy as np
 
+from .. import kernels
 from ..kernels import ops
 
 from ..losses import SoftmaxCrossEntropy
 from ..parameter import Parameter
 from ..strategy import ShardedStrategy
 from .comm import check_same, model_signature, split_sizes, world
+from .staging import host_copy, model_device
 
 if TYPE_CHECKING:
     from ..model import Sequential
     from .comm import Group
-from .data import _add_
 
 SCHEDULES = ("gpipe", "1f1b")
 
@@ -165,15 +166,18 @@ class Pipeline:
             raise ValueError(f"Pipeline: {len(self.node_bounds)} stage bounds for {self.P} ranks")
         self.layer_bounds = [(spans[a][0], spans[b - 1][1]) for a, b in self.node_bounds]
         lo, hi = self.layer_bounds[self.s]
-        src = copy.deepcopy(model)
+        src = host_copy(model)
         self.stage = Sequential(*src.layers[lo:hi])
+        if model_device(model) != "cpu":
+            self.stage.to(model_device(model))
         self.stage.needs_input_grad = self.s > 0                             # later stages send dX upstream
         widths = _widths(model.layers)
         self.width_in, self.width_out = widths[lo], widths[hi]
         self.first, self.last = self.s == 0, self.s == self.P - 1
         self.loss_cls = loss
         self._replicas, self._losses = [self.stage], [loss()]
-        self._acc = np.zeros_like(self.stage.flat.data) if self.stage.flat is not None else None
+        flat = self.stage.flat
+        self._acc = None if flat is None else kernels.empty(flat.data.shape, flat.data.dtype, like=flat.data)
         self._recv_bufs: dict[Any, Any] = {}
         self._send_reqs: dict[Any, Any] = {}
         self.stats = {"steps": 0, "compute_s": 0.0, "wait_s": 0.0, "peak_in_flight": 0, "bytes_sent": 0}
@@ -210,8 +214,8 @@ class Pipeline:
 
     def _buf(self, key, shape, dtype):
         b = self._recv_bufs.get(key)
-        if b is None or b.shape != shape:
-            b = self._recv_bufs[key] = np.empty(shape, dtype)
+        if b is None or b.shape != shape:                  # on the stage's device (a device array is staged)
+            b = self._recv_bufs[key] = kernels.empty(shape, dtype, like=self._acc)
         return b
 
     def _wait_slot(self, k):
@@ -237,7 +241,7 @@ class Pipeline:
         offs = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         K = self.slots(M)
         dtype = self.stage.flat.data.dtype
-        comm = self.group.comm
+        group = self.group
         stats = self.stats
         ops.fill(self._acc, 0.0)
         total, in_flight = 0.0, 0
@@ -256,7 +260,7 @@ class Pipeline:
                 else:
                     xin = self._buf(("x", k), (sizes[m], self.width_in), dtype)
                     t0 = time.perf_counter()
-                    comm.Recv(xin, source=self.s - 1, tag=2 * m)
+                    group.recv(xin, source=self.s - 1, tag=2 * m)
                     stats["wait_s"] += time.perf_counter() - t0
                 out = rep.forward(xin)
                 in_flight += 1
@@ -264,9 +268,9 @@ class Pipeline:
                 if self.last:
                     total += loss(out, y[rows]) * (sizes[m] / N)             # L = Σ_m (n_m/N) L_m
                     if labels:
-                        self.correct += int(np.count_nonzero(np.argmax(out, axis=1) == y[rows]))
+                        self.correct += self._count_correct(out, y[rows])
                 else:
-                    self._send_reqs.setdefault(k, []).append(comm.Isend(out, dest=self.s + 1, tag=2 * m))
+                    self._send_reqs.setdefault(k, []).append(group.isend(out, dest=self.s + 1, tag=2 * m))
                     stats["bytes_sent"] += out.nbytes
             else:
                 if self.last:
@@ -274,40 +278,47 @@ class Pipeline:
                 else:
                     dY = self._buf(("dy", k), (sizes[m], self.width_out), dtype)
                     t0 = time.perf_counter()
-                    comm.Recv(dY, source=self.s + 1, tag=2 * m + 1)
+                    group.recv(dY, source=self.s + 1, tag=2 * m + 1)
                     stats["wait_s"] += time.perf_counter() - t0
                 dX = rep.backward(dY)
-                _add_(self._acc, self.stage.flat.grad)                        # Σ_m over micro-batches
+                ops.accumulate(self._acc, self.stage.flat.grad)               # Σ_m over micro-batches
                 in_flight -= 1
                 if not self.first:
-                    self._send_reqs.setdefault(k, []).append(comm.Isend(dX, dest=self.s - 1, tag=2 * m + 1))
+                    self._send_reqs.setdefault(k, []).append(group.isend(dX, dest=self.s - 1, tag=2 * m + 1))
                     stats["bytes_sent"] += dX.nbytes
         for k in list(self._send_reqs):
             self._wait_slot(k)
-        self.stage.flat.grad[...] = self._acc
+        kernels.assign(self.stage.flat.grad, self._acc)
         stats["steps"] += 1
         stats["compute_s"] += (time.perf_counter() - t_step) - (stats["wait_s"] - wait0)
         return self.group.allsum(total if self.last else 0.0)
+
+    def _count_correct(self, out, y):
+        """Rows of the micro-batch whose largest output is the label (on the host: argmax first on a device)."""
+        if not kernels.is_device_array(out):
+            return int(np.count_nonzero(np.argmax(out, axis=1) == y))
+        return int(np.count_nonzero(kernels.to_host(ops.argmax_rows(out)) == kernels.to_host(y)))
 
     # ------------------------------------------------------------------ the whole model
     def gather(self, root=0):
         """Copy every stage's parameters and running statistics into ``model`` (the one given at construction)
         on ``root``: the whole model, same arrays under the same names as one process. Collective. Returns the
         model on root, None elsewhere."""
-        g, comm = self.group, self.group.comm
+        g = self.group
         for s, (lo, hi) in enumerate(self.layer_bounds):
             for i in range(lo, hi):
                 names = [n for n, _ in self.full.layers[i].named_parameters()] + list(self.full.layers[i]._state_names)
                 for j, name in enumerate(names):
                     tag = 100000 + 1000 * i + j
                     if s == g.rank == root:
-                        _array(self.full.layers[i], name)[...] = _array(self.stage.layers[i - lo], name)
+                        kernels.assign(_array(self.full.layers[i], name), _array(self.stage.layers[i - lo], name))
                     elif g.rank == s:
-                        comm.Send(np.ascontiguousarray(_array(self.stage.layers[i - lo], name)), dest=root, tag=tag)
+                        g.send(_array(self.stage.layers[i - lo], name), dest=root, tag=tag)
                     elif g.rank == root:
                         dst = _array(self.full.layers[i], name)
-                        buf = dst if dst.flags.c_contiguous else np.empty_like(dst)
-                        comm.Recv(buf, source=s, tag=tag)
+                        host = isinstance(dst, np.ndarray) and not dst.flags.c_contiguous
+                        buf = np.empty_like(dst) if host else dst
+                        g.recv(buf, source=s, tag=tag)
                         if buf is not dst:
                             dst[...] = buf
         return self.full if g.rank == root else None
@@ -330,7 +341,7 @@ class PipelineParallel(ShardedStrategy):
     the stages into the whole model on rank 0; every rank writes its own checkpoint (its stage, optimizer state
     and dropout streams): resumed under the same number of ranks, bitwise."""
 
-    name, devices = "pipeline", ("cpu",)
+    name, devices = "pipeline", ("cpu", "cuda")
 
     def __init__(self, model, group=None, *, microbatches=4, schedule="gpipe", batch_size=None):
         self.pipe = Pipeline(model, group, microbatches=microbatches, schedule=schedule, batch_size=batch_size)

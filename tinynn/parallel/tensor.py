@@ -18,12 +18,11 @@ model on rank 0, with the same arrays under the same names as a single-process r
 """
 from __future__ import annotations
 
-import copy
-
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from .. import kernels
 from ..kernels import ops
 from ..kernels.config import IDENTITY
 
@@ -33,6 +32,7 @@ from ..layers import Activation, BatchNorm1d, Dropout, Layer, Linear
 from ..parameter import Parameter
 from ..strategy import ShardedStrategy
 from .comm import LocalGroup, check_same, model_signature, split_bounds, world
+from .staging import host_copy, model_device
 
 if TYPE_CHECKING:
     from ..model import Sequential
@@ -194,12 +194,14 @@ def tensor_parallel(model: Any, group: Group | None = None) -> Sequential:
     Dropout or BatchNorm1d stand between them; a Linear left without a partner stays replicated. Layer
     indices, and so the names of the state_dict, are those of ``model``. Dropout between a pair draws from a
     per-rank stream (it masks this rank's features); elsewhere the masks must be, and are, the same on every
-    rank. Every rank must pass the same model (checked)."""
+    rank. Every rank must pass the same model (checked). A model on a device is split on the host and the
+    result moved to that device."""
     from ..model import Sequential
 
     group = world() if group is None else group
     check_same(group, "model (layers, parameter shapes and dtypes)", model_signature(model))
-    src = copy.deepcopy(model)
+    device = model_device(model)
+    src = host_copy(model)
     layers = src.layers
     n = len(layers)
     out = list(layers)
@@ -222,7 +224,8 @@ def tensor_parallel(model: Any, group: Group | None = None) -> Sequential:
                 k = j + 1
                 continue
         k += 1
-    return Sequential(*out)
+    tp = Sequential(*out)
+    return tp if device == "cpu" else tp.to(device)
 
 
 def gather_model(tp, full, group=None, root=0):
@@ -239,12 +242,12 @@ def gather_model(tp, full, group=None, root=0):
         split = getattr(layer, "tp_split", None)
         names = [name for name, _ in layer.named_parameters()] + list(layer._state_names)
         for name in names:
-            mine = _array(layer, name)
+            mine = kernels.to_host(_array(layer, name))                  # MPI sends host memory
             target = _array(full.layers[i], name) if is_root else None
             if split is None or (split[0] == "rows" and name == "bias"):
                 if is_root:
                     assert target is not None
-                    target[...] = mine
+                    kernels.assign(target, mine)
                 continue
             axis = 1 if (split[0] == "cols" and mine.ndim == 2) else 0
             block = np.ascontiguousarray(mine.T if axis == 1 else mine)      # split axis first: contiguous
@@ -256,7 +259,8 @@ def gather_model(tp, full, group=None, root=0):
                 group.comm.Gatherv(block.ravel(), [recv, (sizes, list(displs))], root=root)
                 whole = recv.reshape((-1,) + block.shape[1:])
                 assert target is not None
-                target[...] = whole.T if axis == 1 else whole
+                whole = whole.T if axis == 1 else whole
+                kernels.assign(target, np.ascontiguousarray(whole) if kernels.is_device_array(target) else whole)
             else:
                 group.comm.Gatherv(block.ravel(), None, root=root)
     return full if is_root else None
@@ -275,7 +279,7 @@ class TensorParallel(ShardedStrategy):
     writes its own checkpoint (its shard, optimizer state and dropout streams): resumed under the same number
     of ranks, bitwise."""
 
-    name, devices = "tensor", ("cpu",)
+    name, devices = "tensor", ("cpu", "cuda")
 
     def __init__(self, model: Sequential, group: Group | None = None, *, batch_size: int | None = None) -> None:
         self.group = world() if group is None else group
