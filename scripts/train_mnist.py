@@ -17,7 +17,8 @@ Parallel training (docs/parallel.md): the same command under MPI, one strategy o
 
     mpiexec -n 2 python scripts/train_mnist.py --data-dir ../shared/data/mnist --parallel data|async|pipeline|tensor
 
-trains through the same Trainer loop with the same files, checkpoints and options; rank 0 prints and writes.
+trains through the same Trainer loop with the same files, checkpoints and options (--device cuda too: MPI's
+transfers go through host buffers); rank 0 prints and writes.
 --resume continues a run bitwise for data (under any number of ranks), pipeline and tensor (under the same
 number; every rank writes its own checkpoint file); an async run resumes and finishes.
 

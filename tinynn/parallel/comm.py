@@ -2,8 +2,9 @@
 
 Everything goes through mpi4py (the engine under Horovod): ``mpiexec -n 2 python train.py`` on a laptop and
 ``mpiexec -f hostfile -n 64 python train.py`` on a cluster run the same code. Arrays travel with mpi4py's
-buffer methods (``Send``/``Recv``/``Allreduce``, upper case: no pickling, no copies); only small metadata at
-start-up (model signatures) goes through the pickling ones.
+buffer methods (``Send``/``Recv``/``Allreduce``, upper case: no pickling, no copies; a device array through a
+reused host buffer, ``tinynn.parallel.staging``); only small metadata at start-up (model signatures) goes through
+the pickling ones.
 
 Failure policy: a rank that raises must not leave the others waiting forever in a collective. ``world()``
 installs a ``sys.excepthook`` that prints the traceback with the rank's number and calls ``MPI_Abort``, which
