@@ -195,3 +195,27 @@ def test_estimator_averaging_refuses_two_at_once():
         tn.MLPClassifier(max_iter=2, swa=True, ema=0.9).fit(X, np.arange(30) % 2)
     with pytest.raises(ValueError, match="own learning-rate schedule"):
         tn.MLPClassifier(max_iter=2, snapshots=2, lr_schedule="cosine").fit(X, np.arange(30) % 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls", [averaging.SWA, averaging.EMA])
+def test_averaged_model_of_a_cuda_model_stays_on_cuda(cls):
+    """averaged_model copies a CUDA model with its arrays on the device (a deepcopy gave host arrays on the
+    simulator and is not defined for a GPU's), holding the average; the model itself is unchanged."""
+    from tinynn import kernels
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((24, 5)).astype(np.float32), rng.integers(0, 3, 24)
+    model = build_mlp([5, 6, 3], seed=0).to("cuda")
+    avg = cls(start=1) if cls is averaging.SWA else cls(decay=0.5)
+    t = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.SGD(model.parameters(), lr=0.1), batch_size=8, rng=0,
+                callbacks=[avg])
+    Xd, yd = kernels.to_device(X, "cuda"), kernels.to_device(y, "cuda")
+    before = None
+    for _ in range(2):
+        t.train_epoch(Xd, yd)
+        before = kernels.to_host(model.flat.data).copy()
+    m = avg.averaged_model(model)
+    assert m.device == "cuda" and kernels.is_device_array(m.flat.data) and m is not model
+    np.testing.assert_array_equal(kernels.to_host(m.flat.data), kernels.to_host(avg.avg))
+    np.testing.assert_array_equal(kernels.to_host(model.flat.data), before)

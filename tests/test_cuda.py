@@ -99,6 +99,40 @@ def test_dropout_on_device_draws_a_mask():
     assert set(np.unique(Y)) <= {0.0, 2.0} and 0.2 < (Y == 0).mean() < 0.8
 
 
+def test_device_uniforms_are_the_documented_counter_hash():
+    """kernels/cuda/random.py's formula, stated here in NumPy, bit for bit (float32 and float64)."""
+    from tinynn.kernels.cuda import random as R
+
+    for dt in (np.float32, np.float64):
+        out = dev(np.empty(77, dt))
+        R.uniform(np.random.default_rng(5), out)
+        key = np.random.default_rng(5).integers(2**64, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            z = key + (np.arange(77, dtype=np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            z = z ^ (z >> np.uint64(31))
+        np.testing.assert_array_equal(host(out), ((z >> np.uint64(11)) * 2.0 ** -53).astype(dt))
+
+
+def test_device_dropout_masks_follow_the_host_generator_alone():
+    """What exact resume needs: a layer whose Generator is restored to a saved state draws the masks the
+    uninterrupted layer draws (nothing of the stream lives on the device)."""
+    import tinynn as tn
+    from tinynn.io import rng_state, set_rng_state
+
+    X = dev(np.ones((9, 8), np.float32))
+    a = tn.Dropout(0.5, rng=3)
+    a.forward(X)
+    saved = rng_state(a.rng)
+    first = host(a.forward(X))
+    b = tn.Dropout(0.5, rng=99)
+    b.forward(X)
+    set_rng_state(b.rng, saved)
+    np.testing.assert_array_equal(host(b.forward(X)), first)
+    assert not np.array_equal(host(a.forward(X)), first)        # and the stream moves on
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_estimator_on_cuda_matches_cpu(early_stopping):
     import tinynn as tn

@@ -33,6 +33,7 @@ from .errors import FileFormatError
 from .kernels import ops
 
 from .layers import BatchNorm1d
+from .model import host_copy
 from .training import PREDICT_CHUNK, predict_raw
 
 
@@ -201,7 +202,7 @@ class _WeightAverage:
             raise ValueError("averaged_model: the model has BatchNorm layers; pass training data X to recompute "
                              "their statistics for the averaged weights")
         self._check_fits(model)
-        m = copy.deepcopy(model)
+        m = copy.deepcopy(model) if model.device == "cpu" else host_copy(model).to(model.device)
         kernels.assign(m.flat.data, kernels.to_host(self.avg) if m.device == "cpu" else self.avg)
         if X is not None:
             recompute_batchnorm(m, X, batch_size)

@@ -1,6 +1,7 @@
 """Sequential: forward and backward through a list of layers."""
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
@@ -189,3 +190,31 @@ class Sequential(Layer):
     def __repr__(self):
         inner = "\n".join(f"  ({i}): {l!r}" for i, l in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def host_copy(model):
+    """A deep copy of the Sequential ``model`` whose arrays are on the host (``copy.deepcopy`` cannot be trusted
+    with device arrays: the simulator's become NumPy arrays, a GPU's have no copy protocol): every device array
+    that the model, its layers and execution plan, parameters and flat buffers hold is copied to the host
+    first and stands in for it in the copy. Move the copy (or a part of it) with ``.to(device)``."""
+    memo: dict[int, Any] = {}
+    keep = []                                          # deepcopy's memo holds ids: keep the originals alive
+
+    def host(a):
+        if kernels.is_device_array(a) and id(a) not in memo:
+            memo[id(a)] = kernels.to_host(a)
+            keep.append(a)
+
+    flat = getattr(model, "flat", None)
+    if flat is not None:
+        host(flat.data)
+        host(flat.grad)
+    for obj in [model, *model.layers, *(node for _, node in getattr(model, "plan", ()))]:
+        for v in vars(obj).values():
+            host(v)
+    for p in model.parameters():
+        host(p.data)
+        host(p.grad)
+    out = copy.deepcopy(model, memo)
+    del keep
+    return out
