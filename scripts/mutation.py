@@ -4,7 +4,7 @@
 mutmut makes every small change of one kind (an operator, a comparison, a constant, a keyword argument, a
 string) to each function of the core, one at a time, and runs the tests that call that function; a mutant is
 *killed* when a test fails. The score of a module is killed / (mutants - equivalent): an *equivalent* mutant
-changes no behaviour (listed with its reason in ``scripts/mutation_equivalent.txt``). One command runs it and
+changes no behaviour (listed with its reason in ``scripts/mutation_equivalent/*.txt``). One command runs it and
 writes the report (per-module scores, then every surviving mutant as a diff)::
 
     .venv/bin/python scripts/mutation.py --out runs/mutation            (every suite: about an hour on 2 cores)
@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-EQUIVALENT = ROOT / "scripts" / "mutation_equivalent.txt"
+EQUIVALENT = ROOT / "scripts" / "mutation_equivalent"     # *.txt: ``mutant name  # why it is equivalent``
 
 # Tests that cannot take part: they scan the source (a mutated copy breaks every size rule), start other
 # processes (which import the installed tinynn, not the mutant), or time or download things.
@@ -133,10 +133,10 @@ def patch_mutmut():
 
 
 def equivalents():
-    """{mutant name: reason} from scripts/mutation_equivalent.txt (``name  # reason`` per line)."""
+    """{mutant name: reason} from scripts/mutation_equivalent/*.txt (``name  # reason`` per line)."""
     out = {}
-    if EQUIVALENT.exists():
-        for line in EQUIVALENT.read_text(encoding="utf-8").splitlines():
+    for path in sorted(EQUIVALENT.glob("*.txt")):
+        for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip() and not line.startswith("#"):
                 name, _, reason = line.partition("#")
                 out[name.strip()] = reason.strip()

@@ -100,6 +100,19 @@ def test_defaults_are_torch_and_sklearn_defaults():
     assert defaults(S.InvScaling) == dict(power_t=0.5)
     assert defaults(S.make) == dict(total_steps=1, steps_per_epoch=1)
     assert rates(S.make("cosine", opt()), 3) == rates(S.CosineAnnealingLR(opt(), T_max=1), 3)
+    # and in behaviour (a signature can say one thing and the body use another)
+    assert rates(S.StepLR(opt(1.0), step_size=1), 1) == [1.0, 0.1]
+    cyc = S.CyclicLR(opt(), base_lr=0.5, max_lr=1.5)
+    assert (cyc.lr_at(1000), cyc.lr_at(2000), cyc.lr_at(4000)) == (1.0, 1.5, 0.5)
+    s = S.InvScaling(opt(1.0))
+    s.epoch_end(3)
+    assert s.optimizer.lr == 0.5
+    assert rates(S.make("warmup_cosine", opt()), 4) == rates(S.make("warmup_cosine", opt(), 1, 1), 4)
+    plateau = S.ReduceLROnPlateau(opt(1.0))
+    lrs = [plateau.step(1.0) for _ in range(23)]
+    assert lrs.index(0.1) == 11 and lrs.index(0.1 * 0.1) == 22      # patience 10, no cooldown
+    with pytest.raises(ValueError, match=r"^unknown schedule 'nope'; expected one of \['adaptive', 'constant', "):
+        S.make("nope", opt())
 
 
 # ----------------------------------------------------------------------------------------- closed forms
@@ -213,8 +226,18 @@ def test_plateau_boundaries_by_hand():
     e = S.ReduceLROnPlateau(opt(1.0), factor=0.5, patience=0, eps=0.5)
     e.step(1.0)
     assert e.step(1.0) == 1.0                        # a reduction of exactly eps is not made
-    with pytest.raises(KeyError, match=r"has no 'val_loss' \(it has \['train_loss'\]\); pass monitor="):
+    with pytest.raises(KeyError, match=r"has no 'val_loss' \(it has \['train_loss'\]\); pass monitor= one of those, "
+                                       r"or monitor=None and call step\(metric\) yourself"):
         S.ReduceLROnPlateau(opt(), monitor="val_loss").epoch_end(1, {"train_loss": 1.0})
     with pytest.raises(KeyError, match=r"\(it has \[\]\)"):
         S.ReduceLROnPlateau(opt(), monitor="val_loss").epoch_end(1, None)
     assert S.ReduceLROnPlateau(opt(), monitor=None).epoch_end(1, None) is None
+    nan = S.ReduceLROnPlateau(opt(1.0), patience=1, factor=0.5)     # a NaN is never an improvement, from the start
+    assert [nan.step(float("nan")) for _ in range(2)] == [1.0, 0.5]
+
+
+def test_a_nested_state_into_a_warmup_without_one():
+    o = opt(1.0)
+    sd = S.LinearWarmup(o, 2, after=S.StepLR(o, step_size=1)).state_dict()
+    w = S.LinearWarmup(opt(1.0), 2).load_state_dict(sd)         # the nested state has nowhere to go: ignored
+    assert w.after is None and w.last_epoch == 0

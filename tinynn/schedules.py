@@ -168,8 +168,7 @@ class LinearWarmup(ClosedFormSchedule):
         return lr
 
     def state_dict(self):
-        sd = super().state_dict()
-        sd.pop("after", None)
+        sd = super().state_dict()                    # without ``after`` (a Schedule): its state goes nested
         if self.after is not None:
             sd["after_state"] = self.after.state_dict()
         return sd
