@@ -18,8 +18,8 @@ from tests.test_parallel_mpi import _REASON, ROOT, WORKER, _identical, _same, mp
 pytestmark = [pytest.mark.gpu, pytest.mark.slow, pytest.mark.skipif(_REASON is not None, reason=_REASON or "")]
 
 SCRIPT = os.path.join(ROOT, "scripts", "train_mnist.py")
-# 120 training rows in batches of 60: 2 steps an epoch; no dropout (the device's dropout streams are not part
-# of a checkpoint, so a resumed CUDA run is bitwise only without dropout, as in one process)
+# 120 training rows in batches of 60: 2 steps an epoch; no dropout where CUDA is compared with the CPU (their
+# mask generators differ); the resume runs add dropout (the device masks follow the checkpointed host streams)
 TINY = ["--train-size", "120", "--val-size", "40", "--hidden", "8", "--batch-size", "60", "--dropout", "0",
         "--lr", "0.01", "--no-plot", "--quiet"]
 STRATEGIES = [("data", []), ("async", []), ("tensor", []),
@@ -68,8 +68,8 @@ def test_device_arrays_travel_through_reused_host_buffers(n, tmp_path):
 @pytest.mark.parametrize("strategy,extra", STRATEGIES)
 def test_cuda_equals_cpu_and_resumes(strategy, extra, tiny_mnist, tmp_path):
     """The same 2-epoch run on the CPU and on CUDA: the same model and losses to float32 rounding. Then CUDA for
-    1 epoch (--stop-after) and --resume to 2: bitwise the uninterrupted CUDA run (data, pipeline, tensor); an
-    async run resumes and finishes."""
+    1 epoch (--stop-after) and --resume to 2, with dropout: bitwise the uninterrupted CUDA run (data, pipeline,
+    tensor); an async run resumes and finishes."""
     common = ["--epochs", "2", "--parallel", strategy, *extra]
     cpu = _run(tiny_mnist, tmp_path / "cpu", *common)
     cuda = _run(tiny_mnist, tmp_path / "cuda", *common, "--device", "cuda")
@@ -78,14 +78,16 @@ def test_cuda_equals_cpu_and_resumes(strategy, extra, tiny_mnist, tmp_path):
     for key in ("train_loss", "val_loss"):
         np.testing.assert_allclose(cuda[key], cpu[key], rtol=1e-5, err_msg=key)
     assert abs(cuda["test_accuracy"] - cpu["test_accuracy"]) <= 1 / 40     # one image at most
+    common += ["--device", "cuda", "--dropout", "0.25"]
+    whole = _run(tiny_mnist, tmp_path / "whole", *common) if strategy != "async" else None
     part = tmp_path / "part"
-    _run(tiny_mnist, part, *common, "--device", "cuda", "--stop-after", "1")
+    _run(tiny_mnist, part, *common, "--stop-after", "1")
     assert (part / "checkpoint.npz").exists() and not (part / "model.npz").exists()
-    resumed = _run(tiny_mnist, part, *common, "--device", "cuda", "--resume", str(part / "checkpoint.npz"))
+    resumed = _run(tiny_mnist, part, *common, "--resume", str(part / "checkpoint.npz"))
     assert len(resumed["train_loss"]) == 2 and (part / "model.npz").exists()
     if strategy == "async":
         assert resumed["parallel"]["gradient_staleness"]["count"] == 2          # the second epoch's updates
         return
-    _identical(part / "model.npz", tmp_path / "cuda" / "model.npz")
+    _identical(part / "model.npz", tmp_path / "whole" / "model.npz")
     for key in ("train_loss", "val_loss", "test_accuracy"):
-        assert resumed[key] == cuda[key], key
+        assert resumed[key] == whole[key], key
