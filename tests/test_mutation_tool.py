@@ -1,0 +1,58 @@
+"""scripts/mutation.py, the mutation-testing command of issue 30 (its full runs take an hour; docs/testing.md has
+the last report): a small real run through mutmut on one kernel module, and its refusals.
+
+The small run checks what the script adds to mutmut: the Numba kernels are mutated (mutmut leaves decorated
+functions alone; ``@kernel`` ones are let through and run uncompiled), the copy in the installed layout imports
+the mutants (not the installed tinynn), and the report has the module's counts and each survivor's diff.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "mutation.py"
+
+try:
+    import mutmut  # noqa: F401
+    WHY = None
+except ImportError:
+    WHY = "mutmut is not installed (the [mutation] extra)"
+needs_mutmut = pytest.mark.skipif(WHY is not None and not os.environ.get("CI"), reason=WHY or "")
+
+
+def run(*args, timeout=600):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=ROOT)
+
+
+@pytest.mark.slow
+@needs_mutmut
+def test_a_kernel_module_is_mutated_and_reported(tmp_path):
+    out = tmp_path / "m"
+    p = run("--out", str(out), "--suite", "cpu", "--only", "kernels/cpu/reduce.py", "--tests", "test_kinks.py",
+            "--max-children", "1")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r = json.loads((out / "report.json").read_text())
+    (row,) = r["modules"]
+    assert row["module"] == "kernels/cpu/reduce.py" and row["suite"] == "cpu"
+    assert row["mutants"] >= 30 and 0 < row["killed"] < row["mutants"]
+    assert row["killed"] + row.get("survived", 0) + row.get("no tests", 0) + row.get("timeout", 0) == row["mutants"]
+    names = {s["name"] for s in r["survivors"]}
+    # the decorated kernels themselves were mutated (x__sum_rows is the @kernel _sum_rows)
+    assert any(".x__sum_rows__mutmut_" in n for n in names), sorted(names)[:10]
+    assert all(s["diff"].count("\n-") + s["diff"].startswith("-") >= 1 for s in r["survivors"])
+    text = (out / "report.md").read_text()
+    assert "| `kernels/cpu/reduce.py` | cpu |" in text and "## Mutants not killed" in text
+
+
+def test_refusals(tmp_path):
+    (tmp_path / "old").mkdir()
+    p = run("--out", str(tmp_path / "old"))
+    assert p.returncode == 2 and "exists: give a new folder" in p.stderr
+    p = run("--out", str(tmp_path / "new"), "--suite", "core,gpu")
+    assert p.returncode == 2 and "unknown ['gpu']" in p.stderr
+    assert not (tmp_path / "new").exists()
