@@ -47,6 +47,11 @@ def test_a_kernel_module_is_mutated_and_reported(tmp_path):
     assert all(s["diff"].count("\n-") + s["diff"].startswith("-") >= 1 for s in r["survivors"])
     text = (out / "report.md").read_text()
     assert "| `kernels/cpu/reduce.py` | cpu |" in text and "## Mutants not killed" in text
+    # the same run merged into a new report (--from): the same row, with the commit it was measured on
+    p = run("--out", str(tmp_path / "merged"), "--from", str(out))
+    assert p.returncode == 0, p.stderr[-2000:]
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert merged["modules"] == r["modules"] and r["modules"][0]["commit"]
 
 
 def test_refusals(tmp_path):
@@ -56,3 +61,5 @@ def test_refusals(tmp_path):
     p = run("--out", str(tmp_path / "new"), "--suite", "core,gpu")
     assert p.returncode == 2 and "unknown ['gpu']" in p.stderr
     assert not (tmp_path / "new").exists()
+    p = run("--out", str(tmp_path / "new"), "--from", str(tmp_path / "old"))
+    assert p.returncode == 2 and "no suite folders" in p.stderr
