@@ -1,0 +1,203 @@
+"""The estimators' rules, stated from their definitions and checked on small fits.
+
+- the output layer: identity (squared error, absolute error, huber), exp (poisson's log link), logistic (binary,
+  multi-label), softmax (multiclass), applied to the last hidden layer's activations (``transform``) times the
+  last coefs_/intercepts_;
+- sklearn's Glorot-uniform init: U(-a, a), a = sqrt(f / (fan_in + fan_out)), f = 2 for logistic, else 6;
+- sklearn's stopping rule: an epoch does not improve when loss > best_loss - tol (validation: score <
+  best + tol); the fit stops when more than n_iter_no_change epochs in a row did not;
+- batch_size "auto" = min(200, n); SWA's start: round(0.75 max_iter), at least 1, at most max_iter - 1.
+"""
+import numpy as np
+import pytest
+from scipy.special import expit, softmax
+
+import tinynn as tn
+from tinynn.estimator._averages import averaging_start
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+RNG = np.random.default_rng(2)
+X = RNG.standard_normal((40, 4))
+Y2 = (X[:, 0] > 0).astype(int)
+Y3 = np.arange(40) % 3
+YR = X @ np.array([1.0, -2.0, 0.5, 0.0])
+
+
+def head(est, Xq):
+    """The last Linear on the last hidden layer's activations: the raw output."""
+    return est.transform(Xq) @ est.coefs_[-1] + est.intercepts_[-1]
+
+
+@pytest.mark.parametrize("loss,link", [("squared_error", lambda z: z), ("absolute_error", lambda z: z),
+                                       ("huber", lambda z: z), ("poisson", np.exp)])
+def test_regressor_output_is_the_link_of_the_last_layer(loss, link):
+    y = np.abs(YR) if loss == "poisson" else YR
+    est = tn.MLPRegressor(loss=loss, hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(est.predict(X), link(head(est, X))[:, 0], rtol=1e-10, atol=1e-12)
+    assert est.predict(X).shape == (40,)
+
+
+def test_regressor_with_two_outputs_predicts_two_columns():
+    Y = np.c_[YR, -YR]
+    est = tn.MLPRegressor(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, Y)
+    np.testing.assert_allclose(est.predict(X), head(est, X), rtol=1e-10, atol=1e-12)
+    assert est.n_outputs_ == 2 and est.out_activation_ == "identity"
+
+
+def test_binary_classifier_is_logistic_of_one_output():
+    est = tn.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, np.where(Y2, "b", "a"))
+    p = expit(head(est, X))[:, 0]
+    P = est.predict_proba(X)
+    np.testing.assert_allclose(P, np.c_[1 - p, p], rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(est.predict(X), np.where(p > 0.5, "b", "a"))
+    np.testing.assert_allclose(est.predict_log_proba(X), np.log(P), rtol=1e-12)
+    assert est.out_activation_ == "logistic" and est.n_outputs_ == 1
+
+
+def test_multiclass_is_softmax():
+    est = tn.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, Y3 + 10)
+    P = softmax(head(est, X), axis=1)
+    np.testing.assert_allclose(est.predict_proba(X), P, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(est.predict(X), 10 + np.argmax(P, axis=1))
+    assert est.out_activation_ == "softmax" and est.n_outputs_ == 3
+
+
+def test_multilabel_is_logistic_per_label():
+    Y = np.c_[Y2, 1 - Y2, Y3 == 0].astype(int)
+    est = tn.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, Y)
+    P = expit(head(est, X))
+    np.testing.assert_allclose(est.predict_proba(X), P, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(est.predict(X), (P > 0.5).astype(int))
+    assert list(est.classes_) == [0, 1, 2] and est.out_activation_ == "logistic"
+
+
+def test_binary_threshold_is_strictly_above_one_half():
+    """predict is class 1 only where p > 0.5: a model whose output is exactly 0 (p = 0.5) predicts class 0."""
+    est = tn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, random_state=0).fit(X, Y2)
+    for lin in est._linears:
+        lin.weight.data[...] = 0
+        lin.bias.data[...] = 0
+    np.testing.assert_array_equal(est.predict_proba(X[:3]), np.full((3, 2), 0.5))
+    np.testing.assert_array_equal(est.predict(X[:3]), [0, 0, 0])
+    est._linears[-1].bias.data[...] = 1e-3
+    np.testing.assert_array_equal(est.predict(X[:3]), [1, 1, 1])
+
+
+def test_multilabel_threshold_is_strictly_above_one_half():
+    est = tn.MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, random_state=0).fit(X, np.c_[Y2, 1 - Y2])
+    for lin in est._linears:
+        lin.weight.data[...] = 0
+        lin.bias.data[...] = 0
+    est._linears[-1].bias.data[...] = [0.0, 1e-3]
+    np.testing.assert_array_equal(est.predict(X[:2]), [[0, 1], [0, 1]])
+
+
+@pytest.mark.parametrize("activation,f", [("relu", 6.0), ("tanh", 6.0), ("logistic", 2.0)])
+def test_glorot_uniform_bound(activation, f):
+    """After one step of a rate of 1e-12 the weights are the initial draws: inside (-a, a), reaching near both
+    ends (2500 draws per layer)."""
+    Xw = np.random.default_rng(0).standard_normal((60, 50))
+    est = tn.MLPRegressor(hidden_layer_sizes=(50,), activation=activation, solver="sgd", learning_rate_init=1e-12,
+                          max_iter=1, random_state=0, alpha=0).fit(Xw, np.c_[Xw[:, :50]])
+    for W, b in zip(est.coefs_, est.intercepts_):
+        a = np.sqrt(f / (W.shape[0] + W.shape[1]))
+        assert np.abs(W).max() < a and W.max() > 0.98 * a and W.min() < -0.98 * a
+        assert np.abs(b).max() < a and b.max() > 0.5 * a and b.min() < -0.5 * a
+
+
+# ------------------------------------------------------------------ stopping rule
+def _est(**kw):
+    est = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=0, **kw)
+    return est.fit(X, YR)
+
+
+@pytest.mark.parametrize("loss,count,best", [(0.75, 0, 0.75), (0.7500001, 1, 0.7500001), (1.5, 1, 1.0),
+                                              (0.5, 0, 0.5)])
+def test_training_loss_rule(loss, count, best):
+    """best = 1, tol = 0.25: a loss of 0.75 (exactly best - tol) is an improvement, anything above is not."""
+    est = _est(tol=0.25)
+    est.best_loss_, est._no_improvement_count = 1.0, 3
+    est.loss_curve_ = [2.0, loss]
+    est._update_no_improvement_count(None)
+    assert est._no_improvement_count == (4 if count else 0) and est.best_loss_ == best
+
+
+def test_validation_score_rule():
+    """score s, tol = 0.25: best = s - 0.25 gives an improvement (s is not below best + tol) and becomes the new
+    best with its weights; best = s - 0.125 does not improve enough but still becomes the best; best = s neither."""
+    est = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, random_state=0, early_stopping=True, tol=0.25)
+    est.fit(X, Y2)
+    Xv, yv = X[:8], Y2[:8]
+    T = yv.reshape(-1, 1).astype(float)
+    s = np.mean(est.predict(Xv) == yv)                               # a multiple of 1/8: exact sums
+    for best, count, new_best in [(s - 0.25, 0, s), (s - 0.125, 6, s), (s, 6, s)]:
+        est.best_validation_score_, est._no_improvement_count = best, 5
+        est._best = None
+        n = len(est.validation_scores_)
+        est._update_no_improvement_count((Xv, T, yv, None))
+        assert est._no_improvement_count == count and est.best_validation_score_ == new_best
+        assert (est._best is None) == (best == s)
+        assert est.validation_scores_[n:] == [s] and len(est.validation_loss_curve_) == n + 1
+
+
+def test_validation_loss_curve_is_the_loss_on_the_validation_set():
+    Xv, yv = X[:10], Y2[:10]
+    est = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True,
+                           restore_best_weights=False).fit(X, Y2, X_val=Xv, y_val=yv)     # the last epoch's weights
+    p = est.predict_proba(Xv)[:, 1]
+    bce = -np.mean(yv * np.log(p) + (1 - yv) * np.log(1 - p))
+    np.testing.assert_allclose(est.validation_loss_curve_[-1], bce, rtol=1e-10)
+    assert est.validation_scores_[-1] == np.mean(est.predict(Xv) == yv)
+
+
+def test_curves_after_a_fit():
+    est = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=4, random_state=0).fit(X, YR)
+    assert est.best_loss_ == min(est.loss_curve_) and len(est.loss_curve_) == 4
+    assert est.validation_scores_ is None and est.best_validation_score_ is None
+    es = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=4, random_state=0, early_stopping=True).fit(X, YR)
+    assert es.best_loss_ is None and len(es.validation_scores_) == 4 == len(es.validation_loss_curve_)
+    assert es.best_validation_score_ == max(es.validation_scores_)
+    lb = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=4, random_state=0, solver="lbfgs").fit(X, YR)
+    assert not hasattr(lb, "loss_curve_") and not hasattr(lb, "validation_scores_")
+
+
+def test_samples_seen_and_epochs_counted():
+    est = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0).fit(X, YR)
+    assert est.t_ == 3 * 40 and est.n_iter_ == 3
+    est.partial_fit(X[:10], YR[:10])
+    assert est.t_ == 130 and est.n_iter_ == 1
+    es = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0, early_stopping=True,
+                         validation_fraction=0.25).fit(X, YR)
+    assert es.t_ == 3 * 30                                            # the validation rows are not trained on
+
+
+# ------------------------------------------------------------------ sizes
+@pytest.mark.parametrize("n,same_as", [(250, 200), (150, 150)])
+def test_auto_batch_size(n, same_as):
+    Xn = np.random.default_rng(3).standard_normal((n, 3))
+    y = Xn.sum(axis=1)
+    a = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=0, batch_size="auto").fit(Xn, y)
+    b = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=0, batch_size=same_as).fit(Xn, y)
+    c = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=0, batch_size=same_as - 1).fit(Xn, y)
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    assert not np.array_equal(a.coefs_[0], c.coefs_[0])
+
+
+@pytest.mark.parametrize("max_iter,start", [(1, 1), (2, 1), (3, 2), (4, 3), (8, 6), (12, 9), (100, 75)])
+def test_swa_start(max_iter, start):
+    assert averaging_start(max_iter) == start
+
+
+def test_an_int_hidden_layer_size_is_one_layer():
+    est = tn.MLPRegressor(hidden_layer_sizes=4, max_iter=1, random_state=0).fit(X, YR)
+    assert [W.shape for W in est.coefs_] == [(4, 4), (4, 1)] and est.n_layers_ == 3
+
+
+def test_a_generator_as_random_state_draws_from_it():
+    def fit(rs):
+        return tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1, random_state=rs).fit(X, YR).coefs_[0]
+    np.testing.assert_array_equal(fit(np.random.default_rng(5)), fit(np.random.default_rng(5)))
+    assert not np.array_equal(fit(np.random.default_rng(5)), fit(np.random.default_rng(6)))
+    seed = np.random.default_rng(5).integers(2**32, dtype=np.uint64)     # a RandomState seeded from one draw
+    np.testing.assert_array_equal(fit(np.random.default_rng(5)), fit(np.random.RandomState(seed)))
