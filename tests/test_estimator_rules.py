@@ -201,3 +201,20 @@ def test_a_generator_as_random_state_draws_from_it():
     assert not np.array_equal(fit(np.random.default_rng(5)), fit(np.random.default_rng(6)))
     seed = np.random.default_rng(5).integers(2**32, dtype=np.uint64)     # a RandomState seeded from one draw
     np.testing.assert_array_equal(fit(np.random.default_rng(5)), fit(np.random.RandomState(seed)))
+
+
+def test_a_diverging_epoch_under_early_stopping_is_recorded_as_nan():
+    """sklearn's bookkeeping of the epoch that diverged: it counts (n_iter_, a nan loss, a nan validation score
+    and loss), trains no samples (t_), and counts as an epoch without improvement."""
+    Xd = np.random.default_rng(4).standard_normal((60, 4))
+    yd = Xd @ np.array([1.0, 2.0, 3.0, 4.0])
+    est = tn.MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=30.0, early_stopping=True,
+                          validation_fraction=0.25, n_iter_no_change=1, max_iter=30, random_state=0).fit(Xd, yd)
+    k = est.n_iter_
+    assert len(est.loss_curve_) == len(est.validation_scores_) == len(est.validation_loss_curve_) == k
+    assert np.isnan(est.loss_) and np.isnan(est.loss_curve_[-1])
+    assert np.isnan(est.validation_scores_[-1]) and np.isnan(est.validation_loss_curve_[-1])
+    assert all(np.isfinite(est.loss_curve_[:-1]))
+    assert est.t_ == 45 * (k - 1)                                    # the diverged epoch trained nothing
+    assert k == 3 and est.validation_scores_[1] < est.validation_scores_[0]   # worse, then diverged
+    assert est._no_improvement_count == 2                             # both epochs after the best one
