@@ -218,3 +218,61 @@ def test_a_diverging_epoch_under_early_stopping_is_recorded_as_nan():
     assert est.t_ == 45 * (k - 1)                                    # the diverged epoch trained nothing
     assert k == 3 and est.validation_scores_[1] < est.validation_scores_[0]   # worse, then diverged
     assert est._no_improvement_count == 2                             # both epochs after the best one
+
+
+# ------------------------------------------------------------------ the explicit validation set
+def _val_fit(X_val, y_val, est=None, **kw):
+    est = est or tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True, **kw)
+    return est.fit(X, Y3, X_val=X_val, y_val=y_val)
+
+
+@pytest.mark.parametrize("form", ["csr", "csc", "column y", "float32 X", "one row"])
+def test_validation_set_forms_give_the_dense_1d_fit(form):
+    import scipy.sparse as sp
+    from sklearn.exceptions import DataConversionWarning
+
+    Xv, yv = X[:9], Y3[:9]
+    if form == "one row":
+        Xv, yv = X[:1], Y3[:1]
+    if form == "float32 X":                                         # the same values, cast to the fit's float64
+        Xv = Xv.astype(np.float32).astype(np.float64)
+    ref = _val_fit(Xv, yv)
+    if form in ("csr", "csc"):
+        got = _val_fit(getattr(sp, f"{form}_matrix")(Xv), yv)
+    elif form == "column y":
+        with pytest.warns(DataConversionWarning):
+            got = _val_fit(Xv, yv.reshape(-1, 1))
+    elif form == "float32 X":
+        got = _val_fit(Xv.astype(np.float32), yv)
+    else:
+        got = ref
+    assert got.validation_scores_ == ref.validation_scores_ and len(ref.validation_scores_) == 2
+    np.testing.assert_allclose(got.validation_loss_curve_, ref.validation_loss_curve_, rtol=1e-12)   # sparse: its own kernels
+
+
+def test_validation_set_in_float32_fit_is_cast_to_float32():
+    Xv, yv = X[:9], Y3[:9]
+    a = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True, dtype=np.float32)
+    b = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True, dtype=np.float32)
+    _val_fit(Xv, yv, a)
+    _val_fit(Xv.astype(np.float32), yv, b)
+    np.testing.assert_array_equal(a.validation_loss_curve_, b.validation_loss_curve_)
+    assert a.coefs_[0].dtype == np.float32
+
+
+def test_warm_start_validation_set_may_hold_fewer_classes():
+    """The validation rows need not show every class (the warm-start rule is about the training y)."""
+    est = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True,
+                           warm_start=True)
+    sel = Y3[:12] < 2
+    _val_fit(X[:12][sel], Y3[:12][sel], est)
+    assert len(est.validation_scores_) == 2 and list(est.classes_) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("bad", ["short y", "extra class"])
+def test_a_refused_validation_set_trains_nothing(bad):
+    est = tn.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, random_state=0, early_stopping=True)
+    yv = Y3[:5] if bad == "short y" else Y3[:9] + 1
+    with pytest.raises(ValueError):
+        est.fit(X, Y3, X_val=X[:9], y_val=yv)
+    assert not hasattr(est, "n_iter_") and not hasattr(est, "loss_curve_")
