@@ -226,7 +226,7 @@ def _val_fit(X_val, y_val, est=None, **kw):
     return est.fit(X, Y3, X_val=X_val, y_val=y_val)
 
 
-@pytest.mark.parametrize("form", ["csr", "csc", "column y", "float32 X", "one row"])
+@pytest.mark.parametrize("form", ["csr", "csc", "column y", "float32 X", "one row", "pandas y"])
 def test_validation_set_forms_give_the_dense_1d_fit(form):
     import scipy.sparse as sp
     from sklearn.exceptions import DataConversionWarning
@@ -244,6 +244,9 @@ def test_validation_set_forms_give_the_dense_1d_fit(form):
             got = _val_fit(Xv, yv.reshape(-1, 1))
     elif form == "float32 X":
         got = _val_fit(Xv.astype(np.float32), yv)
+    elif form == "pandas y":
+        pd = pytest.importorskip("pandas")
+        got = _val_fit(Xv, pd.Series(yv))
     else:
         got = ref
     assert got.validation_scores_ == ref.validation_scores_ and len(ref.validation_scores_) == 2

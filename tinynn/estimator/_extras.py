@@ -80,7 +80,7 @@ class ValidationSetMixin:
 
         Xv = validate_data(self, X_val, reset=False, accept_sparse=["csr", "csc"], dtype=dtype)
         Xv = Xv.tocsr() if is_scipy_sparse(Xv) else np.ascontiguousarray(Xv)
-        yv = np.asarray(y_val) if not hasattr(y_val, "iloc") else y_val.to_numpy()
+        yv = np.asarray(y_val)                                         # a pandas Series/DataFrame: its to_numpy()
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = column_or_1d(yv, warn=True)
         check_consistent_length(Xv, yv)
