@@ -279,3 +279,10 @@ def test_a_refused_validation_set_trains_nothing(bad):
     with pytest.raises(ValueError):
         est.fit(X, Y3, X_val=X[:9], y_val=yv)
     assert not hasattr(est, "n_iter_") and not hasattr(est, "loss_curve_")
+
+
+def test_an_empty_validation_set_is_refused_by_sklearns_check():
+    with pytest.raises(ValueError) as e:
+        _val_fit(X[:0], Y3[:0])
+    assert str(e.value) == ("Found array with 0 sample(s) (shape=(0, 4)) while a minimum of 1 is required by "
+                            "MLPClassifier.")

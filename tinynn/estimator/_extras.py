@@ -83,9 +83,7 @@ class ValidationSetMixin:
         yv = np.asarray(y_val)                                         # a pandas Series/DataFrame: its to_numpy()
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = column_or_1d(yv, warn=True)
-        check_consistent_length(Xv, yv)
-        if Xv.shape[0] < 1:
-            raise ValueError(f"X_val has 0 samples; expected at least 1 (got shape {Xv.shape})")
+        check_consistent_length(Xv, yv)                                # (validate_data refused 0 rows)
         try:
             Tv, _ = self._targets(yv, True, False)
         except ValueError as e:
