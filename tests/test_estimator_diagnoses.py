@@ -201,3 +201,31 @@ def test_negative_or_non_finite_weights_are_refused(sw):
 def test_split_weights_without_weights_pass():
     assert _checks.check_split_weights(tn.MLPRegressor(), None, None) is None
     assert _checks.check_split_weights(tn.MLPRegressor(), np.array([0.0, 1.0]), np.array([1e-300])) is None
+
+
+@pytest.mark.parametrize("w", [np.inf, np.nan])
+def test_a_non_finite_scalar_weight_is_refused(w):
+    """A scalar sample_weight is spread over the rows by sklearn without its finiteness check: tinynn's."""
+    with pytest.raises(ValueError) as e:
+        tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1).fit(X, YR, sample_weight=w)
+    assert str(e.value) == "MLPRegressor: sample_weight holds NaN or infinite values; expected finite weights >= 0"
+
+
+def test_an_older_sklearn_without_the_weight_keywords(monkeypatch):
+    """scikit-learn before ensure_non_negative/allow_all_zero_weights: the plain check, then tinynn's own."""
+    import sklearn.utils.validation as v
+
+    real = v._check_sample_weight
+
+    def older(sample_weight, X, dtype=None):                       # no sign check, all zeros allowed
+        return real(sample_weight, X, dtype=dtype, ensure_non_negative=False, allow_all_zero_weights=True)
+
+    monkeypatch.setattr(v, "_check_sample_weight", older)
+    est = tn.MLPRegressor()
+    with pytest.raises(ValueError) as e:
+        _checks.check_sample_weight(est, np.array([1.0, -0.5, 2.0]), X[:3])
+    assert str(e.value) == ("Negative values in data passed to `sample_weight` (MLPRegressor: expected weights >= 0, "
+                            "got -0.5)")
+    np.testing.assert_array_equal(_checks.check_sample_weight(est, np.array([1, 0, 2]), X[:3]), [1.0, 0.0, 2.0])
+    with pytest.raises(ValueError, match="^MLPRegressor: sample_weight is all zero"):
+        _checks.check_sample_weight(est, np.zeros(3), X[:3])
