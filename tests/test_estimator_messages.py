@@ -260,3 +260,38 @@ def test_verbose_adaptive_rate_line(capsys):
     assert lines[3] == ("Training loss did not improve more than tol=1000000000.000000 for 1 consecutive epochs. "
                         "Setting learning rate to 0.002000")
     assert est.n_iter_ == 3
+
+
+@pytest.mark.parametrize("lr,dtype,head", [
+    (3.0, np.float64, ""),                                        # a finite loss above the guard's ceiling
+    (1e10, np.float32, "Solver produced non-finite parameter weights. The input data may contain large values and "
+                       "need to be preprocessed. ")])             # a loss that overflowed: sklearn's sentence first
+def test_divergence_message(lr, dtype, head):
+    Xd = np.random.default_rng(4).standard_normal((60, 4))
+    yd = Xd @ np.array([1.0, 2.0, 3.0, 4.0])
+    est = tn.MLPRegressor(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=lr, max_iter=30, random_state=0,
+                          dtype=dtype, batch_size=10)
+    with pytest.raises(tn.DivergenceError) as e:
+        est.fit(Xd, yd)
+    text = str(e.value)
+    m = re.fullmatch(re.escape(head + "MLPRegressor: the training loss became ") + r"(\S+) (.+)"
+                     + re.escape(f" (learning_rate_init={lr}: try a lower learning_rate_init)"), text)
+    assert m, text
+    assert float(m.group(1)) == e.value.value and np.isfinite(e.value.value) == (head == "")
+
+
+def test_validation_targets_beyond_float32_are_refused():
+    with pytest.raises(ValueError) as e:
+        tn.MLPRegressor(early_stopping=True, dtype=np.float32, **SMALL).fit(X, YR, X_val=X[:5],
+                                                                             y_val=np.full(5, 1e300))
+    assert str(e.value) == (
+        "MLPRegressor: y holds values beyond the range of float32 (largest finite 3.4e+38): they became inf when cast "
+        "to float32, the fit dtype. Scale y or fit in float64 (dtype=np.float64).")
+
+
+def test_validation_targets_of_another_width_after_warm_start():
+    est = tn.MLPRegressor(early_stopping=True, warm_start=True, **SMALL).fit(X, YR)
+    with pytest.raises(ValueError) as e:
+        est.fit(X, YR, X_val=X[:5], y_val=np.c_[YR[:5], YR[:5]])
+    assert str(e.value) == "y_val: y has 2 outputs, but the model was fitted with 1"
+
