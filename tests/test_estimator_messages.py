@@ -295,3 +295,25 @@ def test_validation_targets_of_another_width_after_warm_start():
         est.fit(X, YR, X_val=X[:5], y_val=np.c_[YR[:5], YR[:5]])
     assert str(e.value) == "y_val: y has 2 outputs, but the model was fitted with 1"
 
+
+def test_validation_targets_are_checked_against_this_fits_targets():
+    """A refit (not warm) may change the number of outputs, its y_val with it; a y_val of another width than this
+    fit's y is refused before anything trains (it used to be compared with the previous model, or not at all)."""
+    Y = np.c_[YR, -YR]
+    est = tn.MLPRegressor(early_stopping=True, **SMALL).fit(X, YR)
+    est.fit(X, Y, X_val=X[:5], y_val=Y[:5])
+    assert est.n_outputs_ == 2 and len(est.validation_scores_) == 2
+    fresh = tn.MLPRegressor(early_stopping=True, **SMALL)
+    with pytest.raises(ValueError) as e:
+        fresh.fit(X, YR, X_val=X[:5], y_val=Y[:5])
+    assert str(e.value) == "y_val: y has 2 outputs, but the model was fitted with 1"
+    assert not hasattr(fresh, "n_iter_")
+
+
+def test_loaded_regressor_keeps_its_width_for_partial_fit(tmp_path):
+    est = tn.MLPRegressor(**SMALL).fit(X, YR)
+    back = tn.MLPRegressor.load(est.save(tmp_path / "reg"))
+    with pytest.raises(ValueError) as e:
+        back.partial_fit(X, np.c_[YR, YR])
+    assert str(e.value) == "y has 2 outputs, but the model was fitted with 1"
+    back.partial_fit(X, YR)

@@ -59,8 +59,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.loss == "poisson" and np.any(T < 0):
             raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
         T = T.reshape(-1, 1) if T.ndim == 1 else T
-        if not reset and hasattr(self, "n_outputs_") and T.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {T.shape[1]} outputs, but the model was fitted with {self.n_outputs_}")
+        if reset:                       # this fit's width: an explicit y_val (checked before the model is built) too
+            self._y_outputs = T.shape[1]
+        else:
+            width = getattr(self, "_y_outputs", None) or self.n_outputs_     # (a loaded estimator: n_outputs_)
+            if T.shape[1] != width:
+                raise ValueError(f"y has {T.shape[1]} outputs, but the model was fitted with {width}")
         return np.ascontiguousarray(T), T.shape[1]
 
     def _loss_fn(self):
