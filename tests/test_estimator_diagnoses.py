@@ -229,3 +229,35 @@ def test_an_older_sklearn_without_the_weight_keywords(monkeypatch):
     np.testing.assert_array_equal(_checks.check_sample_weight(est, np.array([1, 0, 2]), X[:3]), [1.0, 0.0, 2.0])
     with pytest.raises(ValueError, match="^MLPRegressor: sample_weight is all zero"):
         _checks.check_sample_weight(est, np.zeros(3), X[:3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64, np.float64])
+def test_sample_weight_comes_back_float64(dtype):
+    sw = _checks.check_sample_weight(tn.MLPRegressor(), np.array([1, 0, 2], dtype=dtype), X[:3])
+    assert sw.dtype == np.float64 and list(sw) == [1.0, 0.0, 2.0]
+
+
+def test_negative_weights_are_sklearns_refusal():
+    with pytest.raises(ValueError) as e:
+        tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=1).fit(X, YR, sample_weight=np.r_[-1.0, np.ones(15)])
+    assert str(e.value) == "Negative values in data passed to `sample_weight`."
+
+
+def test_a_total_that_overflows_is_refused_without_a_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError) as e:
+            _checks.check_sample_weight(tn.MLPClassifier(), np.full(3, 1e308), X[:3])
+    assert str(e.value) == "MLPClassifier: sample_weight sums to inf (overflow); scale the weights down"
+
+
+def test_an_older_sklearn_keeps_float64_weights(monkeypatch):
+    import sklearn.utils.validation as v
+
+    real = v._check_sample_weight
+    monkeypatch.setattr(v, "_check_sample_weight", lambda sample_weight, X, dtype=None: real(
+        sample_weight, X, dtype=dtype, ensure_non_negative=False, allow_all_zero_weights=True))
+    sw = _checks.check_sample_weight(tn.MLPRegressor(), np.array([1, 3], dtype=np.float32), X[:2])
+    assert sw.dtype == np.float64 and list(sw) == [1.0, 3.0]
