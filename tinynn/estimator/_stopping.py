@@ -56,8 +56,7 @@ class StoppingMixin:
     def _diverged_with_validation(self, trainer):
         """A diverging fit with early stopping ends there, as sklearn's would: nan is that epoch's validation
         score, and the best finite parameters are kept (restored after the loop)."""
-        self.n_iter_ += 1
-        self.t_ += 0
+        self.n_iter_ += 1                                                # (t_ stays: no sample was trained)
         self.loss_ = float("nan")
         self.loss_curve_.append(self.loss_)
         assert self.validation_scores_ is not None                       # a list under early stopping
