@@ -48,6 +48,7 @@ def test_an_input_that_trains_is_not_the_cause():
     assert _checks.input_overflow(est, X, YR.reshape(-1, 1), np.ones(16)) is None
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_output_overflowing_float32_in_the_forward_pass():
     est = fitted(np.float32)
     Xb = (np.abs(X) * 1e38).astype(np.float32)                            # the first Linear overflows float32
@@ -61,6 +62,7 @@ def test_output_overflowing_float32_in_the_forward_pass():
 
 
 @pytest.mark.parametrize("dtype,scale", [(np.float32, 1e19), (np.float64, 1e160)])
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_loss_overflowing_with_a_finite_output(dtype, scale):
     """The output fits the dtype, its square (the squared error) does not."""
     est = fitted(dtype)
@@ -261,3 +263,41 @@ def test_an_older_sklearn_keeps_float64_weights(monkeypatch):
         sample_weight, X, dtype=dtype, ensure_non_negative=False, allow_all_zero_weights=True))
     sw = _checks.check_sample_weight(tn.MLPRegressor(), np.array([1, 3], dtype=np.float32), X[:2])
     assert sw.dtype == np.float64 and list(sw) == [1.0, 3.0]
+
+
+def _tiny_first_layer(est):
+    """First Linear 1e-30, the rest 1: the output is 9e-30 Σx, but dL/dW1 = x (dL/dZ) is of the order x·Z."""
+    ones(est)
+    est._linears[0].weight.data[...] = 1e-30
+    return est
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("sw", [None, np.ones(16)])
+def test_gradient_overflowing_float32_with_a_finite_loss(sw):
+    est = _tiny_first_layer(fitted(np.float32))
+    Xb = (np.abs(X) * 1e34).astype(np.float32)
+    T = YR.reshape(-1, 1).astype(np.float32)
+    assert np.isfinite(est.predict(Xb)).all() and est.predict(Xb).max() < 1e6
+    before = [w.copy() for w in est.coefs_ + est.intercepts_]
+    err = _checks.input_overflow(est, Xb, T, sw)
+    facts = f"largest |x| = {np.abs(Xb).max():.3g}, largest |y| = {np.abs(T).max():.3g}"
+    assert str(err) == (HEAD + f"the gradient on (X, y) is not finite {WHEN}, although the output and the loss are: "
+                        f"the input's values ({facts}) overflow float32 in the backward pass. The input is the cause, "
+                        "not the learning rate: scale X and y (e.g. StandardScaler) or fit in float64 "
+                        "(dtype=np.float64).")
+    for a, b in zip(before, est.coefs_ + est.intercepts_):                 # the weights are left as they were
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_an_all_zero_sparse_input_has_largest_value_zero():
+    est = fitted(np.float64)
+    Xb = sp.csr_matrix((16, 3))
+    T = np.full((16, 1), 1e200)
+    Z = est.predict(Xb)
+    err = _checks.input_overflow(est, Xb, T, None)
+    assert str(err) == (HEAD + f"the loss on (X, y) is inf {WHEN}, although the network's output is finite (largest "
+                        f"|output| = {np.abs(Z).max():.3g}; largest |x| = 0, largest |y| = 1e+200): the values overflow "
+                        "float64 in the loss. The input is the cause, not the learning rate: scale X and y (e.g. "
+                        "StandardScaler).")
