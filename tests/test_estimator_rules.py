@@ -286,3 +286,33 @@ def test_an_empty_validation_set_is_refused_by_sklearns_check():
         _val_fit(X[:0], Y3[:0])
     assert str(e.value) == ("Found array with 0 sample(s) (shape=(0, 4)) while a minimum of 1 is required by "
                             "MLPClassifier.")
+
+
+def test_sklearn_sgd_defaults_are_sklearns():
+    """SklearnSGD(params, lr) is sklearn's SGDOptimizer default: momentum 0.9 with Nesterov."""
+    from tinynn.estimator._sklearn_optim import SklearnSGD
+
+    opt = SklearnSGD(tn.Sequential(tn.Linear(3, 2)).parameters(), 0.1)
+    assert opt.momentum == 0.9 and opt.nesterov is True and opt.lr == 0.1
+    assert SklearnSGD(tn.Sequential(tn.Linear(3, 2)).parameters(), 0.1, momentum=0.0).nesterov is False
+
+
+@pytest.mark.parametrize("kw", [dict(momentum=0.0, learning_rate="invscaling", learning_rate_init=0.3),
+                                dict(momentum=0.5, nesterovs_momentum=False, learning_rate="adaptive",
+                                     learning_rate_init=0.2, tol=0.5, n_iter_no_change=1)])
+def test_sgd_with_a_changing_rate_is_sklearns(kw):
+    """sklearn's own MLPRegressor is the oracle: the same draws and steps give the same weights."""
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    args = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=8, random_state=0, batch_size=10, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkRegressor(**args).fit(X, YR)
+        ours = tn.MLPRegressor(**args).fit(X, YR)
+    assert ours.n_iter_ == sk.n_iter_
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert ours._optimizer.learning_rate == pytest.approx(sk._optimizer.learning_rate, rel=1e-12)
+    assert sk._optimizer.learning_rate < kw["learning_rate_init"]      # the rate did change during the fit
