@@ -316,3 +316,24 @@ def test_sgd_with_a_changing_rate_is_sklearns(kw):
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
     assert ours._optimizer.learning_rate == pytest.approx(sk._optimizer.learning_rate, rel=1e-12)
     assert sk._optimizer.learning_rate < kw["learning_rate_init"]      # the rate did change during the fit
+
+
+@pytest.mark.parametrize("kw", [dict(max_fun=12), dict(tol=1e-2, max_iter=200), dict(max_iter=5, alpha=0.1)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_is_sklearns(kw, weighted):
+    """sklearn's own MLPRegressor is the oracle for L-BFGS's limits (max_fun, max_iter, tol as gtol) and for
+    sample weights (the objective Σ w ℓ / Σ w + α/2 ‖W‖² / Σ w)."""
+    import warnings
+
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    sw = np.random.default_rng(7).uniform(0.5, 2, 40) if weighted else None
+    args = dict(hidden_layer_sizes=(5,), solver="lbfgs", random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SkRegressor(**args).fit(X, YR, sample_weight=sw)
+        ours = tn.MLPRegressor(**args).fit(X, YR, sample_weight=sw)
+    assert ours.n_iter_ == sk.n_iter_
+    np.testing.assert_allclose(ours.loss_, sk.loss_, rtol=1e-8)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
