@@ -53,6 +53,9 @@ FIT_REFUSALS = [
      "X_val and y_val are passed to fit, but solver='lbfgs' does no early stopping; use solver='sgd' or 'adam'."),
     ("y_val with a new class", lambda: tn.MLPClassifier(early_stopping=True, **SMALL).fit(X, Y2, X_val=X, y_val=Y3),
      "y_val: `y` has classes not in `self.classes_`. `self.classes_` has [0 1]. 'y' has [0 1 2]."),
+    ("all-zero sample_weight_val", lambda: tn.MLPClassifier(early_stopping=True, **SMALL).fit(
+        X, Y2, X_val=X[:4], y_val=Y2[:4], sample_weight_val=np.zeros(4)),
+     "MLPClassifier: sample_weight is all zero: there is nothing to train on (expected at least one positive weight)"),
     ("proximal with adam", lambda: tn.MLPClassifier(l1=0.1, l1_mode="proximal", **SMALL).fit(X, Y2),
      "MLPClassifier: l1_mode='proximal' is the proximal SGD step (soft thresholding after each step); it needs "
      "solver='sgd' (or optimizer='sgd'), got solver='adam'. Use l1_mode='subgradient' with solver='adam'."),
