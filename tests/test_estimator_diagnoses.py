@@ -301,3 +301,14 @@ def test_an_all_zero_sparse_input_has_largest_value_zero():
                         f"|output| = {np.abs(Z).max():.3g}; largest |x| = 0, largest |y| = 1e+200): the values overflow "
                         "float64 in the loss. The input is the cause, not the learning rate: scale X and y (e.g. "
                         "StandardScaler).")
+
+
+def test_rows_of_zero_weight_are_not_the_cause():
+    """Rows whose backward pass would overflow float32 do not count when their weight is 0 (they add nothing
+    to the gradient); unweighted, they are the cause."""
+    est = _tiny_first_layer(fitted(np.float32))
+    Xb = np.abs(X).astype(np.float32)
+    Xb[:4] = Xb[:4] * np.float32(1e35)
+    T = YR.reshape(-1, 1).astype(np.float32)
+    assert _checks.input_overflow(est, Xb, T, np.r_[np.zeros(4), np.ones(12)]) is None
+    assert "the gradient on (X, y) is not finite" in str(_checks.input_overflow(est, Xb, T, None))
