@@ -298,6 +298,7 @@ def test_sklearn_sgd_defaults_are_sklearns():
 
 
 @pytest.mark.parametrize("kw", [dict(momentum=0.0, learning_rate="invscaling", learning_rate_init=0.3),
+                                dict(learning_rate="invscaling", learning_rate_init=0.1, batch_size=40),   # 1 step/epoch
                                 dict(momentum=0.5, nesterovs_momentum=False, learning_rate="adaptive",
                                      learning_rate_init=0.2, tol=0.5, n_iter_no_change=1)])
 def test_sgd_with_a_changing_rate_is_sklearns(kw):
@@ -306,7 +307,7 @@ def test_sgd_with_a_changing_rate_is_sklearns(kw):
 
     from sklearn.neural_network import MLPRegressor as SkRegressor
 
-    args = dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=8, random_state=0, batch_size=10, **kw)
+    args = dict(dict(hidden_layer_sizes=(6,), solver="sgd", max_iter=8, random_state=0, batch_size=10), **kw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sk = SkRegressor(**args).fit(X, YR)
