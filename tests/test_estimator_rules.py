@@ -338,3 +338,19 @@ def test_lbfgs_is_sklearns(kw, weighted):
     np.testing.assert_allclose(ours.loss_, sk.loss_, rtol=1e-8)
     for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+
+
+def test_poisson_accepts_zero_counts():
+    """Poisson regression needs y >= 0: zero counts are valid targets (only negatives are refused)."""
+    y = np.r_[np.zeros(20), np.arange(20.0)]
+    est = tn.MLPRegressor(loss="poisson", hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
+    assert np.all(est.predict(X) > 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_integer_targets_are_regressed_as_floats(dtype):
+    yi = np.round(YR).astype(np.int64)
+    a = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X.astype(dtype), yi)
+    b = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X.astype(dtype), yi.astype(float))
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    assert a.loss_ == b.loss_
