@@ -262,8 +262,10 @@ def test_npy_header_size_limit(tmp_path):
         "entry 'x.npy': not a readable .npy array (ValueError: Header info length (10001) is large")
 
 
-@pytest.mark.parametrize("head", ["{'descr': '<f8'}", "[1, 2]", "{'descr': 'zz', 'fortran_order': False, 'shape': ()}"])
+@pytest.mark.parametrize("head", ["{'descr': '<f8', 'fortran_order': False, 'shape': (1,)",     # TokenError
+                                  "{'descr': '<f8'}", "[1, 2]", "{'descr': 'zz', 'fortran_order': False, 'shape': ()}"])
 def test_unreadable_headers(tmp_path, head):
+    """Refused as unreadable, whatever numpy raises (an unclosed brace: tokenize.TokenError, no ValueError)."""
     assert header_refusal(tmp_path, raw_npy(head)).startswith("entry 'x.npy': not a readable .npy array (")
 
 

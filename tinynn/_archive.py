@@ -24,6 +24,7 @@ import json
 import math
 import os
 import struct
+import tokenize
 import zipfile
 import zlib
 from typing import Any
@@ -197,7 +198,8 @@ class Archive:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=HEADER_MAX_BYTES)
             else:
                 raise ValueError(f".npy format version {version} (tinynn files use 1.0 or 2.0)")
-        except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError) as e:
+        except (ValueError, SyntaxError, TypeError, OverflowError, MemoryError, RecursionError,
+                tokenize.TokenError) as e:              # numpy re-reads a header it cannot parse with tokenize
             self.fail(f"entry {info.filename!r}: not a readable .npy array ({type(e).__name__}: {short(str(e))})")
         except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
             raise _corrupt(self.path, e) from None
