@@ -333,12 +333,39 @@ def test_read_in_chunks(tmp_path, monkeypatch):
         np.testing.assert_array_equal(ar.read("x"), a)
 
 
-def test_a_corrupted_entry_is_refused_as_corrupt(tmp_path):
-    data = zip_bytes([("x.npy", npy(np.arange(100.0)))])
-    data[200] ^= 0xFF                                            # in the data: the CRC no longer matches
+@pytest.mark.parametrize("n", [100, 10000])
+def test_a_corrupted_entry_is_refused_as_corrupt(tmp_path, n):
+    """The CRC fails where the entry's end is read: with the header (a small entry) or with the data."""
+    a = np.arange(float(n))
+    data = zip_bytes([("x.npy", npy(a))])
+    data[data.index(a[-2:].tobytes())] ^= 0xFF                   # near the end of the data
     p = write(tmp_path, data)
     with Archive(p) as ar:
-        assert refusal(p, lambda: ar.read("x")).startswith("truncated, empty or corrupt file (BadZipFile: ")
+        assert refusal(p, lambda: ar.read("x")) == "truncated, empty or corrupt file (BadZipFile: Bad CRC-32 for " \
+                                                    "file 'x.npy')"
+
+
+def test_corrupt_message():
+    e = _archive._corrupt("p", ValueError("boom"))
+    assert isinstance(e, FileFormatError) and str(e) == "p: truncated, empty or corrupt file (ValueError: boom)"
+    assert _archive._corrupt("p", EOFError("z" * 300)).problem == ("truncated, empty or corrupt file (EOFError: "
+                                                                   + "z" * 168 + "... (132 more characters))")
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 7])
+def test_an_entry_stream_shorter_or_longer_than_its_header_is_refused(tmp_path, monkeypatch, chunk):
+    """Whatever the zip layer gives: fewer bytes than the header announces (no endless loop) or more."""
+    monkeypatch.setattr(_archive, "CHUNK", chunk)
+    entry = npy(np.arange(10.0))
+    p = one(tmp_path, entry)
+    with Archive(p) as ar:
+        for payload, says in ((entry[:-8], "entry 'x.npy': truncated (corrupt file)"),
+                              (entry + b"xyz", "entry 'x.npy' holds more bytes than its header announces (corrupt "
+                                               "file)")):
+            monkeypatch.setattr(ar, "_stream", lambda info, payload=payload: _io.BytesIO(payload))
+            assert refusal(p, lambda: ar.read("x")) == says
+        monkeypatch.setattr(ar, "_stream", lambda info: _io.BytesIO(entry))
+        np.testing.assert_array_equal(ar.read("x"), np.arange(10.0))
 
 
 # --------------------------------------------------------------------------------------------- the metadata

@@ -22,8 +22,10 @@ def raw(path, meta, **arrays):
 
 
 def refusal(fn, *args, **kw):
+    """The problem of the FileFormatError ``fn(path, ...)`` raises; the error names ``path``."""
     with pytest.raises(FileFormatError) as e:
         fn(*args, **kw)
+    assert e.value.path == str(args[0])
     return e.value.problem
 
 
@@ -113,6 +115,15 @@ def test_metadata_of_the_container(tmp_path, meta, says):
     assert refusal(io.load_npz, raw(tmp_path / "x.npz", meta), kind="thing") == says
 
 
+def test_long_versions_and_kinds_are_quoted_cut(tmp_path):
+    p = raw(tmp_path / "x.npz", dict(TINYNN, format_version="v" * 100))
+    assert refusal(io.load_npz, p) == ("tinynn format version 'vvvvvvv... (94 more characters), but this tinynn "
+                                       "reads version 2; re-save it with the tinynn that wrote it")   # 40: 8 kept
+    p = raw(tmp_path / "x.npz", dict(TINYNN, kind="k" * 100))
+    assert refusal(io.load_npz, p, kind="thing") == ("holds a '" + "k" * 27 + "... (74 more characters), expected a "
+                                                     "'thing'")                                         # 60: 28 kept
+
+
 def test_no_metadata_entry_lists_what_is_there(tmp_path):
     p = tmp_path / "x.npz"
     np.savez(p, b=np.ones(1), a=np.ones(1))
@@ -139,11 +150,27 @@ def test_kind_none_reads_any_kind_and_plan_sees_headers_before_data(tmp_path):
     assert refusal(io.load_npz, p, plan=refuse) == "no"
 
 
+def test_an_array_changed_after_its_header_was_checked_is_refused(tmp_path):
+    """The data is read against the header the plan checked: a file rewritten in between (same size, another
+    shape) is refused as changed, not read with the new shape."""
+    p = raw(tmp_path / "x.npz", TINYNN, w=np.arange(1000.0))
+    data = p.read_bytes()
+    i = data.index(b"(1000,), }")
+
+    def rewrite(meta, headers):
+        assert headers["w"].shape == (1000,)
+        with open(p, "r+b") as f:
+            f.seek(i)
+            f.write(b"(10,100),}")
+
+    assert refusal(io.load_npz, p, plan=rewrite) == "entry 'w.npy' changed while it was read"
+
+
 # --------------------------------------------------------------------------------------------- checkpoints
-def checkpoint(tmp_path, epoch=3):
+def checkpoint(tmp_path, epoch=3, sizes=(3, 4, 2)):
     from tinynn.training import Trainer
 
-    model = build_mlp([3, 4, 2], seed=0)
+    model = build_mlp(list(sizes), seed=0)
     opt = tn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     trainer = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=4, rng=0)
     trainer.train_epoch(np.ones((8, 3), np.float32), np.arange(8) % 2)
@@ -161,6 +188,20 @@ def test_checkpoint_epoch(tmp_path):
     assert io.checkpoint_epoch(tmp_path / "bad.npz") is None
     io.save_npz(tmp_path / "m.npz", {}, {"epoch": 1}, kind="sequential")
     assert io.checkpoint_epoch(tmp_path / "m.npz") is None
+
+
+def test_checkpoint_epoch_reads_no_array_data(tmp_path):
+    """Metadata and headers only: a checkpoint whose array data is damaged (its CRC fails when read) still says
+    its epoch, though loading it is refused."""
+    p = checkpoint(tmp_path, epoch=4, sizes=[3, 40, 40, 2])
+    arrays, meta = io.load_npz(p)
+    p = raw(tmp_path / "d.npz", dict(meta), **arrays)
+    data = bytearray(p.read_bytes())
+    i = data.index(arrays["model/2.weight"].tobytes()[-64:])        # the end of a 6400-byte entry's data
+    data[i] ^= 0xFF
+    p.write_bytes(bytes(data))
+    assert refusal(io.load_npz, p).startswith("truncated, empty or corrupt file (BadZipFile: Bad CRC-32")
+    assert io.checkpoint_epoch(p) == 4
 
 
 def test_a_checkpoint_is_checked_on_loading_whatever_kind_is_asked(tmp_path):
@@ -238,6 +279,16 @@ def test_unpack_state_refusals_name_the_path_and_change_nothing():
     with pytest.raises(FileFormatError) as e:
         io.unpack_state(arrays, dict(meta, rngs={"model.dropout.2": meta["rngs"]["model.dropout.2"]}), rngs={"r": c[3]})
     assert e.value.problem == "metadata entry rngs.r is missing"
+    for edit, says in [(dict(arrays, **{"model/9.x": np.zeros(1)}), "the model's arrays do not match the "
+                        "architecture the metadata describes: unexpected ['model/9.x']"),
+                       ({k: v for k, v in arrays.items() if not k.startswith("optim/")},
+                        "the optimizer state does not match the Adam optimizer: missing ")]:
+        with pytest.raises(FileFormatError) as e:
+            io.unpack_state(edit, meta, c[0], c[1], path="here.npz")
+        assert e.value.path == "here.npz" and e.value.problem.startswith(says)
+    with pytest.raises(FileFormatError) as e:
+        io.unpack_state(arrays, dict(meta, optim={}), None, c[1], path="here.npz")
+    assert str(e.value) == "here.npz: metadata entry optim.t is missing"
     io.unpack_state({}, {}, rngs={})                     # nothing asked: nothing read
     io.unpack_state({}, {}, c[0].__class__(), None)      # a model without Dropout needs no rngs entry
     with pytest.raises(FileFormatError) as e:
