@@ -293,6 +293,34 @@ def test_numbers_and_text_are_read(tmp_path, descr):
         assert ar.read("x").tolist() == np.zeros(2, dt).tolist()
 
 
+def test_long_dtypes_and_shapes_are_quoted_cut(tmp_path):
+    dt = np.dtype([(f"f{i}", "<f8") for i in range(10)])
+    head = "{'descr': %r, 'fortran_order': False, 'shape': (1,), }" % (np.lib.format.dtype_to_descr(dt),)
+    assert header_refusal(tmp_path, raw_npy(head, b"\0" * 80)) == (
+        f"entry 'x.npy' has dtype {str(dt)[:48]}... ({len(str(dt)) - 48} more characters); a tinynn file holds arrays "
+        "of real numbers or strings only")
+    head = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }" % ((-1,) * 30,)
+    assert header_refusal(tmp_path, raw_npy(head)) == ("entry 'x.npy': its header announces the negative shape "
+                                                       + str((-1,) * 30)[:48] + "... (72 more characters)")
+
+
+def test_strings_of_no_characters(tmp_path):
+    head = "{'descr': '<U0', 'fortran_order': False, 'shape': (3,), }"
+    with Archive(one(tmp_path, raw_npy(head))) as ar:
+        assert ar.header("x").nbytes == 0
+        a = ar.read("x")
+    assert a.shape == (3,) and a.dtype.kind == "U" and a.tolist() == ["", "", ""]
+
+
+def test_a_damaged_local_header_is_refused_as_corrupt(tmp_path):
+    data = zip_bytes(ONE)
+    data[3] = 5                                                  # PK\x03\x04 -> PK\x03\x05: the directory is intact
+    p = write(tmp_path, data)
+    with Archive(p) as ar:
+        assert refusal(p, lambda: ar.read("w")) == ("truncated, empty or corrupt file (BadZipFile: Bad magic number "
+                                                    "for file header)")
+
+
 def test_shapes_against_sizes(tmp_path):
     head = "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }"
     assert header_refusal(tmp_path, raw_npy(head)) == "entry 'x.npy': its header announces the negative shape (-1,)"
