@@ -206,7 +206,7 @@ class Archive:
         if dtype.hasobject:
             self.fail(f"refused: the file holds pickled objects (entry {info.filename!r} has dtype object), and "
                       "tinynn never unpickles (a tinynn file has plain arrays only)")
-        if dtype.kind not in ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        if dtype.kind not in ARRAY_KINDS:                  # structured and subarray dtypes are kind "V"
             self.fail(f"entry {info.filename!r} has dtype {short(str(dtype), 80)}; a tinynn file holds arrays of "
                       "real numbers or strings only")
         if any(d < 0 for d in shape):
