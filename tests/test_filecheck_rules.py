@@ -387,6 +387,10 @@ def test_read_model_spec():
     assert problem(fc.read_model_spec, MetaReader(P, dict(SPEC, input_dropout=1))) == (
         "metadata entry input_dropout must be in [0, 1), got 1")
     assert problem(fc.read_model_spec, MetaReader(P, dict(SPEC, activation="x"))).endswith(" (tinynn.ACTIVATIONS)")
+    assert problem(fc.read_model_spec, MetaReader(P, dict(SPEC, dtype="int8"))) == ("metadata entry dtype is 'int8', "
+                                                                                     "expected one of ['float32', "
+                                                                                     "'float64']")
+    assert fc.read_model_spec(MetaReader(P, dict(SPEC, dtype="float64")))[4] == np.float64
 
 
 def test_model_file_plan():
@@ -400,6 +404,24 @@ def test_model_file_plan():
                                                                            "file")
     assert problem(fc.model_file_plan, meta, dict(ok, **{"model/0.bias": H(6, dtype="f8")})) == (
         "array 'model/0.bias' has dtype float64, expected float32 (the dtype the metadata gives)")
+    bad = Meta({"spec": dict(SPEC, sizes=[4])})
+    bad.source = P
+    assert problem(fc.model_file_plan, bad, ok).startswith("metadata entry spec.sizes must list at least 2 ")
+
+
+@pytest.mark.parametrize("bn, dropout, input_dropout", [(True, 0.0, 0.0), (False, 0.2, 0.0), (False, 0.0, 0.1),
+                                                        (True, 0.3, 0.2)])
+def test_model_file_plan_follows_the_spec(bn, dropout, input_dropout):
+    from tinynn.io import Meta
+
+    spec = dict(SPEC, batch_norm=bn, dropout=dropout, input_dropout=input_dropout)
+    meta = Meta({"spec": spec})
+    meta.source = P
+    model = build_mlp(spec["sizes"], batch_norm=bn, dropout=dropout, input_dropout=input_dropout)
+    headers = {f"model/{k}": H(*v.shape) for k, v in model.state_dict().items()}
+    fc.model_file_plan(meta, headers)
+    plain = {f"model/{k}": H(*v.shape) for k, v in build_mlp(spec["sizes"]).state_dict().items()}
+    assert problem(fc.model_file_plan, meta, plain).startswith("the model's arrays do not match the architecture")
 
 
 # --------------------------------------------------------------------------------------------- trainer state
