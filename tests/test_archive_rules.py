@@ -101,6 +101,25 @@ def test_an_end_record_of_exactly_22_bytes_and_a_longest_comment_are_read(tmp_pa
         assert list(ar.entries) == ["w"]
 
 
+def test_the_end_record_is_looked_for_within_the_longest_comment(tmp_path):
+    """22 bytes of record + at most 65535 of comment: a record further from the end is not one."""
+    data = zip_bytes(ONE, comment=b"c" * 65535) + b"x"
+    assert refusal(write(tmp_path, data)) == "truncated, empty or corrupt file (no zip end-of-directory record)"
+
+
+def test_the_last_end_record_signature_is_the_record(tmp_path):
+    """An array whose bytes hold the record's signature (and a count of 5000) before the real record."""
+    fake = np.frombuffer(b"PK\x05\x06\0\0\0\0\x88\x13\x88\x13" + b"\0" * 20, np.uint8)
+    with Archive(write(tmp_path, zip_bytes([("a.npy", npy(fake))]))) as ar:
+        np.testing.assert_array_equal(ar.read("a"), fake)
+
+
+def test_close_closes_the_zip_and_the_file(tmp_path):
+    with Archive(write(tmp_path, zip_bytes(ONE))) as ar:
+        assert ar.zf.fp is not None and not ar._f.closed
+    assert ar.zf.fp is None and ar._f.closed
+
+
 def test_entry_count_and_directory_size_from_the_end_record(tmp_path):
     data = zip_bytes(ONE)
     e = eocd(data)
@@ -119,15 +138,29 @@ def test_entry_count_and_directory_size_from_the_end_record(tmp_path):
     assert refusal(write(tmp_path, d)).startswith("truncated, empty or corrupt file (BadZipFile: ")
 
 
-def zip64(data, entries, cd_size, z64_offset=None):
-    """``data`` (a zip) with a zip64 end record and locator before an end record that defers to them."""
+def zip64(data, entries, cd_size, z64_offset=None, markers=("entries", "size", "offset")):
+    """``data`` (a zip) with a zip64 end record and locator before an end record that defers to them: its
+    ``markers`` fields hold 0xFFFF / 0xFFFFFFFF ("look in the zip64 record"), the others their real values."""
     e = eocd(data)
     n, size, off = struct.unpack("<HLL", data[e + 10:e + 20])
     body = bytes(data[:e])
     rec = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, cd_size, off)
     loc = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body) if z64_offset is None else z64_offset, 1)
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    n16 = 0xFFFF if "entries" in markers else n
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n16, n16, 0xFFFFFFFF if "size" in markers else size,
+                      0xFFFFFFFF if "offset" in markers else off, 0)
     return body + rec + loc + end
+
+
+@pytest.mark.parametrize("marker", ["entries", "size", "offset"])
+def test_any_one_zip64_marker_sends_the_reader_to_the_zip64_record(tmp_path, marker):
+    data = zip_bytes(ONE)
+    e = eocd(data)
+    n, size = struct.unpack("<HL", data[e + 10:e + 16])
+    with Archive(write(tmp_path, zip64(data, n, size, markers=(marker,)))) as ar:
+        np.testing.assert_array_equal(ar.read("w"), np.arange(3.0))
+    assert refusal(write(tmp_path, zip64(data, 5000, size, markers=(marker,)))) == (
+        "the zip directory announces 5000 entries; a tinynn file has at most 4096")
 
 
 def test_zip64_end_record_counts(tmp_path):
@@ -302,6 +335,14 @@ def test_long_dtypes_and_shapes_are_quoted_cut(tmp_path):
     head = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }" % ((-1,) * 30,)
     assert header_refusal(tmp_path, raw_npy(head)) == ("entry 'x.npy': its header announces the negative shape "
                                                        + str((-1,) * 30)[:48] + "... (72 more characters)")
+
+
+def test_a_long_shape_against_its_size_is_quoted_cut(tmp_path):
+    shape = (1,) * 40
+    head = "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }" % (shape,)
+    assert header_refusal(tmp_path, raw_npy(head, b"\0" * 16)) == (
+        f"entry 'x.npy': its header announces shape {str(shape)[:48]}... ({len(str(shape)) - 48} more characters) of "
+        "float64 (8 bytes) but it holds 16 bytes (corrupt file)")
 
 
 def test_strings_of_no_characters(tmp_path):
