@@ -304,11 +304,9 @@ def test_classes_from_a_header_are_checked_without_values():
 
 # --------------------------------------------------------------------------------------------- save and load
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def estimators():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 3))
-    d = tmp_path_factory.mktemp("est")
-    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pandas as pd
@@ -317,12 +315,18 @@ def files(tmp_path_factory):
         clf = C(hidden_layer_sizes=(4,), max_iter=2, random_state=np.int64(3)).fit(Xf, np.arange(30) % 2)
         reg = R(hidden_layer_sizes=(), solver="lbfgs", max_iter=3, random_state=np.random.RandomState(0),
                 dtype=np.float32).fit(X, X[:, 0])
+    return clf, reg, X
+
+
+@pytest.fixture
+def files(estimators, tmp_path):
+    """Each test saves the fitted estimators itself (so every test that reads a file runs save too)."""
+    clf, reg, X = estimators
+    out = {"dir": tmp_path, "X": X}
     for name, est in (("clf", clf), ("reg", reg)):
-        est.save(d / f"{name}.npz")
-        arrays, meta = io.load_npz(d / f"{name}.npz")
+        assert est.save(tmp_path / f"{name}.npz") == tmp_path / f"{name}.npz"
+        arrays, meta = io.load_npz(tmp_path / f"{name}.npz")
         out[name] = (est, arrays, json.loads(json.dumps(meta)))
-    out["dir"] = d
-    out["X"] = X
     return out
 
 
@@ -348,9 +352,28 @@ def test_save_writes_plain_params(files):
     assert meta["fitted"]["loss_curve_"] == [float(x) for x in clf.loss_curve_]
     assert meta["fitted"]["best_loss_"] == float(clf.best_loss_) and meta["fitted"]["validation_scores_"] is None
     assert meta["fitted"]["t_"] == clf.t_ and meta["fitted"]["_no_improvement_count"] == clf._no_improvement_count
-    assert meta["fitted"]["n_layers_"] == 3 and meta["fitted"]["loss_"] == clf.loss_
+    assert meta["fitted"] == {
+        "n_iter_": 2, "n_layers_": 3, "n_outputs_": 1, "out_activation_": "logistic", "n_features_in_": 3,
+        "dtype_": "float64", "loss_": clf.loss_, "t_": 60, "has_optimizer": True, "_no_improvement_count": 0,
+        "loss_curve_": list(clf.loss_curve_), "validation_scores_": None, "validation_loss_curve_": None,
+        "best_loss_": clf.best_loss_, "best_validation_score_": None, "y_type": "binary", "classes_object": False}
+    assert meta_r["fitted"]["out_activation_"] == "identity" and meta_r["fitted"]["n_iter_"] == reg.n_iter_
+    assert meta_r["fitted"]["n_layers_"] == 2 and meta_r["fitted"]["loss_curve_"] is None
     assert arrays["feature_names_in_"].tolist() == ["a", "b", "c"] and "feature_names_in_" not in arrays_r
     assert any(k.startswith("optim/") for k in arrays) and not any(k.startswith("optim/") for k in arrays_r)
+
+
+def test_save_of_an_estimator_without_the_later_attributes(files, tmp_path):
+    """t_, loss_ and _no_improvement_count absent (an estimator from before they existed): 0, null, 0."""
+    import copy
+
+    clf = copy.deepcopy(files["clf"][0])
+    for k in ("t_", "loss_", "_no_improvement_count"):
+        if hasattr(clf, k):
+            delattr(clf, k)
+    clf.save(tmp_path / "old.npz")
+    f = io.load_npz(tmp_path / "old.npz")[1]["fitted"]
+    assert (f["t_"], f["loss_"], f["_no_improvement_count"]) == (0, None, 0)
 
 
 def test_save_refusals(files, tmp_path):

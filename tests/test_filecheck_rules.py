@@ -430,12 +430,16 @@ def test_check_trainer_state():
     from tinynn.training import Trainer
 
     model, opt = _sgd()
-    t = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=4, callbacks=[object(), SWA(1)])
+    class Stateful:                                  # a state but no check_state: nothing to check it against
+        def state(self):
+            return {}, {}
+
+    t = Trainer(model, tn.SoftmaxCrossEntropy(), opt, batch_size=4, callbacks=[object(), SWA(1), Stateful()])
     arrays, meta = t.state()
     meta = json.loads(json.dumps(dict(meta, config={})))
     fc.check_trainer_state(P, arrays, meta, t)
     assert problem(fc.check_trainer_state, P, dict(arrays, **{"callback0/avg": np.zeros(1)}), meta, t) == (
-        "unexpected array(s) in the checkpoint for this run: ['callback0/avg'] (its callbacks: ['SWA'])")
+        "unexpected array(s) in the checkpoint for this run: ['callback0/avg'] (its callbacks: ['SWA', 'Stateful'])")
     assert problem(fc.check_trainer_state, P, arrays, dict(meta, callback0={}), t) == ("unexpected metadata entry "
                                                                                         "callback0")
     assert problem(fc.check_trainer_state, P, arrays, dict(meta, callback1=dict(meta["callback1"], count=2)), t) == (
