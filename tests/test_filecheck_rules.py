@@ -366,6 +366,10 @@ def test_probe_schedule():
     assert problem(fc._probe_schedule, MetaReader(P, dict(s2.state_dict(), base_lr=1e308, last_epoch=0)), s2) == (
         "metadata entry schedule: the saved state of the StepLR schedule gives the learning rate inf; expected a "
         "finite number >= 0")
+    # now (t = last_epoch) and one step on, no further: 1e302 * 10 ** 5 and ** 6 are finite, ** 7 is not
+    fc._probe_schedule(MetaReader(P, dict(s2.state_dict(), base_lr=1e302, last_epoch=5)), s2)
+    assert problem(fc._probe_schedule, MetaReader(P, dict(s2.state_dict(), base_lr=1e302, last_epoch=6)), s2).endswith(
+        "gives the learning rate inf; expected a finite number >= 0")
     assert sched.state_dict() == state and opt.lr == 0.1                          # probed on a copy
     plateau = tn.schedules.ReduceLROnPlateau(opt)
     fc._probe_schedule(MetaReader(P, plateau.state_dict()), plateau)             # no closed form: loads, no rates
