@@ -411,6 +411,34 @@ def test_load_gives_back_the_fitted_estimator(files):
                                                                                  est.n_features_in_)
 
 
+def test_load_gives_constructor_values_and_leaves_the_global_generator_alone(files):
+    """hidden_layer_sizes back as the tuple the constructor took; the network is built from the file's
+    random_state (3), not from numpy's global generator, which loading leaves where it was."""
+    p = files["dir"] / "clf.npz"
+    np.random.seed(0)
+    expected = np.random.random()
+    np.random.seed(0)
+    a = C.load(p)
+    assert np.random.random() == expected
+    assert a.hidden_layer_sizes == (4,) and type(a.hidden_layer_sizes) is tuple
+    assert a.get_params() == files["clf"][0].get_params()
+
+
+def test_load_checks_the_headers_before_reading_data(files):
+    """An array of the wrong shape whose data is also damaged: refused for its shape, from its header, before
+    its data (whose CRC fails) is read."""
+    _, arrays, meta = files["clf"]
+    big = np.arange(1600.0).reshape(40, 40)
+    p = edited(files, "clf", **{"model/0.weight": big})
+    data = bytearray(p.read_bytes())
+    data[data.index(big.tobytes()[-64:])] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError) as e:
+        C.load(p)
+    assert e.value.problem == ("array 'model/0.weight' has shape (40, 40), expected (3, 4) (from the architecture the "
+                               "metadata describes)")
+
+
 def test_load_refusals(files):
     _, arrays, meta = files["clf"]
     cases = [
