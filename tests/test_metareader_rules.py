@@ -83,6 +83,8 @@ def test_metadata_that_is_not_an_object():
     assert problem(MetaReader, P, [1]) == "metadata entry the metadata is a JSON array, expected a JSON object"
     assert problem(MetaReader, P, "x", "params.") == ("metadata entry params is a JSON string, expected a JSON "
                                                       "object")
+    assert problem(MetaReader, P, None, "rngs.MAX.") == ("metadata entry rngs.MAX is a JSON null, expected a JSON "
+                                                         "object")            # only the final '.' is stripped
 
 
 def test_name_and_missing():
