@@ -315,15 +315,17 @@ def estimators():
         clf = C(hidden_layer_sizes=(4,), max_iter=2, random_state=np.int64(3)).fit(Xf, np.arange(30) % 2)
         reg = R(hidden_layer_sizes=(), solver="lbfgs", max_iter=3, random_state=np.random.RandomState(0),
                 dtype=np.float32).fit(X, X[:, 0])
-    return clf, reg, X
+        bn = C(hidden_layer_sizes=(4,), batch_norm=True, dropout=0.2, max_iter=2, random_state=0).fit(
+            X, np.arange(30) % 3)
+    return clf, reg, X, bn
 
 
 @pytest.fixture
 def files(estimators, tmp_path):
     """Each test saves the fitted estimators itself (so every test that reads a file runs save too)."""
-    clf, reg, X = estimators
+    clf, reg, X, bn = estimators
     out = {"dir": tmp_path, "X": X}
-    for name, est in (("clf", clf), ("reg", reg)):
+    for name, est in (("clf", clf), ("reg", reg), ("bn", bn)):
         assert est.save(tmp_path / f"{name}.npz") == tmp_path / f"{name}.npz"
         arrays, meta = io.load_npz(tmp_path / f"{name}.npz")
         out[name] = (est, arrays, json.loads(json.dumps(meta)))
@@ -424,6 +426,18 @@ def test_load_gives_constructor_values_and_leaves_the_global_generator_alone(fil
     assert a.get_params() == files["clf"][0].get_params()
 
 
+def test_load_batch_norm_and_dropout_with_optimizer_state(files):
+    """The layout follows batch_norm and dropout (BatchNorm1d and Dropout layers shift the layer indices), and
+    the optimizer's arrays follow the parameters only (not the running statistics)."""
+    est, arrays, meta = files["bn"]
+    assert "model/1.running_var" in arrays and "model/4.weight" in arrays and "optim/exp_avg.4" in arrays
+    back = C.load(files["dir"] / "bn.npz")
+    X = files["X"]
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+    for a, b in zip(back._opt.state_dict().values(), est._opt.state_dict().values()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_load_checks_the_headers_before_reading_data(files):
     """An array of the wrong shape whose data is also damaged: refused for its shape, from its header, before
     its data (whose CRC fails) is read."""
@@ -456,6 +470,8 @@ def test_load_refusals(files):
                                                                   "MLPClassifier must be"),
         ({"optim/exp_avg.9": np.zeros(4)}, None, "unexpected optimizer array 'optim/exp_avg.9' (expected <state>.<i>, a "
                                                  "state of a tinynn optimizer and i < 4 parameters)"),
+        ({}, dict(meta, params=dict(meta["params"], solver="newton")), "metadata entry params.solver is 'newton', "
+                                                                     "expected one of ['adam', 'lbfgs', 'sgd']"),
         ({"model/0.weight": np.zeros((3, 4), np.float32)}, None, "array 'model/0.weight' has dtype float32, expected "
                                                                  "float64 (the dtype the metadata gives)"),
     ]
