@@ -264,6 +264,8 @@ def test_classes_accepted(c, f):
     (np.array([0.0, np.inf]), F(), "array 'classes_' holds NaN or infinite values"),
     (np.array([1, 1]), F(), "array 'classes_' must be sorted and without repeats (as np.unique gives them)"),
     (np.array(["b", "a"]), F(), "array 'classes_' must be sorted and without repeats (as np.unique gives them)"),
+    (np.array([1, 3, 2]), F(y_type="multiclass", n_outputs_=3), "array 'classes_' must be sorted and without repeats "
+                                                                "(as np.unique gives them)"),
     (np.array([0, 1, 2]), F(), "array 'classes_' has 3 classes but the output layer has 1 output(s): a binary "
                                "classifier has 1 or 2 classes and 1 output"),
     (np.array([0, 1]), F(n_outputs_=2), "array 'classes_' has 2 classes but the output layer has 2 output(s): a binary "

@@ -63,7 +63,7 @@ def test_check_array_accepts():
 
 # --------------------------------------------------------------------------------------------- layouts
 @pytest.mark.parametrize("sizes, bn, dropout, input_dropout", [
-    ([4, 3], False, 0.0, 0.0), ([4, 6, 3], False, 0.0, 0.0), ([4, 6, 5, 3], True, 0.2, 0.0),
+    ([4], False, 0.0, 0.0), ([4, 3], False, 0.0, 0.0), ([4, 6, 3], False, 0.0, 0.0), ([4, 6, 5, 3], True, 0.2, 0.0),
     ([4, 6, 3], False, 0.5, 0.1), ([2, 3, 3, 3, 1], True, 0.0, 0.3), ([4, 6, 3], True, 0.0, 0.0),
 ])
 def test_mlp_state_layout_is_what_build_mlp_builds(sizes, bn, dropout, input_dropout):
@@ -150,6 +150,10 @@ def test_optim_headers():
     assert problem(fc.check_optim_headers, P, {"optim/exp_avg.1": H(2, 3)}, params) == (
         "array 'optim/exp_avg.1' has shape (2, 3), expected (3,) (the shape of parameter 1)")
     fc.check_optim_headers(P, {"o:sum.1": H(3)}, params, prefix="o:")
+    long = "optim/" + "x" * 100 + ".0"
+    assert problem(fc.check_optim_headers, P, {long: H(3)}, params) == (
+        f"unexpected optimizer array {long[:28] + '... (80 more characters)'!r} (expected <state>.<i>, a state of a "
+        "tinynn optimizer and i < 2 parameters)")
     assert fc._optimizer_state_names() == {"momentum_buffer", "u", "sum", "square_avg", "grad_avg", "exp_avg",
                                            "exp_avg_sq", "max_exp_avg_sq", "acc_delta"}
 
