@@ -173,6 +173,8 @@ def test_fitted_read_back():
     assert out["loss_"] is None and out["_no_improvement_count"] == 0
     assert read_fitted(loss_=float("nan"), best_loss_=float("inf"), loss_curve_=[float("nan"), float("inf")])[
         "best_loss_"] == float("inf")
+    out = read_fitted(loss_=float("inf"), best_loss_=float("nan"), best_validation_score_=float("nan"))
+    assert out["loss_"] == float("inf") and np.isnan(out["best_loss_"]) and np.isnan(out["best_validation_score_"])
     assert read_fitted(n_iter_=2**53, t_=2**53, _no_improvement_count=2**53)["t_"] == 2**53
     assert read_fitted(n_layers_=2, p=params(hidden_layer_sizes=[]))["n_layers_"] == 2
     assert read_fitted(y_type="multiclass", out_activation_="softmax")["out_activation_"] == "softmax"
@@ -410,6 +412,7 @@ def test_load_gives_back_the_fitted_estimator(files):
             np.testing.assert_array_equal(back.predict(X), est.predict(X))
             assert not hasattr(back, "_opt") and back.dtype == np.float32 and back._dtype_ == np.float32
             assert not hasattr(back, "feature_names_in_")
+            assert back.best_loss_ is None and not hasattr(back, "loss_curve_")   # lbfgs: best_loss_ null, set
         assert back.validation_scores_ is None and back.best_validation_score_ is None
         assert (back.n_iter_, back.t_, back.n_outputs_, back.n_features_in_) == (est.n_iter_, est.t_, est.n_outputs_,
                                                                                  est.n_features_in_)

@@ -98,6 +98,9 @@ def test_check_model_arrays():
     a = dict(arrays, **{"model/9.x": np.zeros(1)})
     assert problem(fc.check_model_arrays, P, a, layout, None) == (
         "the model's arrays do not match the architecture the metadata describes: unexpected ['model/9.x']")
+    a = dict(arrays, **{"model/0.bias": np.zeros(4)})
+    assert problem(fc.check_model_arrays, P, a, layout, None) == ("array 'model/0.bias' has shape (4,), expected (3,) "
+                                                                  "(from the architecture the metadata describes)")
     a = dict(arrays, **{"model/1.running_var": -np.ones(3)})
     assert problem(fc.check_model_arrays, P, a, layout, None) == ("array 'model/1.running_var' holds negative "
                                                                   "values; a variance is >= 0")
@@ -298,6 +301,9 @@ def test_optimizer_state():
         "the optimizer state does not match the SGD optimizer: missing ['optim/momentum_buffer.1']")
     assert problem(fc._checked_optimizer_state, P, r, dict(arrays, **{"optim/y": np.zeros(1)}), opt) == (
         "the optimizer state does not match the SGD optimizer: unexpected ['optim/y']")
+    a = dict(arrays, **{"optim/momentum_buffer.0": np.zeros((3, 2), np.float64)})
+    assert problem(fc._checked_optimizer_state, P, r, a, opt) == (
+        "array 'optim/momentum_buffer.0' has dtype float64, expected float32 (the dtype the metadata gives)")
     a = dict(arrays, **{"optim/momentum_buffer.0": np.zeros((2, 3), np.float32)})
     assert problem(fc._checked_optimizer_state, P, r, a, opt) == (
         "array 'optim/momentum_buffer.0' has shape (2, 3), expected (3, 2) (from the architecture the metadata "
