@@ -204,6 +204,29 @@ def test_entry_names(tmp_path):
     assert refusal(write(tmp_path, data)) == "entry 'a.npy' appears twice (corrupt file)"
 
 
+def test_long_entry_names_are_quoted_cut(tmp_path):
+    name = "n" * 100 + ".npy"
+    cut = repr(name[:48] + "... (56 more characters)")
+    assert refusal(write(tmp_path, zip_bytes([("t" * 100 + ".txt", b"x")]))) == (
+        f"entry {'t' * 48 + '... (56 more characters)'!r} is not an .npy array (not a tinynn file)")
+    with pytest.warns(UserWarning):
+        data = zip_bytes([(name, npy(1.0)), (name, npy(2.0))])
+    assert refusal(write(tmp_path, data)) == f"entry {cut} appears twice (corrupt file)"
+    assert refusal(write(tmp_path, zip_bytes([(name, npy(1.0))], zipfile.ZIP_DEFLATED))).startswith(
+        f"entry {cut} is compressed with deflate; ")
+    data = zip_bytes([(name, npy(1.0))])
+    c = central(data)[0]
+    d = bytearray(data)
+    d[c + 8:c + 10] = struct.pack("<H", 1)
+    assert refusal(write(tmp_path, d)) == f"entry {cut} is encrypted; tinynn files are not"
+    d = bytearray(data)
+    d[c + 20:c + 24] = struct.pack("<L", 5)
+    assert refusal(write(tmp_path, d)).startswith(f"entry {cut} is stored with 5 bytes but declares ")
+    d = bytearray(data)
+    d[c + 20:c + 28] = struct.pack("<2L", len(d), len(d))
+    assert refusal(write(tmp_path, d)).startswith(f"entry {cut} declares {len(d)} bytes at offset 0, beyond the end")
+
+
 def test_encrypted_flag(tmp_path):
     data = zip_bytes(ONE)
     c = central(data)[0]

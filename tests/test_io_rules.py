@@ -95,6 +95,8 @@ def test_magic(tmp_path, content, says):
 
 @pytest.mark.parametrize("meta, says", [
     ("[1, 2]", "corrupt metadata: a JSON array, expected a JSON object"),
+    ("{nope", "corrupt metadata: not valid JSON (JSONDecodeError: Expecting property name enclosed in double quotes: "
+              "line 1 column 2 (char 1))"),
     ('"s"', "corrupt metadata: a JSON string, expected a JSON object"),
     ({"kind": "thing", "format_version": 2}, 'not a tinynn file (its metadata has no format: "tinynn" entry)'),
     (dict(TINYNN, format="Tinynn"), 'not a tinynn file (its metadata has no format: "tinynn" entry)'),
