@@ -380,6 +380,9 @@ def test_save_of_an_estimator_without_the_later_attributes(files, tmp_path):
     clf.save(tmp_path / "old.npz")
     f = io.load_npz(tmp_path / "old.npz")[1]["fitted"]
     assert (f["t_"], f["loss_"], f["_no_improvement_count"]) == (0, None, 0)
+    clf._no_improvement_count = 3                      # epochs without improvement so far: a continued fit goes on
+    clf.save(tmp_path / "waiting.npz")
+    assert io.load_npz(tmp_path / "waiting.npz")[1]["fitted"]["_no_improvement_count"] == 3
 
 
 def test_save_refusals(files, tmp_path):
