@@ -450,3 +450,32 @@ def test_rank_r_augments_from_the_augmentation_stream_jumped_r_times():
         bg = np.random.default_rng(11).bit_generator
         expected = (bg.jumped(r) if r else bg).state
         assert first == second == third == expected
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_rank_whose_rows_weigh_nothing_contributes_nothing(batch_norm):
+    """Rank 0's rows of the batch weigh 0, rank 1's do not: the step is the weighted step of the whole batch,
+    which is one process's step on rank 1's rows alone (before, rank 0's loss refused its all-zero weights
+    with a ValueError). With SyncBatchNorm rank 0 still takes part in the statistics' collectives."""
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    y = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    sw = np.array([0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.5, 1.0])
+
+    def fit(group, X, y, sw):
+        model = build_mlp([3, 4, 2], dtype=F64, batch_norm=batch_norm)
+        dp = DataParallel(model, group) if group is not None else None
+        t = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.SGD(model.parameters(), lr=0.1), batch_size=len(y),
+                    shuffle=False, strategy=dp)
+        for _ in range(2):
+            t.train_epoch(X, y, sample_weight=sw)
+        if dp is not None:
+            dp.check_replicas()
+        return model.flat.data.copy(), t.curve("train_loss")
+
+    out = run_ranks(2, lambda g: fit(g, X, y, sw))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    if not batch_norm:                                     # batch norm's statistics would include rank 0's rows
+        params, losses = fit(None, X[4:], y[4:], sw[4:])
+        for p, curve in out:
+            np.testing.assert_allclose(p, params, rtol=1e-10, atol=1e-13)
+            assert curve == pytest.approx(losses, rel=1e-10)

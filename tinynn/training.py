@@ -148,7 +148,13 @@ class Trainer:
         if n_local:
             if model.accumulates_grad:
                 model.zero_grad()
-            value = strategy.forward_backward(self, Xb, Tb, sample_weight)  # None: left in self._log (GPU)
+            sw = sample_weight
+            if sw is not None and strategy.parallel and not float(np.sum(sw)) > 0:
+                # this process's rows weigh nothing in a batch that weighs something: a loss refuses all-zero
+                # weights, so the rows go unweighted (the forward still runs: SyncBatchNorm's collectives) and
+                # the reduction below weighs this process's loss and gradient by its share, 0
+                sw = None
+            value = strategy.forward_backward(self, Xb, Tb, sw)             # None: left in self._log (GPU)
         else:                                                               # fewer rows than processes
             value = 0.0
             model.zero_grad()
