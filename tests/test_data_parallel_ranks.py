@@ -479,3 +479,110 @@ def test_a_rank_whose_rows_weigh_nothing_contributes_nothing(batch_norm):
         for p, curve in out:
             np.testing.assert_allclose(p, params, rtol=1e-10, atol=1e-13)
             assert curve == pytest.approx(losses, rel=1e-10)
+
+
+# ---------------------------------------------------------------------- SyncBatchNorm: float32, checks, defaults
+def test_sync_batchnorm_in_float32_on_ranks_stays_float32():
+    rng = np.random.default_rng(1)
+    rows = [3, 2]
+    X = rng.standard_normal((5, 3))
+    G = rng.standard_normal((5, 3))
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    Y, _, _, dX, dgamma, _ = _bn_reference(X, gamma, beta, G)
+
+    def rank(group):
+        lo, hi = (0, 3) if group.rank == 0 else (3, 5)
+        w = (hi - lo) / 5
+        layer = SyncBatchNorm(3, group)                    # float32 by default
+        layer.weight.data[...] = gamma
+        layer.bias.data[...] = beta
+        y = layer.forward(X[lo:hi].astype(np.float32))
+        ydt, y = y.dtype, y.copy()
+        dx = layer.backward((G[lo:hi] / w).astype(np.float32))
+        return y, ydt, dx.copy(), dx.dtype, layer.weight.grad.copy() * w, layer.running_var.dtype
+
+    out = run_ranks(len(rows), rank)
+    assert all(o[1] == np.float32 and o[3] == np.float32 and o[5] == np.float32 for o in out)
+    np.testing.assert_allclose(np.concatenate([o[0] for o in out]), Y, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([o[2] * (len(o[2]) / 5) for o in out]), dX, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(sum(o[4] for o in out), dgamma, rtol=1e-4, atol=1e-5)
+
+
+def test_sync_batchnorm_checks_its_inputs():
+    layer = SyncBatchNorm(3, LocalGroup())
+    cases = [
+        (np.ones((4, 3)), TypeError, "SyncBatchNorm: expected dtype float32, got float64; convert with "
+                                     "X.astype(np.float32)"),
+        (np.ones(3, np.float32), ValueError, "SyncBatchNorm: expected a 2-D array, got shape (3,)"),
+        (np.ones((4, 5), np.float32), ValueError, "SyncBatchNorm: expected 3 features (last axis), got shape (4, 5)"),
+    ]
+    for X, kind, msg in cases:
+        with pytest.raises(kind) as e:
+            layer.forward(X)
+        assert str(e.value) == msg
+    with pytest.raises(AssertionError) as e:
+        layer.backward(np.ones((4, 3), np.float32))
+    assert str(e.value) == "SyncBatchNorm.backward before a training-mode forward"
+    layer.forward(np.arange(12, dtype=np.float32).reshape(4, 3))
+    cases = [
+        (np.ones((3, 3), np.float32), "SyncBatchNorm.backward: batch-size mismatch: expected 4 rows, got 3"),
+        (np.ones((4, 2), np.float32), "SyncBatchNorm.backward: expected 3 features (last axis), got shape (4, 2)"),
+        (np.ones(12, np.float32), "SyncBatchNorm.backward: expected a 2-D array, got shape (12,)"),
+    ]
+    for dY, msg in cases:
+        with pytest.raises(ValueError) as e:
+            layer.backward(dY)
+        assert str(e.value) == msg
+
+
+def test_sync_batchnorm_defaults_and_the_world_group(monkeypatch):
+    from tinynn.parallel import data
+
+    everyone = LocalGroup()
+    monkeypatch.setattr(data, "world", lambda: everyone)
+    layer = SyncBatchNorm(4)
+    assert layer.group is everyone and (layer.eps, layer.momentum) == (1e-5, 0.1)
+    assert layer.weight.dtype == np.float32 and layer.running_mean.dtype == np.float32
+    X = np.array([[0.0], [2.0]], np.float32)
+    one = SyncBatchNorm(1, LocalGroup())
+    np.testing.assert_allclose(one.forward(X), [[-1 / np.sqrt(1 + 1e-5)], [1 / np.sqrt(1 + 1e-5)]], rtol=1e-6)
+    np.testing.assert_allclose(one.running_mean, [0.1], rtol=1e-6)    # momentum 0.1: 0.9·0 + 0.1·1
+    np.testing.assert_allclose(one.running_var, [0.9 + 0.1 * 2], rtol=1e-6)   # unbiased σ² = 2
+    dp = DataParallel(build_mlp([3, 2]), None)
+    assert dp.group is everyone
+
+
+def test_a_converted_layer_has_its_own_work_buffers():
+    bn = tn.BatchNorm1d(2, dtype=F64)
+    X1 = np.array([[0.0, 1.0], [2.0, 5.0]])
+    Y1 = bn.forward(X1)
+    expected = Y1.copy()
+    model = tn.Sequential(tn.Linear(2, 2, dtype=F64), bn)
+    convert_sync_batchnorm(model, LocalGroup())
+    sync = model.layers[1]
+    sync.forward(np.array([[9.0, -1.0], [3.0, 4.0]]))
+    np.testing.assert_array_equal(Y1, expected)            # bn's output is not overwritten by the new layer
+
+
+def test_the_batches_of_data_parallel_count_only_when_asked():
+    X, y = _data(n=6)
+    model = build_mlp([4, 3], dtype=F64)
+    dp = DataParallel(model, LocalGroup())
+    t = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.SGD(model.parameters(), lr=0.1), strategy=dp)
+    assert dp.batches(t, X, y).counting is False and dp.batches(t, X, y, accuracy=True).counting is True
+
+
+def test_measurements_are_per_step():
+    X, y = _data(n=8)
+
+    def rank(group):
+        model = build_mlp([4, 6, 3], dtype=F64)
+        dp = DataParallel(model, group)
+        t = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.SGD(model.parameters(), lr=0.1), strategy=dp,
+                    batch_size=3)
+        t.train_epoch(X, y)                                # 3 steps
+        return dp.finish(), dict(dp.stats)
+
+    for fin, st in run_ranks(2, rank):
+        assert st["steps"] == 3 and st["bytes"] == 3 * 408 and st["wait_s"] > 0
+        assert fin == {"allreduce_wait_s_per_step": st["wait_s"] / 3, "buckets": 2, "bytes_per_step": 408.0}
