@@ -246,7 +246,7 @@ class Trainer:
         measured = (self.strategy.allsum(source.correct) / max(seen, 1) if seen else None) if source.counting else False
         return self._end_epoch(n, total, seen, measured)
 
-    def _end_epoch(self, n, total, seen, accuracy=False):
+    def _end_epoch(self, n, total, seen, accuracy):
         """The end-of-epoch check of the weights, the counters, the schedule, the history record and hooks."""
         assert self.model.flat is not None                                   # checked in __init__
         if not math.isfinite(ops.sumsq(self.model.flat.data)):               # weights blew up, loss not yet
