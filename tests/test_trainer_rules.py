@@ -197,6 +197,13 @@ def test_a_parallel_step_weighs_this_process_by_its_share():
     w = np.array([1.0, 2.0, 0.5])
     assert t.loss_and_grad(X, y, w, n_global=8, weight_sum=10.0) == pytest.approx((0.5 * 3.5 + 2.5) / 10)
     assert s.calls[0][2] is w and s.calls[1:] == [("reduce", model, 3.5, 10.0), ("allsum", 1.75)]
+    s.calls.clear()
+    small = np.array([0.25, 0.0, 0.25])                               # a share below 1 is still weighted
+    assert t.loss_and_grad(X, y, small, n_global=8, weight_sum=2.0) == pytest.approx((0.5 * 0.5 + 2.5) / 2)
+    assert s.calls[0][2] is small and s.calls[1] == ("reduce", model, 0.5, 2.0)
+    s.calls.clear()
+    assert t.loss_and_grad(X, y, np.zeros(3), n_global=8, weight_sum=2.0) == pytest.approx(2.5 / 2)
+    assert s.calls[0][2] is None and s.calls[1] == ("reduce", model, 0.0, 2.0)   # rows of no weight: unweighted
 
 
 def test_a_process_without_rows_contributes_zero_and_zero_gradients():
@@ -290,10 +297,10 @@ def test_a_step_runs_the_optimizer_the_step_schedule_and_the_hooks_in_order():
 
     class Hook:
         def on_step_end(self, trainer):
-            order.append("hook")
+            order.append("hook" if isinstance(trainer, Trainer) else None)
 
         def on_epoch_end(self, trainer):
-            order.append("epoch hook")
+            order.append("epoch hook" if isinstance(trainer, Trainer) else None)
 
     model = _model()
     opt = Opt()
@@ -650,3 +657,138 @@ def test_state_round_trip_through_a_checkpoint(tmp_path):
     v = _trainer(batch_size=4).load_state(arrays, meta)
     assert v.history == t.history and v.samples_seen == 10
     np.testing.assert_array_equal(v.model.flat.data, t.model.flat.data)
+
+
+def test_a_direct_step_names_no_place():
+    class NaN(Strategy):
+        def forward_backward(self, trainer, Xb, Tb, sample_weight=None):
+            return float("inf")
+
+    t = _trainer(strategy=NaN())
+    with pytest.raises(DivergenceError) as e:
+        t.step(*_data(2))
+    assert str(e.value) == ("the training loss became inf ; the parameters of the last completed epoch were kept. "
+                            "Try a lower learning rate.")
+
+
+def test_an_epoch_of_one_row():
+    X, y = _data(1)
+    model = _model()
+    Z = model.forward(X)
+    rec = _trainer(model, lr=0.0).train_epoch(X, y, accuracy=True)
+    assert rec["train_loss"] == pytest.approx(_cross_entropy(Z, y), rel=1e-12)
+    assert rec["train_accuracy"] == float(np.argmax(Z[0]) == y[0])
+    y2 = np.array([(np.argmax(Z[0]) + 1) % 3])                         # a wrong label: accuracy 0
+    assert _trainer(_model(), lr=0.0).train_epoch(X, y2, accuracy=True)["train_accuracy"] == 0.0
+    right = np.array([np.argmax(Z[0])])
+    assert _trainer(_model(), lr=0.0).train_epoch(X, right, accuracy=True)["train_accuracy"] == 1.0
+
+
+def test_the_device_batch_feed_is_made_once_and_kept(monkeypatch):
+    from tinynn import training
+
+    made = []
+
+    def batch_feed(device):
+        made.append(device)
+        return None if device == "nofeed" else ("feed", device)
+
+    monkeypatch.setattr(training.kernels, "batch_feed", batch_feed)
+    t = _trainer()
+    t.device = "gpu0"
+    assert t._batch_feed() == ("feed", "gpu0") and t._batch_feed() == ("feed", "gpu0") and made == ["gpu0"]
+    assert t.batch_feed == ("feed", "gpu0")
+    t = _trainer()
+    t.device = "nofeed"
+    assert t._batch_feed() is None and t.feed is False and t.batch_feed is None and made == ["gpu0", "nofeed"]
+    t = _trainer(feed=False)
+    t.device = "gpu0"
+    assert t._batch_feed() is None and made == ["gpu0", "nofeed"]
+    mine = object()
+    t = _trainer(feed=mine)
+    t.device = "gpu0"
+    assert t._batch_feed() is mine and t.batch_feed is mine and len(made) == 2
+
+
+def test_a_float32_model_is_captured_and_predicted_in_float32():
+    model = build_mlp([4, 6, 3], seed=0)                                # float32
+    params, _ = Trainer.capture(model)
+    assert params.dtype == np.float32
+    X = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    assert predict_raw(model, X).dtype == np.float32
+
+
+def test_prediction_goes_chunk_by_chunk():
+    X, y = _data(10)
+    model = _model()
+    expected = model.forward(X).copy()
+    sizes = []
+    forward = model.forward
+
+    def recording(xb):
+        sizes.append(len(xb))
+        return forward(xb)
+
+    model.forward = recording
+    np.testing.assert_allclose(predict_raw(model, X, 4), expected, rtol=1e-12)
+    assert sizes == [4, 4, 2]
+    sizes.clear()
+    t = _trainer(model)
+    t.predict_raw(X, chunk=3)
+    assert sizes == [3, 3, 3, 1]
+    sizes.clear()
+    evaluate(model, X, y, 6)
+    assert sizes == [6, 4]
+    sizes.clear()
+    t.evaluate(X, y, chunk=7)
+    assert sizes == [7, 3]
+
+
+def test_optimizer_and_schedule_state_travel_with_the_trainer(tmp_path):
+    X, y = _data(10)
+
+    def make():
+        model = _model()
+        opt = tn.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return Trainer(model, tn.SoftmaxCrossEntropy(), opt, schedules.StepLR(opt, step_size=3, gamma=0.5),
+                       batch_size=4)
+
+    t = make()
+    t.train_epoch(X, y)
+    arrays, meta = t.state()
+    assert "schedule" in meta and any(k.startswith("optim/") for k in arrays)
+    u = make().load_state(arrays, meta)
+    assert u.optimizer.lr == t.optimizer.lr == 0.05                  # 3 steps: halved once
+    for _ in range(2):
+        t.train_epoch(X, y)
+        u.train_epoch(X, y)
+    np.testing.assert_array_equal(u.model.flat.data, t.model.flat.data)
+    assert u.optimizer.lr == t.optimizer.lr
+
+
+def test_load_state_names_where_the_state_came_from(tmp_path):
+    from tinynn.errors import FileFormatError
+
+    t = _trainer()
+    t.train_epoch(*_data(4))
+    arrays, meta = t.state()
+    meta["surprise"] = 1
+    with pytest.raises(FileFormatError) as e:
+        _trainer().load_state(arrays, meta)
+    assert str(e.value).startswith("tinynn state: ")
+    path = tmp_path / "c.npz"
+    t.save_checkpoint(path, {})
+    arrays, meta = tn.io.load_npz(path, kind="checkpoint")
+    meta["surprise"] = 1
+    with pytest.raises(FileFormatError) as e:
+        _trainer().load_state(arrays, meta)
+    assert str(e.value).startswith(f"{path}: ")
+
+
+def test_a_state_without_samples_seen_counts_from_zero():
+    t = _trainer(samples_seen=50)
+    t.train_epoch(*_data(4))
+    arrays, meta = t.state()
+    del meta["samples_seen"]
+    u = _trainer(samples_seen=9).load_state(arrays, meta)
+    assert (u.samples_seen, u.epoch) == (0, 1)
