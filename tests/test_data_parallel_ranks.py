@@ -586,3 +586,74 @@ def test_measurements_are_per_step():
     for fin, st in run_ranks(2, rank):
         assert st["steps"] == 3 and st["bytes"] == 3 * 408 and st["wait_s"] > 0
         assert fin == {"allreduce_wait_s_per_step": st["wait_s"] / 3, "buckets": 2, "bytes_per_step": 408.0}
+
+
+# ---------------------------------------------------------------------- bucket edges, shares, the reduction's edges
+@pytest.mark.parametrize("sizes, dtype, bucket_bytes, members", [
+    ([4, 6, 3], np.float32, 84, [[2], [1]]),               # plan indices (Linear+ReLU: 1, 3, ...); float32: the last Linear's 21 values are 84 bytes
+    ([4, 6, 3], np.float32, 85, [[2, 1]]),
+    ([4, 6, 5, 3], F64, 300, [[4, 3], [1]]),               # 144 + 280 bytes close the first bucket
+    ([4, 2, 6, 3], F64, 145, [[4], [3, 1]]),               # 168 closes; a new bucket counts from 0: 144 < 145
+])
+def test_bucket_membership(sizes, dtype, bucket_bytes, members):
+    model = build_mlp(sizes, dtype=dtype)
+    dp = DataParallel(model, LocalGroup(), bucket_bytes=bucket_bytes)
+    assert dp._members == members
+    nodes = dict(model.plan)
+    assert dp.buckets == [_merge([r for i in m for r in _ranges(model, nodes[i])]) for m in members]
+
+
+def test_a_weight_below_one_is_still_shared():
+    sw = np.array([0.25, 0.25, 0.0])
+
+    def rank(group):
+        d = DataParallel(build_mlp([3, 2], dtype=F64), group)
+        d.shard(np.array([0, 1]), sw)
+        return d._w
+
+    assert run_ranks(2, rank) == [0.5, 0.5]
+
+
+def test_reduce_gradient_edges_on_one_rank():
+    model = build_mlp([4, 6, 3], dtype=F64)
+    dp = DataParallel(model, LocalGroup())
+    model.flat.grad[...] = 2.0
+    dp.reduce_gradients(model, 1, 1)                       # one row of one: accepted, unscaled
+    np.testing.assert_array_equal(model.flat.grad, 2.0)
+    model.flat.grad[...] = np.nan                          # a stale buffer of a rank without rows
+    dp.reduce_gradients(model, 0, 4)
+    np.testing.assert_array_equal(model.flat.grad, 0.0)
+    model.flat.grad[...] = 2.0
+    dp.shard(np.arange(4))                                 # shard() said 1, but no bucket has started yet:
+    dp.reduce_gradients(model, 1, 2)                       # the given share wins
+    np.testing.assert_array_equal(model.flat.grad, 1.0)
+    one = DataParallel(model, LocalGroup(), bucket_bytes=10 ** 9)      # one bucket, started by the backward
+    X, y = _data(n=4)
+    loss = tn.SoftmaxCrossEntropy()
+    one.shard(np.arange(4))
+    loss(model.forward(X), y)
+    model.backward(loss.backward(), hook=one.grad_ready)
+    with pytest.raises(ValueError, match="shard\\(\\) gave this rank a fraction 1.0"):
+        one.reduce_gradients(model, 3, 4)
+
+
+def test_wait_time_adds_up_over_steps(monkeypatch):
+    from tinynn.parallel import data
+
+    class Clock:
+        t = 0.0
+
+        def perf_counter(self):
+            self.t += 0.5
+            return self.t
+
+    monkeypatch.setattr(data, "time", Clock())
+    X, y = _data(n=9)
+    for overlap in (True, False):
+        model = build_mlp([4, 6, 3], dtype=F64)
+        dp = DataParallel(model, LocalGroup(), overlap=overlap)
+        t = Trainer(model, tn.SoftmaxCrossEntropy(), tn.optim.SGD(model.parameters(), lr=0.1), strategy=dp,
+                    batch_size=3)
+        t.train_epoch(X, y)
+        assert dp.stats == {"steps": 3, "wait_s": 1.5, "bytes": 3 * 408}
+        assert dp.finish()["allreduce_wait_s_per_step"] == 0.5
