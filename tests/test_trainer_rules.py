@@ -792,3 +792,79 @@ def test_a_state_without_samples_seen_counts_from_zero():
     del meta["samples_seen"]
     u = _trainer(samples_seen=9).load_state(arrays, meta)
     assert (u.samples_seen, u.epoch) == (0, 1)
+
+
+def test_a_callable_shuffle_starts_from_arange_even_for_no_rows():
+    seen = []
+
+    def shuffle(order):
+        seen.append(order.copy())
+        return order
+
+    t = _trainer(shuffle=shuffle)
+    assert t.batches(0) == [] and len(seen) == 1 and seen[0].dtype.kind == "i" and seen[0].shape == (0,)
+
+
+class _Device:
+    """A stand-in device backend: to_device tags a contiguous copy with the device, to_host takes it back."""
+
+    def __init__(self, monkeypatch):
+        from tinynn import training
+
+        self.uploads = []
+        monkeypatch.setattr(training.kernels, "to_device", self.to_device)
+        monkeypatch.setattr(training.kernels, "to_host", self.to_host)
+
+    def to_device(self, a, device):
+        assert a.flags.c_contiguous
+        self.uploads.append((a.shape, device))
+        return ("on", device, a.copy())
+
+    @staticmethod
+    def to_host(h):
+        return h[2] if isinstance(h, tuple) else h
+
+
+def test_on_a_device_batches_are_uploaded_contiguous_and_sparse_rows_stay(monkeypatch):
+    dev = _Device(monkeypatch)
+    t = _trainer()
+    t.device = "gpu0"
+    X = np.arange(12.0).reshape(3, 4)[:, ::2]                           # not contiguous
+    up = t.on_device(X)
+    assert up[:2] == ("on", "gpu0") and dev.uploads == [((3, 2), "gpu0")]
+    np.testing.assert_array_equal(up[2], X)
+    S = sp.csr_matrix(X)
+    assert t.on_device(S) is S and len(dev.uploads) == 1
+
+
+def test_prediction_on_a_device_uploads_each_chunk_and_reads_back(monkeypatch):
+    dev = _Device(monkeypatch)
+
+    class Model:
+        device, training = "gpu0", True
+        plan = []
+
+        def eval(self):
+            self.training = False
+
+        def train(self, mode=True):
+            self.training = mode
+
+        def forward(self, h):
+            assert h[:2] == ("on", "gpu0") and not self.training
+            return ("on", "gpu0", h[2] * 2.0)
+
+    X = np.arange(10.0).reshape(5, 2)
+    m = Model()
+    out = predict_raw(m, X, 2)
+    np.testing.assert_array_equal(out, 2 * X)
+    assert dev.uploads == [((2, 2), "gpu0"), ((2, 2), "gpu0"), ((1, 2), "gpu0")] and m.training
+    dev.uploads.clear()
+
+    class SparseModel(Model):
+        def forward(self, h):
+            assert sp.issparse(h)
+            return h.toarray()
+
+    np.testing.assert_array_equal(predict_raw(SparseModel(), sp.csr_matrix(X), 3), X)
+    assert dev.uploads == []                                            # sparse rows go as they are
