@@ -54,6 +54,7 @@ def test_the_protocol_defaults_are_a_host_source():
 def test_host_batches_are_consecutive_slices_with_their_rows():
     X, y = _data(10)
     src = HostBatches(_trainer(4), X, y)
+    assert src.counting is False and src.pred is None            # accuracy is not counted unless asked
     got = [(b.step, list(b.idx), list(b.local), b.rows, b.X.copy(), b.T.copy(), b.weights, b.weight_sum)
            for b in src]
     assert [g[0] for g in got] == [0, 1, 2]
