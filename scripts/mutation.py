@@ -50,7 +50,8 @@ CORE = ["tinynn/layers/*", "tinynn/losses.py", "tinynn/optim.py", "tinynn/_optim
         "tinynn/_archive.py", "tinynn/_metareader.py", "tinynn/parallel/data.py",
         "kernels/reference/*", "kernels/dispatch.py"]
 KERNEL_TESTS = ["test_kernels.py", "test_kinks.py", "test_optim.py", "test_optim_backends.py", "test_layers.py",
-                "test_holes.py", "test_custom_layers.py", "test_augment.py", "test_sparse.py", "test_l1.py"]
+                "test_holes.py", "test_custom_layers.py", "test_augment.py", "test_sparse.py", "test_l1.py",
+                "test_cpu_kernel_edges.py"]
 
 SUITES = {
     "core": dict(mutate=CORE, env={}, tests=None, args=["-m", "not slow and not gpu"]),

@@ -1,0 +1,158 @@
+"""The Numba CPU kernels (kernels/cpu) where the parity tests' uniform inputs do not reach: their own documented
+behaviour (subnormal optimizer state flushed to zero, below the smallest normal and not at it), the first NaN
+of a row for argmax, every keyword and default of the from-scratch matmul, and the reference on inputs built
+to separate wrong kernels from right ones (odd shapes, exact ties, values at the kinks).
+
+Checked against the NumPy reference or against values worked out by hand; runs compiled in CI and uncompiled
+(NUMBA_DISABLE_JIT=1) in the mutation runs, so shapes stay small.
+"""
+import numpy as np
+import pytest
+
+from tinynn import kernels
+from tinynn.kernels import ops
+from tinynn.kernels.cpu.matmul import matmul_numba
+
+F32 = np.float32
+TINY = np.finfo(F32).tiny                    # smallest normal float32, 1.18e-38
+ROOT_TINY = F32(np.sqrt(np.float64(TINY)))   # below it, d² would be subnormal
+
+
+def _cpu(name, *args):
+    with kernels.use("cpu"), np.errstate(all="ignore"):
+        return ops[name](*args)
+
+
+def _ref(name, *args):
+    with kernels.use("numpy"), np.errstate(all="ignore"):
+        return ops[name](*args)
+
+
+def _both(name, args):
+    """(cpu arrays, reference arrays) after running ``name`` on copies of args."""
+    a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+    b = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+    _cpu(name, *a)
+    _ref(name, *b)
+    return a, b
+
+
+# --------------------------------------------------------------------------- subnormal state flushed to zero
+def test_adam_moments_below_the_smallest_normal_are_zero():
+    """β₁ = β₂ = 0.5, g = 0 (no L2 term: wd reaches only AdamW's decay of θ): m = ½ m, v = ½ v. From 2·tiny the new value is tiny, kept; from tiny it is tiny/2,
+    subnormal, stored as 0. The parameter moves as the reference's (within float32)."""
+    for decoupled, ams in [(False, False), (True, False), (False, True), (True, True)]:
+        p = np.ones(4, F32)
+        g = np.zeros(4, F32)
+        m = np.array([2 * TINY, TINY, -2 * TINY, -TINY], F32)
+        v = np.array([2 * TINY, TINY, 2 * TINY, TINY], F32)
+        vmax = np.zeros(4, F32)
+        args = (p, g, m, v, vmax, 1e-3, 0.5, 0.5, 1e-8, 0.1 if decoupled else 0.0, 0.5, 0.75, ams, decoupled)
+        got, ref = _both("adam_update", args)
+        assert got[2].tolist() == [TINY, 0.0, -TINY, 0.0], (decoupled, ams)
+        assert got[3].tolist() == [TINY, 0.0, TINY, 0.0], (decoupled, ams)
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+        if ams:
+            assert got[4].tolist() == [TINY, 0.0, TINY, 0.0]
+
+
+def test_adam_square_of_a_tiny_gradient_is_zero():
+    """|d| < √tiny: d² would be subnormal; v gets 0 from it (v starts at 0), m gets (1-β₁) d."""
+    d = F32(1e-20)
+    assert abs(d) < ROOT_TINY
+    p, g = np.zeros(2, F32), np.array([d, -d], F32)
+    m, v, vmax = np.zeros(2, F32), np.zeros(2, F32), np.zeros(2, F32)
+    got, ref = _both("adam_update", (p, g, m, v, vmax, 1e-3, 0.5, 0.5, 1e-8, 0.0, 0.5, 0.75, False, False))
+    assert got[3].tolist() == [0.0, 0.0]
+    assert got[2].tolist() == [F32(0.5) * d, -(F32(0.5) * d)]
+    big = F32(2) * ROOT_TINY                              # above √tiny: its square is normal and is kept
+    g = np.array([big], F32)
+    got, _ = _both("adam_update", (np.zeros(1, F32), g, np.zeros(1, F32), np.zeros(1, F32), np.zeros(1, F32), 1e-3,
+                                   0.5, 0.5, 1e-8, 0.0, 0.5, 0.75, False, False))
+    assert got[3][0] == F32(0.5) * (big * big) and got[3][0] >= TINY
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_buffer_is_flushed(nesterov):
+    """buf = μ buf + (1 - τ) d with μ = 0.5, τ = 0, g = 0: 2·tiny -> tiny (kept), tiny -> 0."""
+    p, g = np.ones(2, F32), np.zeros(2, F32)
+    buf = np.array([2 * TINY, TINY], F32)
+    got, ref = _both("sgd_update", (p, g, buf, 0.1, 0.5, 0.0, 0.0, nesterov, False))
+    assert got[2].tolist() == [TINY, 0.0]
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
+def test_momentum_state_is_flushed():
+    p, g = np.ones(2, F32), np.zeros(2, F32)
+    u = np.array([2 * TINY, -TINY], F32)
+    for nesterov in (False, True):
+        got, ref = _both("momentum_update", (p, g, u, 0.1, 0.5, 1.0, nesterov))
+        assert got[2].tolist() == [TINY, 0.0]
+        np.testing.assert_array_equal(got[0], ref[0])
+
+
+@pytest.mark.parametrize("centered,momentum", [(False, 0.0), (True, 0.0), (True, 0.5), (False, 0.5)])
+def test_rmsprop_state_is_flushed(centered, momentum):
+    """α = 0.5, g = 0: sq, gavg halve (2·tiny -> tiny kept; tiny -> 0); buf = μ buf + 0/avg likewise."""
+    p, g = np.ones(2, F32), np.zeros(2, F32)
+    sq = np.array([2 * TINY, TINY], F32)
+    gavg = np.array([-2 * TINY, TINY], F32)
+    buf = np.array([2 * TINY, TINY], F32) if momentum else np.zeros(2, F32)
+    got, ref = _both("rmsprop_update", (p, g, sq, gavg, buf, 0.01, 0.5, 1e-8, 0.0, momentum, centered))
+    assert got[2].tolist() == [TINY, 0.0]
+    if centered:
+        assert got[3].tolist() == [-TINY, 0.0]
+    if momentum:
+        assert got[4].tolist() == [TINY, 0.0]
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-6)
+
+
+def test_rmsprop_and_adagrad_tiny_gradients_square_to_zero():
+    d = F32(1e-20)
+    got, _ = _both("rmsprop_update", (np.zeros(1, F32), np.array([d], F32), np.zeros(1, F32), np.zeros(1, F32),
+                                      np.zeros(1, F32), 0.01, 0.5, 1e-8, 0.0, 0.0, False))
+    assert got[2].tolist() == [0.0]
+    s = np.zeros(1, F32)
+    got, _ = _both("adagrad_update", (np.zeros(1, F32), np.array([d], F32), s, 0.1, 0.0, 1e-10))
+    assert got[2].tolist() == [0.0]
+    big = F32(2) * ROOT_TINY
+    got, _ = _both("adagrad_update", (np.zeros(1, F32), np.array([big], F32), np.zeros(1, F32), 0.1, 0.0, 1e-10))
+    assert got[2][0] == big * big
+
+
+def test_adadelta_state_is_flushed():
+    """ρ = 0.5, g = 0: sq and acc halve; 2·tiny -> tiny (kept), tiny -> 0."""
+    p, g = np.ones(2, F32), np.zeros(2, F32)
+    sq = np.array([2 * TINY, TINY], F32)
+    acc = np.array([2 * TINY, TINY], F32)
+    got, ref = _both("adadelta_update", (p, g, sq, acc, 1.0, 0.5, 1e-6, 0.0))
+    assert got[2].tolist() == [TINY, 0.0] and got[3].tolist() == [TINY, 0.0]
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
+# --------------------------------------------------------------------------- argmax: ties and NaN
+@pytest.mark.parametrize("row", [
+    [1.0, 3.0, 3.0, 2.0],                 # a tie: the first maximum
+    [3.0, 1.0, 3.0],
+    [np.nan, 5.0, 1.0],                   # NaN first
+    [5.0, np.nan, 9.0, np.nan],           # the first of two NaNs, after a larger value
+    [1.0, 2.0, np.nan],
+    [-np.inf, -np.inf],
+    [7.0],
+])
+def test_argmax_rows_is_numpys(row):
+    X = np.array([row, row[::-1]])
+    assert _cpu("argmax_rows", X, np.empty(2, np.int64)).tolist() == np.argmax(X, axis=1).tolist()
+
+
+# --------------------------------------------------------------------------- the from-scratch matmul
+def test_matmul_numba_defaults_and_dtypes():
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((3, 70))                    # k beyond the default block of 64: two k-blocks
+    B = rng.standard_normal((70, 2)).astype(F32)
+    out = matmul_numba(A, B)
+    assert out.dtype == np.float64 and out.shape == (3, 2)
+    np.testing.assert_allclose(out, A @ B.astype(np.float64), rtol=1e-12)
+    given = np.full((2, 3), np.nan)
+    assert matmul_numba(B, A, trans_a=True, trans_b=True, out=given) is given
+    np.testing.assert_allclose(given, B.T.astype(np.float64) @ A.T, rtol=1e-12)
