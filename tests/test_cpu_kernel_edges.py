@@ -156,3 +156,64 @@ def test_matmul_numba_defaults_and_dtypes():
     given = np.full((2, 3), np.nan)
     assert matmul_numba(B, A, trans_a=True, trans_b=True, out=given) is given
     np.testing.assert_allclose(given, B.T.astype(np.float64) @ A.T, rtol=1e-12)
+
+
+def test_adagrad_square_at_root_tiny_is_kept():
+    """The threshold itself squares: d = √tiny (as float32) adds d·d to s (s has no flush)."""
+    got, _ = _both("adagrad_update", (np.zeros(1, F32), np.array([ROOT_TINY], F32), np.zeros(1, F32), 0.1, 0.0,
+                                      1e-10))
+    assert got[2][0] == ROOT_TINY * ROOT_TINY and got[2][0] > 0
+
+
+def test_adam_constants_cache_stays_bounded():
+    """A schedule that changes lr every step: the constants cache stays at most 65 entries, and the latest
+    entry is kept (the next call with it finds it)."""
+    from tinynn.kernels.cpu import optim as cpu_optim
+    cpu_optim._adam_consts.clear()
+    for step in range(100):
+        c = cpu_optim._adam_step_constants(np.dtype(F32), 1e-3 * (1 + step), 0.9, 0.999, 1e-8, 0.01, True)
+        assert len(cpu_optim._adam_consts) <= 65
+    assert cpu_optim._adam_step_constants(np.dtype(F32), 1e-3 * 100, 0.9, 0.999, 1e-8, 0.01, True) is c
+    b1, b2, c1, c2, eps, decay, wd, tiny, root_tiny = c
+    assert (b1, b2, eps, tiny) == (F32(0.9), F32(0.999), F32(1e-8), TINY) and root_tiny == ROOT_TINY
+    assert c1 == F32(1 - 0.9) and c2 == F32(1 - 0.999) and decay == F32(1 - 0.1 * 0.01) and wd == 0
+    assert all(type(x) is F32 for x in c)
+    b1, b2, c1, c2, eps, decay, wd, tiny, root_tiny = cpu_optim._adam_step_constants(
+        np.dtype(np.float64), 0.1, 0.9, 0.999, 1e-8, 0.01, False)
+    assert decay == 1 and wd == 0.01 and type(wd) is np.float64 and tiny == np.finfo(np.float64).tiny
+
+
+# --------------------------------------------------------------------------- elementwise kinks
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_mask_keeps_a_uniform_equal_to_p(dtype):
+    """[U >= p] / (1 - p): U exactly p is kept (scaled by 1/(1-p) = 4/3 at p = 0.25), just below is dropped."""
+    p = 0.25
+    below = np.nextafter(dtype(p), dtype(0))
+    U = np.array([[p, below, 0.0, 0.999]], dtype)
+    out = _cpu("dropout_mask", U, p, np.empty_like(U))
+    np.testing.assert_allclose(out, [[4 / 3, 0, 0, 4 / 3]], rtol=1e-7)
+    np.testing.assert_array_equal(out, _ref("dropout_mask", U, p, np.empty_like(U)))
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_elu_gradient_at_a_zero_output_is_alpha(alpha):
+    """elu' = 1 if Y > 0 else Y + α: at Y = 0 (X = 0) it is α, not 1 (alpha other than 1 tells them apart)."""
+    Y = np.array([[0.0, -0.0, 0.5, -0.25]])
+    dY = np.array([[2.0, 2.0, 2.0, 2.0]])
+    out = _cpu("act_backward", dY, Y, 9, alpha, np.empty_like(Y))
+    np.testing.assert_allclose(out, [[2 * alpha, 2 * alpha, 2.0, 2 * (alpha - 0.25)]], rtol=1e-15)
+    dZ, db = np.empty_like(Y), np.empty(4)
+    _cpu("act_backward_bias", dY, Y, 9, alpha, dZ, db)
+    np.testing.assert_allclose(dZ, out, rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_of_negative_zero_is_positive_zero(dtype):
+    """max(-0.0, 0) is +0.0 in the reference (numpy.maximum); the kernels agree to the sign bit."""
+    X = np.array([[-0.0, 0.0, -1.0]], dtype)
+    for name, args in [("act_forward", (X, 1, 0.0)), ("bias_act", (X, np.zeros(3, dtype), 1, 0.0)),
+                       ("bias_act", (X, np.array([-0.0, -0.0, 0.0], dtype), 3 - 2, 0.0))]:
+        got = _cpu(name, *args, np.empty_like(X))
+        ref = _ref(name, *args, np.empty_like(X))
+        assert got.tolist() == [[0.0, 0.0, 0.0]] and not np.signbit(got).any(), name
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
