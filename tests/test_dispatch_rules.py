@@ -87,9 +87,11 @@ def _declare(name="lazy", device="lazydev", probe=lambda: True, owns=lambda t: t
 
 # --------------------------------------------------------------------------- registration and declaration
 def test_register_replaces_a_declaration():
-    log = _declare("fake", device="fakedev")
+    log = _declare("fake", device="olddev")
     dispatch.register_backend(_record())
     assert dispatch.available("fake") and log == []           # registered: neither probed nor loaded
+    with pytest.raises(ValueError, match="^unknown device 'olddev'"):   # the declaration is gone
+        dispatch.backend_for_device("olddev")
     assert dispatch.backend_devices()["fake"] == "fakedev"
     assert dispatch.get_backend("fake").array_types == (Dev,)
     _declare("fake", device="elsewhere")                          # a declaration never hides a registered one
