@@ -150,3 +150,14 @@ def test_unknown_activation_code_is_refused(op):
     args = (X,) if op == "act_forward" else (X, X)
     with kernels.use("numpy"), pytest.raises(ValueError, match="^unknown activation code 11$"):
         ops[op](*args, 11, 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_erf_helper_rounds_to_the_input_dtype(dtype):
+    """_erf: math.erf per element in float64, rounded to the input's dtype (its docstring): float32 GELU
+    multiplies float32 values."""
+    from tinynn.kernels.reference.elementwise import _erf
+    z = np.array([[0.5, -1.25], [2.0, 0.0]], dtype)
+    e = _erf(z)
+    assert e.dtype == dtype and e.shape == z.shape
+    assert e.tolist() == [[float(dtype(math.erf(float(v)))) for v in row] for row in z]
