@@ -101,3 +101,30 @@ def test_host_uniform_is_the_generators_stream(dtype):
     out = np.empty(1000, dtype)
     assert dispatch.get_backend("numpy").uniform(np.random.default_rng(5), out) is out
     np.testing.assert_array_equal(out, np.random.default_rng(5).random(1000, dtype=dtype))
+
+
+def test_record_builds_a_host_backend():
+    """record(name): a Backend for host arrays under any name: device "cpu", no array types, NumPy's empty,
+    transfers that return host arrays as they are, and the Generator's uniform stream."""
+    from tinynn.kernels.reference.memory import record
+    b = record("host2")
+    assert (b.name, b.device, b.array_types, b.feed, b.is_host) == ("host2", "cpu", (), None, True)
+    e = b.empty((3,), np.dtype(np.int32))
+    assert type(e) is np.ndarray and e.shape == (3,) and e.dtype == np.int32
+    x = np.arange(3.0)
+    assert b.to_device(x) is x and b.to_host(x) is x
+    dst = np.zeros(3)
+    assert b.copy(dst, x) is dst and dst.tolist() == [0, 1, 2]
+    u = b.uniform(np.random.default_rng(1), np.empty(4))
+    np.testing.assert_array_equal(u, np.random.default_rng(1).random(4))
+
+
+def test_leaky_relu_backward_multiplies_in_the_arrays_dtype():
+    """float32 in: dY · alpha with alpha rounded to float32 first, the product rounded once (as the CPU kernel
+    computes it); not the float64 product rounded."""
+    rng = np.random.default_rng(0)
+    dY = rng.standard_normal((4, 64)).astype(np.float32)
+    Y = -np.abs(rng.standard_normal((4, 64))).astype(np.float32)          # every slope the negative one
+    got = _ref("act_backward", dY, Y, 2, 0.1)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, dY * np.float32(0.1))
