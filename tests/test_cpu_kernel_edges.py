@@ -217,3 +217,13 @@ def test_relu_of_negative_zero_is_positive_zero(dtype):
         ref = _ref(name, *args, np.empty_like(X))
         assert got.tolist() == [[0.0, 0.0, 0.0]] and not np.signbit(got).any(), name
         np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (2, 1, 3)])
+def test_lerp_of_any_shape(shape):
+    """R = (1 - m) R + m c X elementwise, in place, for running statistics of any shape (not only vectors)."""
+    R = np.arange(6.0).reshape(shape)
+    X = np.full(shape, 10.0)
+    got = _cpu("lerp", R.copy(), X, 0.25, 2.0)
+    np.testing.assert_allclose(got, 0.75 * R + 0.25 * 2.0 * X, rtol=1e-15)
+    assert got.shape == shape
