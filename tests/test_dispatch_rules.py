@@ -363,3 +363,42 @@ def test_kernel_op_without_alloc_passes_arguments_through():
 
 def test_backend_is_host():
     assert _record(types=()).is_host and not _record().is_host
+
+
+def test_define_op_as_a_decorator_factory():
+    @dispatch.define_op(alloc=lambda X, **_: ((2,), X.dtype))
+    def firsttwo(X, out=None):
+        out[...] = X[:2]
+        return out
+
+    assert ops.firsttwo.reference is firsttwo and ops.firsttwo.alloc is not None
+    with dispatch.use("numpy"):
+        assert ops.firsttwo(np.arange(5.0)).tolist() == [0.0, 1.0]
+
+
+def test_a_fresh_registry_is_empty_and_lists_what_is_added():
+    reg = dispatch._Registry()
+    assert list(reg) == [] and reg.names() == []
+    op = KernelOp(lambda X: X)
+    reg.add(op)
+    assert reg["<lambda>"] is op and getattr(reg, "<lambda>") is op and list(reg) == [op]
+
+
+def test_a_host_subclass_with_a_device_array_is_mixed():
+    dispatch.register_backend(_record())
+    with pytest.raises(TypeError, match="^host and device arrays mixed in one op"):
+        dispatch.backend_of(np.ones(2).view(HostSub), Dev([1.0]))
+
+
+def test_types_are_looked_up_once():
+    """The kind of a type is cached: a declared backend's owns_type is asked once per type."""
+    asked = []
+
+    class Other:
+        pass
+
+    _declare(owns=lambda t: asked.append(t) or False)
+    for _ in range(3):
+        assert dispatch.backend_of(Other(), np.ones(1)) == "cpu"
+        assert not dispatch.is_device_array(Other())
+    assert asked == [Other]
