@@ -137,6 +137,8 @@ def test_adadelta_state_is_flushed():
     [np.nan, 5.0, 1.0],                   # NaN first
     [5.0, np.nan, 9.0, np.nan],           # the first of two NaNs, after a larger value
     [1.0, 2.0, np.nan],
+    [1.0, np.nan],                        # a number, then only NaNs
+    [2.0, np.nan, np.nan],
     [-np.inf, -np.inf],
     [7.0],
 ])
@@ -227,3 +229,17 @@ def test_lerp_of_any_shape(shape):
     got = _cpu("lerp", R.copy(), X, 0.25, 2.0)
     np.testing.assert_allclose(got, 0.75 * R + 0.25 * 2.0 * X, rtol=1e-15)
     assert got.shape == shape
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poisson_loss_with_fractional_targets(dtype):
+    """t log t - t z - t + e^z with t between 0 and 1 (t log t < 0 there), 1 (t log t = 0) and 0 (0 by
+    definition): rates and frequencies are targets too, not only counts."""
+    Z = np.array([[0.5, -1.0, 0.0, 2.0]], dtype)
+    T = np.array([[0.5, 0.25, 1.0, 0.0]], dtype)
+    P, loss = np.empty_like(Z), np.empty(1, dtype)
+    _cpu("poisson_loss", Z, T, P, loss)
+    expected = sum((t * np.log(t) if t > 0 else 0.0) - t * z - t + np.exp(z)
+                   for z, t in zip(Z[0].astype(float), T[0].astype(float)))
+    np.testing.assert_allclose(loss, [expected], rtol=1e-6)
+    np.testing.assert_allclose(P, np.exp(Z.astype(float)), rtol=1e-6)
