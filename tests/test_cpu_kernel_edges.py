@@ -243,3 +243,9 @@ def test_poisson_loss_with_fractional_targets(dtype):
                    for z, t in zip(Z[0].astype(float), T[0].astype(float)))
     np.testing.assert_allclose(loss, [expected], rtol=1e-6)
     np.testing.assert_allclose(P, np.exp(Z.astype(float)), rtol=1e-6)
+
+
+def test_matmul_numba_keeps_float32():
+    A = np.arange(6, dtype=F32).reshape(2, 3)
+    out = matmul_numba(A, A.T.copy())
+    assert out.dtype == np.float32 and out.tolist() == (A.astype(float) @ A.T.astype(float)).tolist()
