@@ -249,3 +249,14 @@ def test_matmul_numba_keeps_float32():
     A = np.arange(6, dtype=F32).reshape(2, 3)
     out = matmul_numba(A, A.T.copy())
     assert out.dtype == np.float32 and out.tolist() == (A.astype(float) @ A.T.astype(float)).tolist()
+
+
+def test_spmm_t_beyond_one_column_block():
+    """spmm_t walks output columns in blocks of 64: D with 130 columns spans three blocks."""
+    indptr, indices = np.array([0, 2, 2, 4]), np.array([0, 3, 3, 1])
+    data = np.array([1.0, 2.0, -1.0, 0.5])
+    D = np.random.default_rng(2).standard_normal((3, 130))
+    got, ref = np.full((4, 130), np.nan), np.full((4, 130), np.nan)
+    _cpu("spmm_t", indptr, indices, data, D, got)
+    _ref("spmm_t", indptr, indices, data, D, ref)
+    np.testing.assert_allclose(got, ref, rtol=1e-15, atol=1e-15)
