@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 try:
-    from hypothesis import given, settings
+    from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 except ImportError as e:                                            # pragma: no cover - the message is the test
@@ -72,6 +72,13 @@ def activations():
                          layers.GELU("tanh"), layers.Exp()]).map(lambda a: (a, ())))
 
 
+def _settings(test, max_examples):
+    """A gradient check is slow by nature (two forward passes per checked entry): no deadline and no "input
+    generation is slow" health check, on a loaded machine either; the rest from the active profile."""
+    extra = {} if max_examples is None else dict(max_examples=max_examples)
+    return settings(deadline=None, suppress_health_check=[HealthCheck.too_slow], **extra)(test)
+
+
 def layer_property(make_layer, *, kinks=(), lo=-3.0, hi=3.0, min_rows=1, max_rows=6, min_cols=1, max_cols=7,
                    tol=TOL, max_examples=None, input_grad=True):
     """A Hypothesis test: ``make_layer(d)`` (a layer taking d input features) passes :func:`gradcheck` on drawn
@@ -82,8 +89,7 @@ def layer_property(make_layer, *, kinks=(), lo=-3.0, hi=3.0, min_rows=1, max_row
     def test(X, seed):
         gradcheck(make_layer(X.shape[1]), X, rng=seed, tol=tol, input_grad=input_grad)
 
-    if max_examples is not None:
-        test = settings(max_examples=max_examples)(test)
+    test = _settings(test, max_examples)
     test.__name__ = f"test_{getattr(make_layer, '__name__', 'layer')}_gradients"
     return test
 
@@ -113,7 +119,6 @@ def loss_property(make_loss, *, target="real", kinks=(), lo=-3.0, hi=3.0, weight
         sw = rng.uniform(0.1, 2.0, n) if weighted_ else None
         gradcheck_loss(make_loss(), Z, T, sample_weight=sw, tol=tol, rng=rng)
 
-    if max_examples is not None:
-        test = settings(max_examples=max_examples)(test)
+    test = _settings(test, max_examples)
     test.__name__ = f"test_{getattr(make_loss, '__name__', 'loss')}_gradients"
     return test
