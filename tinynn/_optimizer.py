@@ -26,11 +26,9 @@ def _check_params(params, who):
     return params
 
 
-def _check_nonneg(value, name, who, positive=False):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or \
-            value < 0 or (positive and value == 0):
-        raise ValueError(f"{who}: {name} must be a {'positive' if positive else 'non-negative'} finite number, "
-                         f"got {value!r}")
+def _check_nonneg(value, name, who):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{who}: {name} must be a non-negative finite number, got {value!r}")
     return float(value)
 
 
@@ -69,8 +67,7 @@ class Optimizer:
         """One state tensor per parameter; views into one flat buffer when the parameters are flat."""
         if self._group is not None:
             g = self._group
-            flat = kernels.empty(g.data.shape, g.data.dtype, like=g.data)
-            ops.fill(flat, 0.0)
+            flat = kernels.empty(g.data.shape, g.data.dtype, like=g.data)    # filled by init_state, as below
             views = [flat[o:o + s].reshape(p.shape) for (o, s), p in zip(g.offsets, self.params)]
             return _StateList(views, flat, list(g.offsets))
         return _StateList([kernels.empty(p.shape, p.dtype, like=p.data) for p in self.params], None)
