@@ -439,7 +439,7 @@ def test_embedding_frozen():
 def test_embedding_boundary_indices():
     e = tn.Embedding(4, 2, dtype=F64, init="zeros")
     e.weight.data[...] = np.arange(8.0).reshape(4, 2)
-    np.testing.assert_array_equal(e(np.array([0, 3])), [[0.0, 1.0], [6.0, 7.0]])
+    np.testing.assert_array_equal(e(np.array([0, 3], np.uint16)), [[0.0, 1.0], [6.0, 7.0]])
     assert e.idx.dtype == np.int64
 
 

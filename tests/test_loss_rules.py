@@ -253,3 +253,30 @@ def test_huber_delta_refused(delta):
     with pytest.raises(ValueError) as e:
         tn.HuberLoss(delta)
     assert str(e.value) == f"HuberLoss: delta must be a finite number > 0, got {delta!r}"
+
+
+class FakeLossLog:
+    """Stands in for the Trainer's loss log (tinynn._feed.LossLog): records what the loss hands it."""
+
+    def __init__(self):
+        self.rows, self.staged = [], []
+
+    def add_rows(self, rows, w_host):
+        self.rows.append((np.array(rows), np.array(w_host)))
+
+    def stage(self, w_host):
+        self.staged.append(w_host)
+        return w_host
+
+
+def test_deferred_loss_hands_rows_and_weights_to_the_log():
+    loss = tn.MSELoss()
+    log = loss._deferred = FakeLossLog()
+    assert loss(np.array(P2), T2, np.array([1.0, 3.0])) is None
+    (rows, w), = log.rows
+    np.testing.assert_array_equal(rows, [5.0, 25.0])                  # Σ_j (p - t)² per row
+    np.testing.assert_array_equal(w, [0.125, 0.375])                  # w_i/Σw / d
+    assert log.staged == []                                           # host arrays are not staged
+    np.testing.assert_array_equal(loss.backward(), [[0.25, 0.5], [2.25, -3.0]])
+    loss._deferred = None
+    assert loss(np.array(P2), T2, np.array([1.0, 3.0])) == 10.0

@@ -515,3 +515,101 @@ def test_pickle_keeps_flat_state_views():
 
 def test_repr():
     assert repr(optim.Adam([param([1.0])], lr=0.25)) == "Adam(lr=0.25)"
+
+
+def test_lazy_refused_on_device_arrays(monkeypatch):
+    """lazy=True updates rows of host arrays; a device parameter is refused with the optimizer's name."""
+    emb = tn.Embedding(4, 2, dtype=np.float64, rng=0)
+    opt = optim.Adam(emb.parameters(), lr=0.5, lazy=True)
+    emb.forward(np.array([1]))
+    emb.backward(np.ones((1, 2)))
+    monkeypatch.setattr(tn.kernels, "is_device_array", lambda a: True)
+    with pytest.raises(NotImplementedError) as e:
+        opt.step()
+    assert str(e.value) == "Adam(lazy=True) runs on host parameters only"
+
+
+def test_optimizers_without_lazy_update_every_row():
+    # SGD has no lazy mode: with weight decay the rows the Embedding did not touch move too (d = 0 + λθ)
+    emb = tn.Embedding(3, 2, dtype=np.float64, rng=0)
+    before = emb.weight.data.copy()
+    opt = optim.SGD(emb.parameters(), lr=0.5, weight_decay=0.1)
+    emb.forward(np.array([1]))
+    emb.backward(np.ones((1, 2)))
+    opt.step()
+    d = 0.1 * before
+    d[1] += 1.0
+    np.testing.assert_allclose(emb.weight.data, before - 0.5 * d, rtol=1e-14)
+
+
+@pytest.mark.parametrize("cls", [optim.SGD, optim.Momentum, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW,
+                                 optim.Adadelta])
+def test_l1_settings_reach_every_optimizer(cls):
+    m = l1_model()
+    kw = dict(lr=1.0) if cls is optim.SGD else dict(weight_decay=0.0) if cls is optim.AdamW else {}
+    opt = cls(m.parameters(), l1=0.25, l1_scope="weights", **kw)
+    assert (opt.l1, opt.l1_scope, opt.l1_mode) == (0.25, "weights", "subgradient")
+    opt.zero_grad()
+    b = [p.data.copy() for p in m.parameters()]
+    opt.step()
+    assert np.array_equal(m[0].bias.data, b[1]) and np.array_equal(m[1].bias.data, b[3])   # biases not penalised
+    assert not np.array_equal(m[0].weight.data, b[0])
+
+
+def test_adamw_passes_its_options_on():
+    emb = tn.Embedding(3, 2, dtype=np.float64, rng=0)
+    opt = optim.AdamW(emb.parameters(), lr=0.5, betas=(0.5, 0.75), eps=0.25, amsgrad=True, lazy=True)
+    assert opt.betas == (0.5, 0.75) and opt.eps == 0.25 and opt.amsgrad and opt.lazy and opt.weight_decay == 1e-2
+    assert set(opt.state) == {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
+    before = emb.weight.data.copy()
+    emb.forward(np.array([1]))
+    emb.backward(np.ones((1, 2)))
+    opt.step()
+    np.testing.assert_array_equal(np.delete(emb.weight.data, 1, 0), np.delete(before, 1, 0))   # lazy: row 1 only
+
+
+def test_l1_cache_follows_freezing():
+    """The penalised slices are recomputed when a parameter is frozen or unfrozen between steps."""
+    m = l1_model()
+    opt = optim.SGD(m.parameters(), lr=1.0, l1=0.1)
+    opt.zero_grad()
+    opt.step()
+    m[1].weight.requires_grad = False
+    w = m[1].weight.data.copy()
+    opt.zero_grad()
+    opt.step()
+    np.testing.assert_array_equal(m[1].weight.data, w)                # frozen: neither stepped nor penalised
+    m[1].weight.requires_grad = True
+    opt.zero_grad()
+    opt.step()
+    np.testing.assert_allclose(m[1].weight.data, w - 0.1 * np.sign(w), rtol=1e-14)
+
+
+def test_l1_weights_scope_on_a_flat_buffer_with_weights_apart():
+    """A flat buffer laid out bias, weight, bias: scope 'weights' penalises the middle slice only."""
+    b1, W, b2 = param([0.5, -0.5]), tn.Parameter(np.array([[1.0, -1.0], [2.0, 0.5]])), param([0.25])
+    tn.parameter.FlatParameters([b1, W, b2])
+    opt = optim.SGD([b1, W, b2], lr=1.0, l1=0.1, l1_scope="weights")
+    assert opt._group is not None
+    opt.zero_grad()
+    opt.step()
+    assert b1.data.tolist() == [0.5, -0.5] and b2.data.tolist() == [0.25]
+    np.testing.assert_allclose(W.data, [[0.9, -0.9], [1.9, 0.4]], rtol=1e-14)
+
+
+def test_newton_singular_hessian_takes_the_least_norm_step():
+    # two identical features: H = 2/n XᵀX has identical columns (singular); the least-norm solution splits the
+    # one-feature least-squares weight 2 equally: w = (1, 1)
+    X = np.array([[1.0, 1.0], [2.0, 2.0]])
+    y = np.array([[2.0], [4.0]])
+    lin = tn.Linear(2, 1, bias=False, dtype=np.float64, init="zeros")
+    loss = tn.MSELoss()
+
+    def closure():
+        lin.zero_grad()
+        value = loss(lin.forward(X), y)
+        lin.backward(loss.backward())
+        return value
+
+    assert optim.Newton(lin.parameters()).step(closure) == 10.0           # the loss at the starting point
+    np.testing.assert_allclose(lin.weight.data[:, 0], [1.0, 1.0], rtol=1e-9)
