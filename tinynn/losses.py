@@ -22,6 +22,7 @@ log computes the same value, by the same formula, when it reads the rows back ev
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -199,7 +200,7 @@ class HuberLoss(_MeanLoss):
     dP = w clip(P - T, -δ, δ) / d."""
 
     def __init__(self, delta: float = 1.0) -> None:
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < float(delta) < float("inf"):
+        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0 < float(delta) < math.inf:
             raise ValueError(f"HuberLoss: delta must be a finite number > 0, got {delta!r}")
         self.delta: float = float(delta)
 

@@ -67,13 +67,12 @@ class Layer(WorkBuffers):
 
     def to(self: _L, device: str) -> _L:
         """Move parameters and state to ``device`` ("cpu" or "cuda"); work buffers are re-made there."""
-        move = kernels.to_host if device == "cpu" else (lambda a: kernels.to_device(a, device))
-        for p in self.parameters():
-            p.data = move(p.data)
-            p.grad = move(p.grad)
+        for p in self.parameters():                                   # to_device(a, "cpu") is to_host(a)
+            p.data = kernels.to_device(p.data, device)
+            p.grad = kernels.to_device(p.grad, device)
             p.flat = None
         for name in self._state_names:
-            setattr(self, name, move(getattr(self, name)))
+            setattr(self, name, kernels.to_device(getattr(self, name), device))
         self._ws_cache: dict[Any, Any] = {}
         return self
 
