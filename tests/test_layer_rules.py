@@ -124,8 +124,12 @@ def test_layer_parameters_zero_grad_and_to():
     m = tn.Sequential(lin)
     assert lin.weight.flat is m.flat
     Y = lin(np.ones((1, 2)))
+    W = lin.weight.data.copy()
+    lin.weight.grad[...] = 3.0
     assert lin.to("cpu") is lin
     assert lin.weight.flat is None and lin._ws_cache == {}
+    assert isinstance(lin.weight.data, np.ndarray) and np.array_equal(lin.weight.data, W)
+    assert isinstance(lin.weight.grad, np.ndarray) and (lin.weight.grad == 3.0).all()
     assert lin(np.ones((1, 2))) is not Y                             # work buffers re-made
     bn = tn.BatchNorm1d(2, dtype=F64)
     bn.running_mean[...] = 3.0

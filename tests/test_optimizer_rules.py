@@ -509,6 +509,9 @@ def test_pickle_keeps_flat_state_views():
     assert st.flat is not None and [v.shape for v in st] == [v.shape for v in opt.state["exp_avg"]]
     assert all(np.shares_memory(v, st.flat) for v in st)
     np.testing.assert_array_equal(st.flat, opt.state["exp_avg"].flat)
+    opt4 = pickle.loads(pickle.dumps(opt2))                           # pickled again from the rebuilt views
+    assert all(np.shares_memory(v, opt4.state["exp_avg"].flat) for v in opt4.state["exp_avg"])
+    np.testing.assert_array_equal(opt4.state["exp_avg"].flat, opt.state["exp_avg"].flat)
     opt3 = pickle.loads(pickle.dumps(optim.Adam([param([1.0])])))
     assert opt3.state["exp_avg"].flat is None and opt3.state["exp_avg"][0].tolist() == [0.0]
 
