@@ -524,3 +524,34 @@ def test_layernorm_defaults_and_backward():
     ln(X)
     ln.backward(dY)
     assert (ln.weight.grad == 7.0).all()
+
+
+# --------------------------------------------------------------------------- the model's dtype throughout
+F32_LAYERS = [
+    (lambda: tn.Linear(3, 4, rng=0), (5, 3)),
+    (lambda: LinearActivation(tn.Linear(3, 4, rng=0), tn.Tanh()), (5, 3)),
+    (tn.ReLU, (5, 3)), (tn.GELU, (5, 3)), (lambda: tn.Dropout(0.5, rng=0), (5, 3)),
+    (lambda: tn.BatchNorm1d(3), (5, 3)), (lambda: tn.LayerNorm(3), (5, 3)),
+]
+
+
+@pytest.mark.parametrize("make,shape", F32_LAYERS, ids=lambda v: "" if isinstance(v, tuple) else None)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_outputs_and_gradients_keep_the_dtype(make, shape, dtype):
+    layer = make()
+    if hasattr(layer, "parameters") and layer.parameters() and dtype is np.float64:
+        for p in layer.parameters():
+            p.data = p.data.astype(F64)
+            p.grad = np.zeros_like(p.data)
+    X = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    Y = layer(X)
+    assert Y.dtype == dtype and Y.shape == (shape[0], 4 if "Linear" in repr(layer) else shape[1])
+    dX = layer.backward(np.ones(Y.shape, dtype))
+    assert dX.dtype == dtype and dX.shape == shape
+
+
+def test_embedding_keeps_its_dtype():
+    for dtype in (np.float32, F64):
+        e = tn.Embedding(4, 3, dtype=dtype, rng=0)
+        Y = e(np.array([1, 2]))
+        assert Y.dtype == dtype

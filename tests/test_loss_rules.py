@@ -280,3 +280,15 @@ def test_deferred_loss_hands_rows_and_weights_to_the_log():
     np.testing.assert_array_equal(loss.backward(), [[0.25, 0.5], [2.25, -3.0]])
     loss._deferred = None
     assert loss(np.array(P2), T2, np.array([1.0, 3.0])) == 10.0
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_keeps_the_dtype(cls, dtype):
+    Z = np.array([[0.5, -1.0], [2.0, 0.0], [0.0, 1.0]], dtype)
+    T = np.array([0, 1, 1]) if cls is tn.SoftmaxCrossEntropy else np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype)
+    for w in (None, np.array([1.0, 2.0, 3.0])):
+        loss = cls()
+        assert np.isfinite(loss(Z, T, w))
+        g = loss.backward()
+        assert g.dtype == dtype and g.shape == (3, 2)
