@@ -154,7 +154,7 @@ class _MeanLoss(Loss):
             raise TypeError(f"{who}: prediction dtype {P.dtype} and target dtype {T.dtype} differ")
         self.shape = P.shape
         if len(P.shape) == 1:
-            P, T = P.reshape(-1, 1), T.reshape(-1, 1)
+            P, T = P.reshape(P.shape[0], 1), T.reshape(T.shape[0], 1)
         n, d = P.shape
         rows = self._ws("rows", (n,), P.dtype, P)
         self._rows(P, T, rows)                                        # rows_i = Σ_j ρ(p - t)
@@ -237,7 +237,7 @@ class PoissonLoss(Loss):
         T = check_float(as_array(T, "PoissonLoss: target"), "PoissonLoss: target", rows=Z.shape[0], dtype=Z.dtype)
         self.shape = Z.shape
         if len(Z.shape) == 1:
-            Z, T = Z.reshape(-1, 1), T.reshape(-1, 1)
+            Z, T = Z.reshape(Z.shape[0], 1), T.reshape(T.shape[0], 1)
         n = Z.shape[0]
         self.P = self._ws("P", Z.shape, Z.dtype, Z)
         rows = self._ws("rows", (n,), Z.dtype, Z)

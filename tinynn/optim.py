@@ -105,7 +105,7 @@ class Momentum(Optimizer):
         super().__init__(params, lr, l1, l1_scope)
 
     def _scalars(self):
-        corr = 1.0 / (1.0 - self.beta ** self.t) if self.unbias and self.beta > 0 else 1.0
+        corr = 1.0 / (1.0 - self.beta ** self.t) if self.unbias else 1.0   # β = 0: 1/(1 - 0ᵗ) = 1 (t >= 1)
         return dict(lr=self.lr, beta=self.beta, corr=corr, nesterov=self.nesterov)
 
     def _update(self, p, g, u, **s):
@@ -269,8 +269,8 @@ def clip_grad_norm_(params: Params, max_norm: float) -> float:
     params = [p for p in _check_params(params, "clip_grad_norm_") if p.requires_grad]
     max_norm = _check_nonneg(max_norm, "max_norm", "clip_grad_norm_")
     total = math.sqrt(sum(ops.sumsq(p.grad) for p in params))
-    coef = min(1.0, max_norm / (total + 1e-6))
-    if coef < 1.0:
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:                                                # min(1, coef): scale only when it shrinks
         for p in params:
             ops.scale(p.grad, coef)
     return total
