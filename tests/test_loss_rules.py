@@ -220,6 +220,11 @@ def test_mean_loss_refusals(cls):
         cls()(np.zeros((3, 2), np.int64), np.zeros((3, 2)))
 
 
+def csr_target():
+    import scipy.sparse as sp
+    return sp.csr_matrix(np.zeros((2, 3)))
+
+
 @pytest.mark.parametrize("make,exc,msg", [
     (lambda: tn.SoftmaxCrossEntropy()(np.zeros(3), np.array([0])), ValueError,
      "SoftmaxCrossEntropy: expected a 2-D array, got shape (3,)"),
@@ -237,6 +242,11 @@ def test_mean_loss_refusals(cls):
      "SigmoidCrossEntropy: target: expected dtype float32, got float64; convert with X.astype(np.float32)"),
     (lambda: PoissonLoss()(np.zeros((1, 1), np.float32), np.array([[1.0]])), TypeError,
      "PoissonLoss: target: expected dtype float32, got float64; convert with X.astype(np.float32)"),
+    (lambda: PoissonLoss()(np.zeros((2, 3)), csr_target()), TypeError,
+     "PoissonLoss: target: sparse matrices are not supported; got csr_matrix, expected a dense array (call .toarray())"),
+    (lambda: tn.SigmoidCrossEntropy()(np.zeros((2, 3)), csr_target()), TypeError,
+     "SigmoidCrossEntropy: target: sparse matrices are not supported; got csr_matrix, expected a dense array "
+     "(call .toarray())"),
     (lambda: PoissonLoss()(np.zeros((2, 3)), np.zeros((3, 3))), ValueError,
      "PoissonLoss: target: batch-size mismatch: expected 2 rows, got 3"),
     (lambda: PoissonLoss()(np.zeros((2, 3), np.int64), np.zeros((2, 3))), TypeError,

@@ -616,3 +616,16 @@ def test_newton_singular_hessian_takes_the_least_norm_step():
 
     assert optim.Newton(lin.parameters()).step(closure) == 10.0           # the loss at the starting point
     np.testing.assert_allclose(lin.weight.data[:, 0], [1.0, 1.0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("cls", [optim.Adagrad, optim.Adam, optim.AdamW])
+def test_lazy_is_off_by_default(cls):
+    """Without lazy=True every row of an Embedding is updated: with weight decay the untouched rows move."""
+    emb = tn.Embedding(3, 2, dtype=np.float64, rng=0)
+    before = emb.weight.data.copy()
+    opt = cls(emb.parameters(), lr=0.5, weight_decay=0.1)
+    assert opt.lazy is False
+    emb.forward(np.array([1]))
+    emb.backward(np.ones((1, 2)))
+    opt.step()
+    assert (emb.weight.data[[0, 2]] != before[[0, 2]]).all()
