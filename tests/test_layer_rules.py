@@ -555,3 +555,41 @@ def test_embedding_keeps_its_dtype():
         e = tn.Embedding(4, 3, dtype=dtype, rng=0)
         Y = e(np.array([1, 2]))
         assert Y.dtype == dtype
+
+
+# --------------------------------------------------------------------------- work buffers follow their input
+WS_CASES = [
+    (lambda: tn.Linear(3, 4, rng=0), (5, 3)), (lambda: LinearActivation(tn.Linear(3, 4, rng=0), tn.Tanh()), (5, 3)),
+    (tn.ReLU, (5, 3)), (lambda: tn.Dropout(0.5, rng=0), (5, 3)), (lambda: tn.BatchNorm1d(3), (5, 3)),
+    (lambda: tn.LayerNorm(3), (5, 3)),
+]
+
+
+@pytest.mark.parametrize("make,shape", WS_CASES, ids=lambda v: "" if isinstance(v, tuple) else None)
+def test_work_buffers_are_made_like_an_input_array(make, shape, monkeypatch):
+    """Every work buffer is allocated like an array of the call (so on its device: WorkBuffers._ws), never
+    like nothing (which means the host whatever the input); frozen parameters' scratch gradients too."""
+    likes = []
+    real = tn.kernels.empty
+
+    def spy(shape, dtype, like=None):
+        likes.append(like)
+        return real(shape, dtype, like=like)
+
+    layer = make()
+    for p in layer.parameters():
+        p.requires_grad = False
+    monkeypatch.setattr(tn.kernels, "empty", spy)
+    X = np.ones(shape, np.float32)
+    Y = layer(X)
+    layer.backward(np.ones(Y.shape, np.float32))
+    assert likes and all(isinstance(a, np.ndarray) for a in likes)
+
+
+def test_embedding_buffer_made_like_its_table(monkeypatch):
+    likes = []
+    real = tn.kernels.empty
+    monkeypatch.setattr(tn.kernels, "empty", lambda shape, dtype, like=None: likes.append(like) or real(shape, dtype, like=like))
+    e = tn.Embedding(4, 2, rng=0)
+    e(np.array([1, 2]))
+    assert likes and all(a is e.weight.data for a in likes)

@@ -302,3 +302,27 @@ def test_gradient_keeps_the_dtype(cls, dtype):
         assert np.isfinite(loss(Z, T, w))
         g = loss.backward()
         assert g.dtype == dtype and g.shape == (3, 2)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+def test_work_buffers_are_made_like_an_input_array(cls, monkeypatch):
+    """Every work buffer and device copy of the row weights is made like an array of the call (so on its
+    device), never like nothing (the host whatever the input)."""
+    likes = []
+    real_empty, real_on = tn.kernels.empty, tn.kernels.on_device_of
+
+    def empty(shape, dtype, like=None):
+        likes.append(like)
+        return real_empty(shape, dtype, like=like)
+
+    def on_device_of(x, like):
+        likes.append(like)
+        return real_on(x, like)
+
+    monkeypatch.setattr(tn.kernels, "empty", empty)
+    monkeypatch.setattr(tn.kernels, "on_device_of", on_device_of)
+    for w in (None, np.array([1.0, 2.0])):
+        loss = cls()
+        loss(*good_args(cls), w)
+        loss.backward()
+    assert likes and all(isinstance(a, np.ndarray) for a in likes)
