@@ -629,3 +629,18 @@ def test_lazy_is_off_by_default(cls):
     emb.backward(np.ones((1, 2)))
     opt.step()
     assert (emb.weight.data[[0, 2]] != before[[0, 2]]).all()
+
+
+def test_load_state_dict_hands_the_buffers_their_own_dtype(monkeypatch):
+    """Saved state (float64 here) is converted to each state buffer's dtype before the copy, as a device copy
+    needs (kernels.assign on a CUDA buffer copies bytes of one dtype)."""
+    p = tn.Parameter(np.zeros(2, np.float32))
+    opt = optim.Adam([p])
+    sd = {"t": 2, "lr": 0.5, "exp_avg.0": np.array([0.1, 0.2]), "exp_avg_sq.0": np.array([0.3, 0.4])}
+    seen = []
+    real = tn.kernels.assign
+    monkeypatch.setattr(tn.kernels, "assign", lambda dst, src: seen.append((dst.dtype, src.dtype)) or real(dst, src))
+    opt.load_state_dict(sd)
+    assert seen == [(np.float32, np.float32)] * 2
+    np.testing.assert_array_equal(opt.state["exp_avg"][0], np.array([0.1, 0.2], np.float32))
+    assert opt.t == 2 and opt.lr == 0.5
