@@ -15,6 +15,7 @@ whose derivative is no function of the output: they save their *input* X.
                                                 dX = dY ⊙ (½(1 + tanh u) + ½X(1 - tanh²u) √(2/π)(1 + 0.134145 X²))
     SiLU:       Y = X σ(X)                      dX = dY ⊙ σ(X)(1 + X(1 - σ(X)))
 """
+import math
 import numbers
 
 from ..kernels import ops
@@ -90,7 +91,7 @@ class Exp(Activation):
 
 
 def _positive(who, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or value == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0 or value == math.inf:
         raise ValueError(f"{who}: {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
