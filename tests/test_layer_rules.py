@@ -593,3 +593,65 @@ def test_embedding_buffer_made_like_its_table(monkeypatch):
     e = tn.Embedding(4, 2, rng=0)
     e(np.array([1, 2]))
     assert likes and all(a is e.weight.data for a in likes)
+
+
+# --------------------------------------------------------------------------- work buffers are reused
+REUSE = [
+    (lambda: tn.Linear(3, 4, dtype=F64, rng=0), (5, 3)),
+    (lambda: LinearActivation(tn.Linear(3, 4, dtype=F64, rng=0), tn.Tanh()), (5, 3)),
+    (tn.ReLU, (5, 3)), (tn.GELU, (5, 3)), (lambda: tn.Dropout(0.3, rng=0), (5, 3)),
+    (lambda: tn.BatchNorm1d(3, dtype=F64), (5, 3)), (lambda: tn.LayerNorm(3, dtype=F64), (5, 3)),
+]
+
+
+@pytest.mark.parametrize("make,shape", REUSE, ids=lambda v: "" if isinstance(v, tuple) else None)
+def test_forward_and_backward_reuse_their_buffers(make, shape):
+    """Layer docstring: outputs and input gradients live in work buffers reused from step to step (the array
+    returned is overwritten by the next call), so a warmed-up step allocates nothing."""
+    layer = make()
+    rng = np.random.default_rng(0)
+    outs = []
+    for _ in range(2):
+        X = rng.standard_normal(shape)
+        Y = layer(X)
+        dX = layer.backward(rng.standard_normal(Y.shape))
+        outs.append((Y, dX, getattr(layer, "M", None), getattr(layer, "xhat", None)))
+    (Y1, dX1, M1, h1), (Y2, dX2, M2, h2) = outs
+    assert Y2 is Y1 and dX2 is dX1 and M2 is M1 and h2 is h1
+
+
+def test_dropout_mask_drawn_in_the_inputs_dtype():
+    """U ~ Uniform[0, 1) from the layer's generator, drawn in the input's dtype (float32: the float32 stream)."""
+    X = np.ones((40, 30), np.float32)
+    d = tn.Dropout(0.3, rng=5)
+    Y = d(X)
+    U = np.random.default_rng(5).random(X.shape, dtype=np.float32)
+    np.testing.assert_array_equal(Y > 0, U >= 0.3)
+    np.testing.assert_array_equal(Y[Y > 0], np.float32(1) / np.float32(0.7))
+
+
+@pytest.mark.parametrize("cls", [tn.BatchNorm1d, tn.LayerNorm])
+def test_normalisation_saves_in_the_models_dtype(cls):
+    layer = cls(3)
+    layer(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    assert layer.xhat.dtype == np.float32 and layer.inv_std.dtype == np.float32
+
+
+@pytest.mark.parametrize("make,exc,msg", [
+    (lambda: tn.LayerNorm(2).forward(np.zeros(2, np.float32)), ValueError, "LayerNorm: expected a 2-D array, got shape (2,)"),
+    (lambda: tn.LayerNorm(2).forward(np.zeros((3, 2))), TypeError,
+     "LayerNorm: expected dtype float32, got float64; convert with X.astype(np.float32)"),
+    (lambda: tn.BatchNorm1d(2).forward(np.zeros(2, np.float32)), ValueError,
+     "BatchNorm1d: expected a 2-D array, got shape (2,)"),
+    (lambda: tn.Linear(2, 3).forward(np.zeros(2, np.float32)), ValueError, "Linear: expected a 2-D array, got shape (2,)"),
+    (lambda: fwd(tn.LayerNorm(2), (3, 2)).backward(np.zeros(2, np.float32)), ValueError,
+     "LayerNorm.backward: expected a 2-D array, got shape (2,)"),
+    (lambda: fwd(tn.BatchNorm1d(2), (3, 2)).backward(np.zeros(2, np.float32)), ValueError,
+     "BatchNorm1d.backward: expected a 2-D array, got shape (2,)"),
+    (lambda: tn.Embedding(4, 2).forward([[[1]]]), ValueError,
+     "Embedding: expected a non-empty 1-D (n,) or 2-D (n, k) index array, got shape (1, 1, 1)"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_more_refusals(make, exc, msg):
+    with pytest.raises(exc) as e:
+        make()
+    assert str(e.value) == msg
