@@ -326,3 +326,31 @@ def test_work_buffers_are_made_like_an_input_array(cls, monkeypatch):
         loss(*good_args(cls), w)
         loss.backward()
     assert likes and all(isinstance(a, np.ndarray) for a in likes)
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("w", [None, np.array([1.0, 3.0])], ids=["unweighted", "weighted"])
+def test_deferred_rows_and_weights_in_the_models_dtype(cls, w):
+    """The log receives the per-row losses and row weights in the model's dtype (float32 here)."""
+    Z, T = good_args(cls)
+    Z = Z.astype(np.float32) + np.float32(0.5)
+    if T.dtype.kind == "f":
+        T = T.astype(np.float32)
+    loss = cls()
+    log = loss._deferred = FakeLossLog()
+    assert loss(Z, T, w) is None
+    (rows, wh), = log.rows
+    assert rows.dtype == np.float32 and rows.shape == (2,) and wh.dtype == np.float32 and wh.shape == (2,)
+    assert loss.backward().dtype == np.float32
+
+
+@pytest.mark.parametrize("cls", LOSSES, ids=lambda c: c.__name__)
+def test_backward_reuses_its_buffer(cls):
+    """Losses keep their gradient in a work buffer reused from step to step (no allocation once warm)."""
+    loss = cls()
+    Z, T = good_args(cls)
+    loss(Z, T)
+    g1 = loss.backward()
+    loss(Z + 1.0, T)
+    g2 = loss.backward()
+    assert g2 is g1 or np.shares_memory(g2, g1)

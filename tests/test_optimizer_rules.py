@@ -644,3 +644,26 @@ def test_load_state_dict_hands_the_buffers_their_own_dtype(monkeypatch):
     assert seen == [(np.float32, np.float32)] * 2
     np.testing.assert_array_equal(opt.state["exp_avg"][0], np.array([0.1, 0.2], np.float32))
     assert opt.t == 2 and opt.lr == 0.5
+
+
+def test_newton_three_parameters_two_steps(monkeypatch):
+    """Three float32 parameters laid end to end in θ; on the separable quadratic Σ (θ - c)² one Newton step lands
+    on c (each parameter on its own c: the offsets into θ), and each parameter gets back its own dtype."""
+    ps = [tn.Parameter(np.array(v, np.float32)) for v in ([1.0, 2.0], [[3.0], [4.0]], [5.0])]
+    cs = [np.array([0.5, 1.25]), np.array([[2.0], [4.75]]), np.array([4.0])]      # each within 1 of the start
+
+    def closure():
+        for p, c in zip(ps, cs):
+            p.grad[...] = 2 * (p.data - c)
+        return float(sum(((p.data - c) ** 2).sum() for p, c in zip(ps, cs)))
+
+    seen = []
+    real = tn.kernels.assign
+    monkeypatch.setattr(tn.kernels, "assign", lambda dst, src: seen.append(src.dtype) or real(dst, src))
+    opt = optim.Newton(ps)
+    assert opt.step(closure) == 0.25 + 0.5625 + 1 + 0.5625 + 1               # the loss at the start
+    for p, c in zip(ps, cs):     # float32 θ ± h rounds (h = 1e-4): the Hessian is good to ~2e-3 here
+        np.testing.assert_allclose(p.data, c, rtol=0, atol=5e-3)
+    assert seen and set(seen) == {np.dtype(np.float32)}
+    opt.step(closure)
+    assert opt.t == 2
