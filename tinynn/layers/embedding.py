@@ -36,7 +36,7 @@ class Embedding(Layer):
 
     def _check_indices(self, idx):
         idx = as_array(idx, "Embedding")
-        if np.dtype(idx.dtype).kind not in "iu":
+        if not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"Embedding: expected integer indices, got dtype {np.dtype(idx.dtype)}")
         if len(idx.shape) not in (1, 2) or idx.shape[0] == 0:
             raise ValueError(f"Embedding: expected a non-empty 1-D (n,) or 2-D (n, k) index array, got shape {idx.shape}")
