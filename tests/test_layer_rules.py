@@ -262,7 +262,12 @@ def test_linear_sparse_input():
     (lambda: tn.Embedding(0, 2), ValueError, "Embedding: num_embeddings must be a positive integer, got 0"),
     (lambda: tn.Embedding(2, 0), ValueError, "Embedding: embedding_dim must be a positive integer, got 0"),
     (lambda: tn.Embedding(2, 2, dtype=np.int32), TypeError, "Embedding: dtype must be float32 or float64, got int32"),
-    (lambda: tn.Embedding(4, 2).forward(np.zeros(2)), TypeError, "Embedding: expected integer indices, got dtype float64"),
+    (lambda: tn.Embedding(4, 2).forward(np.zeros(2, np.float32)), TypeError,
+     "Embedding: expected integer indices, got dtype float32"),
+    (lambda: tn.Embedding(4, 2).forward(np.array([True, False])), TypeError,
+     "Embedding: expected integer indices, got dtype bool"),
+    (lambda: tn.Embedding(4, 2).forward(csr(np.ones((2, 2)))), TypeError,
+     "Embedding: sparse matrices are not supported; got csr_matrix, expected a dense array (call .toarray())"),
     (lambda: tn.Embedding(4, 2).forward(np.zeros(0, np.int64)), ValueError,
      "Embedding: expected a non-empty 1-D (n,) or 2-D (n, k) index array, got shape (0,)"),
     (lambda: tn.Embedding(4, 2).forward(np.zeros((0, 2), np.int64)), ValueError,
@@ -655,3 +660,13 @@ def test_more_refusals(make, exc, msg):
     with pytest.raises(exc) as e:
         make()
     assert str(e.value) == msg
+
+
+def test_embedding_keeps_an_int64_index_array_without_copying():
+    """No allocation per step: int64 indices are used as given (other integer dtypes are converted)."""
+    e = tn.Embedding(4, 2, rng=0)
+    idx = np.array([1, 2, 3], np.int64)
+    e(idx)
+    assert np.shares_memory(e.idx, idx)
+    e(np.array([1, 2], np.int32))
+    assert e.idx.dtype == np.int64
