@@ -49,12 +49,12 @@ class Embedding(Layer):
 
     def forward(self, idx):
         idx = self._check_indices(idx)
-        flat = idx.reshape(-1)
+        flat = idx.ravel()
         self.idx = flat                                               # saved for backward
         W = self.weight.data
         Y = self._ws("Y", (flat.shape[0], self.embedding_dim), W.dtype, W)
         ops.embedding_gather(W, flat, out=Y)                          # Y[n] = W[idx[n]]
-        return Y.reshape(idx.shape[0], -1) if len(idx.shape) == 2 else Y
+        return Y.reshape(idx.shape[0], Y.size // idx.shape[0])       # (n, dim), or (n, k·dim) for (n, k) indices
 
     def backward(self, dY):
         if self.idx is None:
