@@ -421,14 +421,15 @@ def test_embedding_defaults_and_rule():
     W = np.arange(15.0).reshape(5, 3)
     e.weight.data[...] = W
     np.testing.assert_array_equal(e(np.array([4, 0, 4])), W[[4, 0, 4]])
-    Y = e(np.array([[1, 2], [0, 4]], np.uint8))                       # (n, k) -> (n, k·dim)
-    np.testing.assert_array_equal(Y, [np.r_[W[1], W[2]], np.r_[W[0], W[4]]])
-    dY = np.arange(12.0).reshape(2, 6)
+    Y = e(np.array([[1, 2, 3], [0, 4, 0]], np.uint8))                 # (n, k) -> (n, k·dim)
+    np.testing.assert_array_equal(Y, [np.r_[W[1], W[2], W[3]], np.r_[W[0], W[4], W[0]]])
+    dY = np.arange(18.0).reshape(2, 9)
     assert e.backward(dY) is None
     want = np.zeros((5, 3))
-    want[1], want[2], want[0], want[4] = dY[0, :3], dY[0, 3:], dY[1, :3], dY[1, 3:]
+    want[1], want[2], want[3], want[4] = dY[0, :3], dY[0, 3:6], dY[0, 6:], dY[1, 3:6]
+    want[0] = dY[1, :3] + dY[1, 6:]
     np.testing.assert_array_equal(e.weight.grad, want)
-    assert e.weight.rows.tolist() == [0, 1, 2, 4]
+    assert e.weight.rows.tolist() == [0, 1, 2, 3, 4]
     e.backward(dY.reshape(-1))                                        # dW = 0, then dW[idx] += dY: not summed over calls
     np.testing.assert_array_equal(e.weight.grad, want)
     e.zero_grad()
