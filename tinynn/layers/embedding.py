@@ -30,7 +30,7 @@ class Embedding(Layer):
         dtype = check_dtype(dtype, "Embedding")
         rng = np.random.default_rng(rng)
         shape = (self.num_embeddings, self.embedding_dim)
-        W = rng.standard_normal(shape).astype(dtype) if init is None else _init.get(init)(shape, rng, dtype)
+        W = rng.standard_normal(shape) if init is None else _init.get(init)(shape, rng, dtype)   # cast below
         self.weight = Parameter(np.asarray(W, dtype=dtype))
         self.needs_input_grad = False
 

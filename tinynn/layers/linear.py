@@ -75,7 +75,7 @@ class Linear(Layer):
         Y = self._ws("Y", (X.shape[0], self.out_features), W.dtype, W)
         xw(X, W, Y)                                                   # Y = X W
         if self.bias is not None:
-            ops.bias_act(Y, self.bias.data, IDENTITY, 0.0, out=Y)     # Y += b, in place
+            ops.bias_act(Y, self.bias.data, IDENTITY, out=Y)          # Y += b, in place
         return Y
 
     def backward(self, dY):
