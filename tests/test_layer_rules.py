@@ -671,3 +671,36 @@ def test_embedding_keeps_an_int64_index_array_without_copying():
     assert np.shares_memory(e.idx, idx)
     e(np.array([1, 2], np.int32))
     assert e.idx.dtype == np.int64
+
+
+@pytest.mark.parametrize("make", [
+    lambda dt: tn.Linear(3, 2, dtype=dt) if dt else tn.Linear(3, 2), lambda dt: tn.BatchNorm1d(3, dtype=dt) if dt else tn.BatchNorm1d(3),
+    lambda dt: tn.LayerNorm(3, dtype=dt) if dt else tn.LayerNorm(3), lambda dt: tn.Embedding(4, 3, dtype=dt) if dt else tn.Embedding(4, 3),
+    lambda dt: tn.Embedding(4, 3, dtype=dt, init="kaiming_uniform") if dt else tn.Embedding(4, 3, init="kaiming_uniform"),
+])
+@pytest.mark.parametrize("dtype", [None, np.float32, np.float64])
+def test_parameters_in_the_layers_dtype(make, dtype):
+    """dtype: float32 by default, or the one given, for every parameter and state array."""
+    layer = make(dtype)
+    want = np.dtype(dtype or np.float32)
+    for p in layer.parameters():
+        assert p.data.dtype == want and p.grad.dtype == want
+    for name in layer._state_names:
+        assert getattr(layer, name).dtype == want
+
+
+def test_embedding_init_callable_gets_shape_rng_dtype():
+    """init: a name or a callable (shape, rng, dtype) -> array; whatever it returns is cast to the dtype."""
+    calls = []
+
+    def init(shape, rng, dtype):
+        calls.append((shape, rng, dtype))
+        return np.full(shape, 0.1)                                    # float64, whatever dtype asked
+
+    e = tn.Embedding(4, 3, init=init, rng=7)
+    (shape, rng, dtype), = calls
+    assert shape == (4, 3) and isinstance(rng, np.random.Generator) and dtype == np.float32
+    assert rng.bit_generator.state == np.random.default_rng(7).bit_generator.state
+    assert e.weight.data.dtype == np.float32 and (e.weight.data == np.float32(0.1)).all()
+    assert np.array_equal(tn.Embedding(4, 3, init="kaiming_uniform", rng=3).weight.data,
+                          tn.init.get("kaiming_uniform")((4, 3), np.random.default_rng(3), np.float32))
