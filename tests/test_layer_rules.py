@@ -704,3 +704,10 @@ def test_embedding_init_callable_gets_shape_rng_dtype():
     assert e.weight.data.dtype == np.float32 and (e.weight.data == np.float32(0.1)).all()
     assert np.array_equal(tn.Embedding(4, 3, init="kaiming_uniform", rng=3).weight.data,
                           tn.init.get("kaiming_uniform")((4, 3), np.random.default_rng(3), np.float32))
+
+
+def test_batchnorm_eval_reuses_its_output_buffer():
+    bn = tn.BatchNorm1d(3, dtype=F64).eval()
+    Y1 = bn(np.ones((4, 3)))
+    Y2 = bn(np.zeros((4, 3)))
+    assert Y2 is Y1 and not Y2.any()
