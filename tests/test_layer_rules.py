@@ -711,3 +711,11 @@ def test_batchnorm_eval_reuses_its_output_buffer():
     Y1 = bn(np.ones((4, 3)))
     Y2 = bn(np.zeros((4, 3)))
     assert Y2 is Y1 and not Y2.any()
+
+
+def test_layernorm_saves_one_inverse_std_per_row():
+    """LayerNorm normalises each row: it saves 1/√(σ²_i + eps) for each of the n rows (n < d here)."""
+    X = np.array([[1.0, 2.0, 3.0, 4.0, 5.0], [0.0, 0.0, 0.0, 0.0, 10.0]])
+    ln = tn.LayerNorm(5, dtype=F64)
+    ln(X)
+    np.testing.assert_allclose(ln.inv_std, 1 / np.sqrt(X.var(1) + 1e-5), rtol=1e-12)
