@@ -190,6 +190,7 @@ def test_backward_before_forward(cls):
 @pytest.mark.parametrize("w,msg", [
     (np.ones(3), "sample_weight: expected shape (2,), got (3,)"),
     (np.array([1.0, -1.0]), "sample_weight must be finite, >= 0, with a positive sum"),
+    (np.array([2.0, -1.0]), "sample_weight must be finite, >= 0, with a positive sum"),      # a positive sum
     (np.array([1.0, np.nan]), "sample_weight must be finite, >= 0, with a positive sum"),
     (np.array([0.0, 0.0]), "sample_weight must be finite, >= 0, with a positive sum"),
 ])
