@@ -7,9 +7,8 @@ MLPClassifier / MLPRegressor, scripts/train_mnist.py and tinynn.parallel all tra
   processes (``strategy``), an optional penalty (the estimators' L2 term), the optimizer and schedule steps;
 * the divergence guard: a snapshot of the parameters at the start of each epoch, restored (and
   ``DivergenceError`` raised) when the loss becomes NaN/inf or a million-fold, or the weights non-finite;
-* on a GPU, the data path (``tinynn._feed``): batches gathered into pinned buffers and uploaded on a second
-  stream while the previous step computes, the losses kept on the device and read back every ``loss_every``
-  steps;
+* on a GPU, the data path (``tinynn._feed``): batches uploaded from pinned buffers on a second stream while the
+  previous step computes, the losses kept on the device and read back every ``loss_every`` steps;
 * progress (a tqdm-like bar), the epoch count and the history of per-epoch records;
 * chunked prediction and evaluation in eval mode, on any device;
 * its state for checkpoints (``state()``/``load_state()``, one format with ``tinynn.io.pack_state``).
@@ -26,7 +25,6 @@ import numpy as np
 
 from . import kernels
 from .kernels import ops
-
 from . import _feed
 from . import io, optim, schedules
 from .errors import DivergenceError, DivergenceGuard
@@ -148,12 +146,10 @@ class Trainer:
         if n_local:
             if model.accumulates_grad:
                 model.zero_grad()
-            sw = sample_weight
-            if sw is not None and strategy.parallel and not float(np.sum(sw)) > 0:
-                # this process's rows weigh nothing in a batch that weighs something: a loss refuses all-zero
-                # weights, so the rows go unweighted (the forward still runs: SyncBatchNorm's collectives) and
-                # the reduction below weighs this process's loss and gradient by its share, 0
-                sw = None
+            # rows weighing nothing here in a batch that weighs something: unweighted (a loss refuses all-zero
+            # weights; the forward still runs for SyncBatchNorm), and the reduction weighs them by their share, 0
+            sw = None if sample_weight is not None and strategy.parallel and not np.sum(sample_weight) > 0 \
+                else sample_weight
             value = strategy.forward_backward(self, Xb, Tb, sw)             # None: left in self._log (GPU)
         else:                                                               # fewer rows than processes
             value = 0.0
