@@ -380,3 +380,56 @@ def test_gpu_bench_without_gpu_exits_cleanly(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stderr
     assert "no CUDA GPU" in r.stdout + r.stderr
     assert json.loads(out.read_text())["skipped"]
+
+
+# ------------------------------------------------------------------ the feed's own bookkeeping, call by call
+@pytest.mark.gpu
+def test_staged_weights_keep_their_values_within_a_step_and_grow():
+    """Several arrays staged in one step each get their own buffer (none overwrites another), a larger or
+    other-dtype array gets a new one, and the next step of the same slot reuses them."""
+    from tinynn.kernels.cuda.feed import CudaFeed
+
+    f = CudaFeed()
+    f.begin(0)
+    arrays = [np.arange(5, dtype=np.float32), np.arange(3, dtype=np.float32) + 10, np.linspace(0, 1, 8)]
+    staged = [f.stage(a) for a in arrays]
+    for a, d in zip(arrays, staged):
+        assert d.dtype == a.dtype and d.shape == a.shape
+        np.testing.assert_array_equal(kernels.to_host(d), a)
+    f.end(0)
+    first = [p[0] for p in f._stage[0]]
+    f.begin(0)
+    again = [f.stage(a[:2]) for a in arrays]                         # smaller: the same buffers, reused
+    assert [p[0] for p in f._stage[0]] == first
+    for a, d in zip(arrays, again):
+        np.testing.assert_array_equal(kernels.to_host(d), a[:2])
+    bigger = f.stage(np.ones(9))                                     # a fourth buffer for a fourth array
+    np.testing.assert_array_equal(kernels.to_host(bigger), np.ones(9))
+    f.end(0)
+    f.begin(0)
+    grown = f.stage(np.arange(12, dtype=np.float32))                 # larger than buffer 0: a new one
+    np.testing.assert_array_equal(kernels.to_host(grown), np.arange(12))
+    recast = f.stage(np.arange(3, dtype=np.float64))                 # buffer 1 was float32: a new one
+    assert recast.dtype == np.float64
+    np.testing.assert_array_equal(kernels.to_host(recast), np.arange(3))
+    f.end(0)
+    f.drain()
+    assert f._free == [True, True]
+
+
+@pytest.mark.gpu
+def test_l2_log_adds_the_penalty_gradient_and_writes_the_squared_norm():
+    from tinynn.kernels.cuda.feed import CudaFeed
+
+    f = CudaFeed()
+    f.log_reserve(3, 4, np.float32)
+    rng = np.random.default_rng(0)
+    for size in (10, 700, 10):                                       # the partial-sum buffer follows the size
+        W = rng.standard_normal(size).astype(np.float32)
+        G = rng.standard_normal(size).astype(np.float32)
+        Wd, Gd = kernels.to_device(W, "cuda"), kernels.to_device(G, "cuda")
+        f.log_l2(1, Wd, Gd, 0.5)
+        np.testing.assert_allclose(kernels.to_host(Gd), G + 0.5 * W, rtol=1e-6)
+        ring = kernels.to_host(f._ring)
+        assert ring[1, 4] == pytest.approx(float(np.sum(W.astype(np.float64) ** 2)), rel=1e-6)
+        assert f._partial.dtype == np.float64
