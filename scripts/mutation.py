@@ -99,8 +99,10 @@ def prepare(suite, work, only, tests=None):
     lines += ["pytest_add_cli_args ="] + [f"    {a}" for a in spec["args"] + ["-p", "no:cacheprovider"]]
     lines += ["also_copy ="] + [f"    {p}" for p in ("docs/", "README.md", "scripts/", "benchmarks/", "mkdocs.yml")]
     lines += ["timeout_multiplier = 10.0", "timeout_constant = 5.0"]
-    with open(work / "setup.cfg", "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    from tinynn._write import atomic_open        # here, not at the top: see report()
+    text = (work / "setup.cfg").read_text(encoding="utf-8")
+    with atomic_open(work / "setup.cfg", "w") as f:
+        f.write(text + "\n".join(lines) + "\n")
     return True
 
 
@@ -180,7 +182,8 @@ def stamp(work, seconds=None):
         info = dict(commit=git("rev-parse", "--short", "HEAD") + (" (+changes)" if git("status", "--short", "-uno") else ""))
     else:
         info = dict(json.loads(path.read_text()), seconds=round(seconds))
-    path.write_text(json.dumps(info))
+    from tinynn._write import write_json
+    write_json(path, info)
     return info
 
 
