@@ -126,6 +126,28 @@ def patch_mutmut():
         return skip(self, node)
 
     file_mutation.MutationVisitor._skip_node_and_children = skip_unless_kernel
+
+    # mutmut 3.8.1's timeout thread sends SIGXCPU to the process id of every mutant whose deadline passes, ended
+    # or not: after the ids wrap (32768 here) that can be any process of the machine (it killed test runs and
+    # mpiexec jobs beside these runs). Only a process that is still this one's child is signalled.
+    from mutmut.workers import timeout
+
+    class _ChildrenOnly:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def kill(pid, sig):
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                raise ProcessLookupError(pid) from None
+            if parent != os.getpid():
+                raise ProcessLookupError(pid)
+            os.kill(pid, sig)
+
+    timeout.os = _ChildrenOnly()
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         # the simulator swaps its per-thread `cuda` into the kernel function's module: for a trampoline (a
         # wrapper from mutmut's module) that is the module of the function it wraps
