@@ -65,3 +65,22 @@ def test_refusals(tmp_path):
     assert not (tmp_path / "new").exists()
     p = run("--out", str(tmp_path / "new"), "--from", str(tmp_path / "old"))
     assert p.returncode == 2 and "no suite folders" in p.stderr
+
+
+@needs_mutmut
+def test_mutmut_timeouts_signal_only_its_own_children():
+    """mutmut 3.8.1's timeout thread kills expired mutants by process id, ended or not; the script's patch lets
+    it signal its children only (a reused id can be any process: pid 1 here)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.patch_mutmut()
+    from mutmut.workers import timeout
+
+    with pytest.raises(ProcessLookupError):
+        timeout.os.kill(1, 0)
+    child = subprocess.Popen(["sleep", "30"])
+    timeout.os.kill(child.pid, 15)
+    assert child.wait(timeout=10) == -15
