@@ -7,7 +7,7 @@ string) to each function of the core, one at a time, and runs the tests that cal
 changes no behaviour (listed with its reason in ``scripts/mutation_equivalent/*.txt``). One command runs it and
 writes the report (per-module scores, then every surviving mutant as a diff)::
 
-    .venv/bin/python scripts/mutation.py --out runs/mutation            (every suite: about an hour on 2 cores)
+    .venv/bin/python scripts/mutation.py --out runs/mutation            (every suite: hours on 2 cores)
     .venv/bin/python scripts/mutation.py --out runs/mutation-sched --only tinynn/schedules.py
 
 The last committed report is docs/mutation.md. Needs the [mutation] extra (mutmut). Three suites, because the

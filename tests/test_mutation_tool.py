@@ -1,4 +1,4 @@
-"""scripts/mutation.py, the mutation-testing command of issue 30 (its full runs take an hour; docs/testing.md has
+"""scripts/mutation.py, the mutation-testing command of issue 30 (its full runs take hours; docs/testing.md has
 the last report): a small real run through mutmut on one kernel module, and its refusals.
 
 The small run checks what the script adds to mutmut: the Numba kernels are mutated (mutmut leaves decorated
