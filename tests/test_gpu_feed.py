@@ -433,3 +433,90 @@ def test_l2_log_adds_the_penalty_gradient_and_writes_the_squared_norm():
         ring = kernels.to_host(f._ring)
         assert ring[1, 4] == pytest.approx(float(np.sum(W.astype(np.float64) ** 2)), rel=1e-6)
         assert f._partial.dtype == np.float64
+
+
+# ------------------------------------------------------------------ the driver calls, against a recording fake
+class _FakeDriverModule:
+    """numba.cuda.cudadrv.driver as _copy_stream uses it: records cuStreamCreate's flag, the Stream's arguments
+    and the finalizer's; ``nv`` chooses the NVIDIA-bindings API (handle returned) or the ctypes one (handle
+    written through a pointer)."""
+
+    def __init__(self, nv, fail=False):
+        import ctypes
+        from types import SimpleNamespace
+
+        self.USE_NV_BINDING, self.calls = nv, []
+        fake = self
+
+        def create(*args):
+            if fail:
+                raise RuntimeError("no driver")
+            fake.calls.append(("create",) + args)
+            if nv:
+                return "HANDLE"
+            args[0]._obj.value = 42                   # the ctypes API writes the new handle through byref
+
+        self.driver = SimpleNamespace(cuStreamCreate=create)
+        self.drvapi = SimpleNamespace(cu_stream=lambda: ctypes.c_void_p())
+
+        class Stream:
+            def __init__(self, ctx, handle, finalizer):
+                fake.calls.append(("stream", ctx, handle, finalizer))
+
+        self.Stream = Stream
+        self._stream_finalizer = lambda deallocs, handle: ("finalizer", deallocs, handle)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("nv", [True, False])
+def test_copy_stream_is_created_non_blocking_with_numbas_finalizer(nv):
+    import weakref
+
+    from tinynn.kernels.cuda import feed
+
+    class Context:                                 # weakly referable, as numba's Context is
+        deallocations, name = "DEALLOCS", "ctx"
+
+    ctx = Context()
+    drv = _FakeDriverModule(nv)
+    stream, non_blocking = feed._copy_stream(simulator=False, drv=drv, ctx=ctx)
+    assert non_blocking is True and stream is not None
+    create, made = drv.calls
+    if nv:
+        assert create == ("create", feed.CU_STREAM_NON_BLOCKING)
+        handle = "HANDLE"
+    else:
+        ptr, flag = create[1:]
+        assert flag == feed.CU_STREAM_NON_BLOCKING
+        handle = ptr._obj
+        assert handle.value == 42
+    assert feed.CU_STREAM_NON_BLOCKING == 1                               # CUDA's cudaStreamNonBlocking
+    _, ctx_arg, handle_arg, finalizer = made
+    assert type(ctx_arg) is weakref.ProxyType and ctx_arg.name == "ctx"   # a weak proxy: the stream keeps no ctx alive
+    assert handle_arg is handle
+    assert finalizer == ("finalizer", "DEALLOCS", handle)
+
+
+@pytest.mark.gpu
+def test_copy_stream_falls_back_to_a_blocking_stream_when_the_driver_refuses():
+    from types import SimpleNamespace
+
+    from tinynn.kernels.cuda import feed
+
+    stream, non_blocking = feed._copy_stream(simulator=False, drv=_FakeDriverModule(True, fail=True),
+                                             ctx=SimpleNamespace(deallocations=None))
+    assert non_blocking is False and stream is not None
+    assert feed._copy_stream(simulator=True)[1] is False
+
+
+@pytest.mark.gpu
+def test_streams_and_events_on_a_gpu_are_the_default_stream_and_untimed_events(monkeypatch):
+    from tinynn.kernels.cuda import feed
+
+    seen = []
+    monkeypatch.setattr(feed.cuda, "default_stream", lambda: "DEFAULT")
+    monkeypatch.setattr(feed.cuda, "event", lambda **kw: seen.append(kw) or "EVENT")
+    assert feed._compute_stream(simulator=False) == "DEFAULT"
+    assert feed._compute_stream(simulator=True) != "DEFAULT"
+    assert feed._event(simulator=False) == "EVENT" and seen == [dict(timing=False)]
+    assert feed._event(simulator=True) == "EVENT" and seen[-1] == {}

@@ -51,21 +51,24 @@ CU_STREAM_NON_BLOCKING = 1
 MAX_THREADS = 1024                              # the largest block: the size of the reduction's shared array
 
 
-def _compute_stream():
+def _compute_stream(simulator=SIMULATOR):
     """The stream tinynn's kernels run on: the default stream (a dummy stream on the simulator)."""
-    return cuda.stream() if SIMULATOR else cuda.default_stream()
+    return cuda.stream() if simulator else cuda.default_stream()
 
 
-def _copy_stream():
+def _copy_stream(simulator=SIMULATOR, drv=None, ctx=None):
     """(stream, non_blocking): a stream for the uploads that does not synchronise implicitly with the legacy
     default stream. numba has no public call for one, so it is made as numba's ``Context.create_stream`` does,
-    with the CU_STREAM_NON_BLOCKING flag and the same finalizer; a blocking ``cuda.stream()`` if that fails."""
-    if SIMULATOR:
+    with the CU_STREAM_NON_BLOCKING flag and the same finalizer; a blocking ``cuda.stream()`` if that fails.
+    ``drv`` and ``ctx`` (numba's driver module and the current context by default) let the tests check the
+    driver calls on the simulator, which has no driver."""
+    if simulator:
         return cuda.stream(), False
     try:
-        from numba.cuda.cudadrv import driver as drv
-
-        ctx = cuda.current_context()
+        if drv is None:
+            from numba.cuda.cudadrv import driver as drv
+        if ctx is None:
+            ctx = cuda.current_context()
         if drv.USE_NV_BINDING:
             handle = drv.driver.cuStreamCreate(CU_STREAM_NON_BLOCKING)
         else:
@@ -76,8 +79,9 @@ def _copy_stream():
         return cuda.stream(), False
 
 
-def _event():
-    return cuda.event() if SIMULATOR else cuda.event(timing=False)
+def _event(simulator=SIMULATOR):
+    """An event for ordering only: no timestamps (cheaper to record) on a GPU."""
+    return cuda.event() if simulator else cuda.event(timing=False)
 
 
 @kernel("float64[::1], {f}[:, ::1], int64, int64")
