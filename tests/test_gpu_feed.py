@@ -418,9 +418,14 @@ def test_staged_weights_keep_their_values_within_a_step_and_grow():
 
 
 @pytest.mark.gpu
-def test_l2_log_adds_the_penalty_gradient_and_writes_the_squared_norm():
+@pytest.mark.parametrize("threads", [None, 1])
+def test_l2_log_adds_the_penalty_gradient_and_writes_the_squared_norm(threads, monkeypatch):
+    """At the default block size and at one thread per block (the sum's single block then has one thread,
+    which must be the one that writes)."""
     from tinynn.kernels.cuda.feed import CudaFeed
 
+    if threads:
+        monkeypatch.setattr(config, "THREADS_PER_BLOCK", threads)
     f = CudaFeed()
     f.log_reserve(3, 4, np.float32)
     rng = np.random.default_rng(0)
