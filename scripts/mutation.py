@@ -148,6 +148,14 @@ def patch_mutmut():
             os.kill(pid, sig)
 
     timeout.os = _ChildrenOnly()
+    # tqdm's write lock includes a multiprocessing RLock, a semaphore shared by every process forked after it
+    # was made: a mutant killed at its deadline while a progress bar held it left it locked, and every later
+    # mutant that drew a bar waited on it forever (timeouts by the hundred). Each process keeps its own thread
+    # lock only, and no monitor thread is started to be forked mid-lock.
+    from tqdm import std as tqdm_std
+    tqdm_std.TqdmDefaultWriteLock.mp_lock = None
+    tqdm_std.tqdm.set_lock(tqdm_std.TqdmDefaultWriteLock())
+    tqdm_std.tqdm.monitor_interval = 0
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         # the simulator swaps its per-thread `cuda` into the kernel function's module: for a trampoline (a
         # wrapper from mutmut's module) that is the module of the function it wraps

@@ -297,6 +297,58 @@ def test_sklearn_sgd_defaults_are_sklearns():
     assert SklearnSGD(tn.Sequential(tn.Linear(3, 2)).parameters(), 0.1, momentum=0.0).nesterov is False
 
 
+def _one_param(values):
+    """A model whose only parameter is a bias vector of ``values`` (float64), and that parameter."""
+    layer = tn.Linear(1, len(values), dtype=np.float64)
+    layer.weight.data[...] = 0.0
+    layer.bias.data[...] = values
+    return layer
+
+
+def test_sklearn_sgd_passes_l1_on_and_keeps_v_equal_minus_lr_b_when_the_rate_changes():
+    from tinynn.estimator._sklearn_optim import SklearnSGD
+
+    assert SklearnSGD(_one_param([1.0]).parameters(), 0.1, l1=0.25, l1_scope="weights").l1 == 0.25
+    layer = _one_param([1.0, -2.0])
+    opt = SklearnSGD([layer.bias], 0.5, momentum=0.5, nesterov=False)
+    g1, g2, g3 = np.array([1.0, 2.0]), np.array([-1.0, 4.0]), np.array([3.0, 1.0])
+    layer.bias.grad[...] = g1
+    opt.step()                                     # sklearn: v = -0.5 g1, θ += v
+    v = -0.5 * g1
+    np.testing.assert_allclose(layer.bias.data, [1.0, -2.0] + v)
+    opt.lr = 0.25                                  # sklearn keeps v; the torch buffer is rescaled to -v/η
+    layer.bias.grad[...] = g2
+    before = layer.bias.data.copy()
+    opt.step()
+    v = 0.5 * v - 0.25 * g2
+    np.testing.assert_allclose(layer.bias.data, before + v)
+    opt.lr = 0.0                                   # η = 0: the buffer -v/η has no value; it restarts from 0
+    layer.bias.grad[...] = g3
+    before = layer.bias.data.copy()
+    opt.step()
+    np.testing.assert_array_equal(layer.bias.data, before)
+    np.testing.assert_allclose(opt.state["momentum_buffer"][0], g3)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.5])
+def test_sklearn_adam_takes_sklearns_step_with_its_epsilon(eps):
+    """sklearn: η_t = η √(1-β₂ᵗ)/(1-β₁ᵗ); θ -= η_t m / (√v + ε), ε outside the bias correction (a large ε
+    shows where it sits)."""
+    from tinynn.estimator._sklearn_optim import SklearnAdam
+
+    layer = _one_param([0.5, -1.0, 2.0])
+    opt = SklearnAdam([layer.bias], lr=0.1, betas=(0.9, 0.999), eps=eps)
+    theta, m, v = layer.bias.data.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate([np.array([1.0, -3.0, 0.5]), np.array([2.0, 1.0, -0.25])], start=1):
+        layer.bias.grad[...] = g
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        lr_t = 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+        theta = theta - lr_t * m / (np.sqrt(v) + eps)
+        np.testing.assert_allclose(layer.bias.data, theta, rtol=1e-12)
+
+
 @pytest.mark.parametrize("kw", [dict(momentum=0.0, learning_rate="invscaling", learning_rate_init=0.3),
                                 dict(learning_rate="invscaling", learning_rate_init=0.1, batch_size=40),   # 1 step/epoch
                                 dict(momentum=0.5, nesterovs_momentum=False, learning_rate="adaptive",

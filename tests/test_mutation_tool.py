@@ -84,3 +84,40 @@ def test_mutmut_timeouts_signal_only_its_own_children():
     child = subprocess.Popen(["sleep", "30"])
     timeout.os.kill(child.pid, 15)
     assert child.wait(timeout=10) == -15
+
+
+@needs_mutmut
+def test_a_mutant_killed_inside_a_progress_bar_blocks_no_later_mutant():
+    """tqdm's default lock includes a multiprocessing semaphore shared by every process forked after it; a
+    mutant killed while it held it (a timeout) left it taken for all later ones. After the patch a process
+    forked like a mutant, dying inside the lock, blocks nobody."""
+    import importlib.util
+    import multiprocessing
+
+    from tqdm import tqdm
+
+    spec = importlib.util.spec_from_file_location("mutation_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.patch_mutmut()
+    ctx = multiprocessing.get_context("fork")
+    tqdm.get_lock()                               # made in the parent, as mutmut's stats run (tests drawing bars) does
+
+    def die_holding_the_lock():
+        tqdm.get_lock().acquire()
+        os._exit(0)
+
+    def draw_a_bar():
+        for _ in tqdm(range(3), disable=False, file=open(os.devnull, "w")):
+            pass
+        os._exit(7)
+
+    first = ctx.Process(target=die_holding_the_lock)
+    first.start()
+    first.join(10)
+    second = ctx.Process(target=draw_a_bar)
+    second.start()
+    second.join(20)
+    if second.exitcode is None:
+        second.kill()
+    assert first.exitcode == 0 and second.exitcode == 7
