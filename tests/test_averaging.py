@@ -219,3 +219,39 @@ def test_averaged_model_of_a_cuda_model_stays_on_cuda(cls):
     assert m.device == "cuda" and kernels.is_device_array(m.flat.data) and m is not model
     np.testing.assert_array_equal(kernels.to_host(m.flat.data), kernels.to_host(avg.avg))
     np.testing.assert_array_equal(kernels.to_host(model.flat.data), before)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_snapshot_estimator_predicts_the_mean_of_its_members_in_its_dtype(dtype):
+    from tinynn.training import predict_raw
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((40, 5)).astype(dtype)
+    y = (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int) + (X[:, 2] > 0.8)
+    est = tn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=6, batch_size=10, snapshots=3, random_state=0,
+                           learning_rate_init=0.05, dtype=dtype).fit(X, y)
+    members = []
+    for snap in est._snapshots:
+        with averaging.weights_of(est._model, snap):
+            members.append(est._output(predict_raw(est._model, X)).astype(np.float64))
+    P = est.predict_proba(X)
+    assert P.dtype == dtype and len(members) == 3
+    np.testing.assert_allclose(P, np.mean(members, axis=0), rtol=1e-6 if dtype == np.float32 else 1e-12)
+    assert not np.allclose(P, members[-1], rtol=1e-4)              # the mean, not the last member alone
+
+
+def test_swa_in_the_estimators_averages_the_epochs_after_three_quarters_of_max_iter():
+    for max_iter, first in [(1, 2), (2, 2), (4, 4), (8, 7), (10, 9), (100, 76)]:
+        (cb,) = tn.MLPClassifier(swa=True, max_iter=max_iter)._make_averages(steps_per_epoch=3).values()
+        assert isinstance(cb, averaging.SWA) and (cb.start, cb.every) == (first, 1), max_iter
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_ema_keeps_the_users_schedule():
+    """snapshots and swa set their own learning rates and refuse lr_schedule; ema averages any run."""
+    X = np.random.default_rng(0).standard_normal((30, 3))
+    est = tn.MLPClassifier(max_iter=2, ema=0.9, lr_schedule="cosine", random_state=0).fit(X, np.arange(30) % 2)
+    assert est.n_iter_ == 2
+    (cb,) = est._make_averages(steps_per_epoch=3).values()
+    assert isinstance(cb, averaging.EMA) and cb.decay == 0.9

@@ -133,8 +133,8 @@ def test_device_dropout_masks_follow_the_host_generator_alone():
     assert not np.array_equal(host(a.forward(X)), first)        # and the stream moves on
 
 
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_estimator_on_cuda_matches_cpu(early_stopping):
+@pytest.mark.parametrize("early_stopping,solver", [(False, "adam"), (True, "adam"), (False, "lbfgs")])
+def test_estimator_on_cuda_matches_cpu(early_stopping, solver):
     import tinynn as tn
     from sklearn.exceptions import ConvergenceWarning
 
@@ -142,7 +142,7 @@ def test_estimator_on_cuda_matches_cpu(early_stopping):
     X = rng.standard_normal((24, 5)).astype(np.float32)
     y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 0.5)
     kw = dict(hidden_layer_sizes=(6,), max_iter=3, batch_size=12, random_state=0, learning_rate_init=0.01,
-              early_stopping=early_stopping, validation_fraction=0.25)
+              early_stopping=early_stopping, validation_fraction=0.25, solver=solver)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         cpu = tn.MLPClassifier(**kw).fit(X, y)

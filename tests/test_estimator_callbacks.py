@@ -193,3 +193,29 @@ def test_readme_estimator_extras_example_runs(tmp_path, monkeypatch):
     exec(extras, ns)
     assert ns["H"].shape == (len(ns["Xte"]), 100)
     assert len(ns["monitor"].get_logs().data) == ns["clf"].n_iter_ + 1
+
+
+class Ledger(StopAfter):
+    """Counts each task's begin and end calls by name."""
+
+    def __init__(self):
+        super().__init__(10 ** 9)
+        self.begun, self.ended = {}, {}
+
+    def on_fit_task_begin(self, estimator, context):
+        self.begun[context.task_name] = self.begun.get(context.task_name, 0) + 1
+
+    def on_fit_task_end(self, estimator, context):
+        self.ended[context.task_name] = self.ended.get(context.task_name, 0) + 1
+        return False
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_every_task_begun_is_ended(digits, solver):
+    """scipy opens no iteration after its last one, but the L-BFGS loop begins the next task at the end of each
+    iteration: that last, empty one is ended too."""
+    X, y = digits
+    ledger = Ledger()
+    clf = tn.MLPClassifier(**dict(ARGS, solver=solver)).set_callbacks(ledger).fit(X, y)
+    name = "lbfgs-iter" if solver == "lbfgs" else "epoch"
+    assert ledger.begun == ledger.ended and ledger.begun[name] >= clf.n_iter_ == 4

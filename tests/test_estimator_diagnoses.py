@@ -312,3 +312,19 @@ def test_rows_of_zero_weight_are_not_the_cause():
     T = YR.reshape(-1, 1).astype(np.float32)
     assert _checks.input_overflow(est, Xb, T, np.r_[np.zeros(4), np.ones(12)]) is None
     assert "the gradient on (X, y) is not finite" in str(_checks.input_overflow(est, Xb, T, None))
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_the_diagnosis_weighs_the_rows_as_the_fit_does(solver):
+    """A row whose squared error overflows float32 gives an infinite loss; weighted 0 it gives 0 · inf = nan
+    (as numpy's weighted mean, and sklearn's, does): the diagnosis evaluates the loss the fit evaluated."""
+    rng = np.random.default_rng(0)
+    X32 = rng.standard_normal((20, 3)).astype(np.float32)
+    y = rng.standard_normal(20)
+    y[0] = 1e20
+    for sw, value in [(None, "inf"), (np.r_[0.0, np.ones(19)], "nan"), (np.r_[2.0, np.ones(19)], "inf")]:
+        with pytest.raises(ValueError) as e:
+            tn.MLPRegressor(solver=solver, max_iter=3, dtype=np.float32, random_state=0).fit(X32, y, sample_weight=sw)
+        assert f"the loss on (X, y) is {value} " in str(e.value), (sw, str(e.value))
+        if solver == "lbfgs":
+            assert f"the objective at the initial weights is {value};" in str(e.value)

@@ -8,6 +8,8 @@
   best + tol); the fit stops when more than n_iter_no_change epochs in a row did not;
 - batch_size "auto" = min(200, n); SWA's start: round(0.75 max_iter), at least 1, at most max_iter - 1.
 """
+import math
+
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
@@ -406,3 +408,20 @@ def test_integer_targets_are_regressed_as_floats(dtype):
     b = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X.astype(dtype), yi.astype(float))
     np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
     assert a.loss_ == b.loss_
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_validation_score_of_non_finite_predictions_is_nan(dtype):
+    """sklearn's _score_with_function: nan when a prediction is not finite (r2_score would raise), in either
+    float dtype; finite predictions get the score itself."""
+    from tinynn import kernels
+
+    rng = np.random.default_rng(2)
+    Xf = rng.standard_normal((30, 3)).astype(dtype)
+    yf = Xf @ np.array([1.0, -1.0, 0.5])
+    est = tn.MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, dtype=dtype, random_state=0).fit(Xf, yf)
+    assert est._score_arrays(Xf, yf) == pytest.approx(est.score(Xf, yf), rel=1e-12)
+    flat = est._model.flat                          # weights so large that the output overflows the dtype
+    kernels.assign(flat.data, kernels.to_host(flat.data) * (1e200 if dtype == np.float64 else 1e25))
+    assert not np.isfinite(est.predict(Xf)).all()
+    assert math.isnan(est._score_arrays(Xf, yf))

@@ -116,3 +116,17 @@ def test_poisson_regressor_fits_sklearns_model(solver):
     np.testing.assert_allclose(ours.predict(X), sk.predict(X), rtol=1e-8)
     with pytest.raises(ValueError, match="negative"):
         tn.MLPRegressor(loss="poisson").fit(X, -y)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_binary_early_stopping_splits_stratified_as_sklearn(digits, solver):
+    """One output column (binary): sklearn stratifies the validation split on the target; string labels and
+    unbalanced classes (3 in 10) make a split that ignored the classes, or scored labels as numbers, differ."""
+    X, y = digits
+    labels = np.where(y < 3, "low", "high")
+    kw = dict(hidden_layer_sizes=(8,), max_iter=6, random_state=1, solver=solver, early_stopping=True,
+              validation_fraction=0.15, n_iter_no_change=50, learning_rate_init=0.01)
+    sk, ours = _fit_both(SkClassifier, tn.MLPClassifier, X[:300], labels[:300], **kw)
+    assert ours.n_iter_ == sk.n_iter_ == 6
+    np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_, rtol=0, atol=1e-12)
+    assert _rel(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_) < 1e-8

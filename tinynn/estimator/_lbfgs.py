@@ -39,8 +39,7 @@ def fit_lbfgs(est, trainer, X, T, sample_weight, tasks=None):
         tasks.begin_iteration("lbfgs-iter")
     res = scipy.optimize.minimize(fun, theta0, method="L-BFGS-B", jac=True, callback=callback,
                                   options={"maxfun": est.max_fun, "maxiter": est.max_iter, "gtol": est.tol})
-    if callback is not None:
-        tasks.end_iteration(ran=False)              # the iteration scipy opened last never ran
+    # the iteration the last callback opened never runs: FitTasks.end() closes it empty, after the fit's checks
     _checks.check_lbfgs_result(est, res)
     if res.status != 0:
         warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) (status={res.status}): "
