@@ -313,7 +313,7 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
                         raise cause from None
                     if val is None:
                         raise self._divergence(e) from None
-                    self._diverged_with_validation(trainer)                # sklearn: nan score, stop
+                    self._diverged_with_validation()                       # sklearn: nan score, stop
                     break
                 self.n_iter_ += 1
                 self.loss_ = rec["train_loss"]

@@ -53,7 +53,7 @@ class StoppingMixin:
         return DivergenceError(f"{head}{type(self).__name__}: {e} (learning_rate_init={self.learning_rate_init}: "
                                "try a lower learning_rate_init)", e.value)
 
-    def _diverged_with_validation(self, trainer):
+    def _diverged_with_validation(self):
         """A diverging fit with early stopping ends there, as sklearn's would: nan is that epoch's validation
         score, and the best finite parameters are kept (restored after the loop)."""
         self.n_iter_ += 1                                                # (t_ stays: no sample was trained)
