@@ -219,3 +219,55 @@ def test_every_task_begun_is_ended(digits, solver):
     clf = tn.MLPClassifier(**dict(ARGS, solver=solver)).set_callbacks(ledger).fit(X, y)
     name = "lbfgs-iter" if solver == "lbfgs" else "epoch"
     assert ledger.begun == ledger.ended and ledger.begun[name] >= clf.n_iter_ == 4
+
+
+class Recorder(StopAfter):
+    """Records every hook call with what sklearn's context hands a callback."""
+
+    def __init__(self):
+        super().__init__(10 ** 9)
+        self.calls = []
+
+    def on_fit_task_begin(self, estimator, context, *, X, y, metadata, fitted_estimator):
+        self.calls.append(("begin", context.task_name, context.max_subtasks, estimator, X, y, metadata))
+
+    def on_fit_task_end(self, estimator, context, *, X, y, metadata, fitted_estimator):
+        self.calls.append(("end", context.task_name, context.max_subtasks, estimator, X, y, metadata))
+        return False
+
+
+@pytest.mark.parametrize("solver,weighted", [("adam", True), ("lbfgs", False), ("lbfgs", True)])
+def test_the_hooks_get_the_fits_data_and_its_weights(digits, solver, weighted):
+    """Every task's hooks receive the estimator, X and y as passed to fit and metadata={"sample_weight": sw}
+    (None without weights); the fit task announces its subtasks: max_iter epochs, or max_iter L-BFGS iterations
+    and the one scipy opens after the last; the empty last L-BFGS iteration ends with the estimator only."""
+    X, y = digits
+    sw = np.linspace(0.5, 1.5, len(y)) if weighted else None
+    rec = Recorder()
+    clf = tn.MLPClassifier(**dict(ARGS, solver=solver)).set_callbacks(rec)
+    clf.fit(X, y, sample_weight=sw)
+    (fit_begin,) = [c for c in rec.calls if c[:2] == ("begin", "fit")]
+    assert fit_begin[2] == ARGS["max_iter"] + (solver == "lbfgs")
+    metadata = None if sw is None else {"sample_weight": sw}
+    name = "epoch" if solver == "adam" else "lbfgs-iter"
+    full = [c for c in rec.calls if c[1] in ("fit", name)]
+    assert len(full) == len(rec.calls) and rec.calls[0] is fit_begin and rec.calls[-1][:2] == ("end", "fit")
+    empty = len(rec.calls) - 2 if solver == "lbfgs" else None           # the iteration scipy never ran
+    for i, (kind, task, _, est, X_, y_, meta) in enumerate(rec.calls):
+        assert est is clf
+        if i == empty:
+            assert (kind, task, X_, y_, meta) == ("end", name, None, None, None)
+            continue
+        assert X_ is X and y_ is y
+        assert meta is None if metadata is None else (meta.keys() == {"sample_weight"} and meta["sample_weight"] is sw)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_without_a_callback_context_every_epoch_runs(digits, solver, monkeypatch):
+    """Where sklearn has no callbacks the tasks have no context: ending an iteration never asks to stop."""
+    from tinynn.estimator import _callbacks
+
+    monkeypatch.setattr(_callbacks, "HAVE_CALLBACKS", False)
+    X, y = digits
+    clf = tn.MLPClassifier(**dict(ARGS, solver=solver)).fit(X, y)
+    assert clf.n_iter_ == ARGS["max_iter"]

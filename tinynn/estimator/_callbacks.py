@@ -39,7 +39,7 @@ class FitTasks:
     def _data(self):
         return dict(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata, reconstruction_attributes={})
 
-    def begin_iteration(self, name="epoch"):
+    def begin_iteration(self, name):
         if self.root is not None:
             self.task = self.root.subcontext(task_name=name)
             self.task.call_on_fit_task_begin(**self._data())

@@ -53,7 +53,7 @@ def fit_dtype(est, X):
     return dt
 
 
-def _overflow_message(name, A, dtype):
+def _overflow_message(name, dtype):
     return (f"{name} holds values beyond the range of {np.dtype(dtype).name} (largest finite "
             f"{np.finfo(dtype).max:.3g}): they became inf when cast to {np.dtype(dtype).name}, the fit dtype")
 
@@ -63,10 +63,10 @@ def check_finite_after_cast(est, X, T=None):
     finite: float64 values beyond float32's range become inf in the cast (sklearn checked them before it, in
     float64)."""
     if not np.isfinite(_values(X)).all():
-        raise ValueError(f"{_who(est)}: {_overflow_message('X', X, X.dtype)}. Scale X (e.g. StandardScaler) or "
+        raise ValueError(f"{_who(est)}: {_overflow_message('X', X.dtype)}. Scale X (e.g. StandardScaler) or "
                          "fit in float64 (dtype=np.float64).")
     if T is not None and T.dtype.kind == "f" and not np.isfinite(T).all():
-        raise ValueError(f"{_who(est)}: {_overflow_message('y', T, T.dtype)}. Scale y or fit in float64 "
+        raise ValueError(f"{_who(est)}: {_overflow_message('y', T.dtype)}. Scale y or fit in float64 "
                          "(dtype=np.float64).")
 
 
