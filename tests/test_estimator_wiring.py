@@ -133,3 +133,52 @@ def test_prediction_takes_csc_input():
     Xs = X.copy()
     Xs[np.abs(Xs) < 0.5] = 0
     np.testing.assert_allclose(est.predict_proba(sp.csc_matrix(Xs)), est.predict_proba(Xs), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_named_init_builds_every_layer_in_the_fit_dtype_reproducibly(dtype):
+    """init= other than "auto": each Linear is drawn by that initializer from a seed of the estimator's
+    RandomState (same random_state, same weights; the initializer's scale shows in the spread); batch norm
+    layers in the same dtype."""
+    from tinynn.layers import BatchNorm1d, Linear
+
+    Xw = np.random.default_rng(1).standard_normal((64, 300))
+    yw = (Xw[:, 0] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(200,), max_iter=1, learning_rate_init=1e-12, batch_norm=True, dtype=dtype)
+    a = tn.MLPClassifier(init="kaiming_uniform", random_state=3, **kw).fit(Xw, yw)
+    b = tn.MLPClassifier(init="kaiming_uniform", random_state=3, **kw).fit(Xw, yw)
+    c = tn.MLPClassifier(init="lecun_uniform", random_state=3, **kw).fit(Xw, yw)
+    for layer in a._model.layers:
+        if isinstance(layer, (Linear, BatchNorm1d)):
+            assert all(p.data.dtype == dtype for p in layer.parameters())
+    np.testing.assert_array_equal(a.coefs_[0], b.coefs_[0])
+    # He: Var = 2/fan_in; LeCun: 1/fan_in (learning_rate_init 1e-12: the fit leaves the draw as it was)
+    assert np.var(a.coefs_[0]) * 300 == pytest.approx(2.0, rel=0.05)
+    assert np.var(c.coefs_[0]) * 300 == pytest.approx(1.0, rel=0.05)
+
+
+def test_partial_fit_keeps_the_first_fits_dtype_and_is_one_task():
+    est = tn.MLPClassifier((4,), random_state=0, dtype=np.float32).partial_fit(X, Y, classes=[0, 1, 2])
+    est.partial_fit(X.astype(np.float64), Y)
+    assert est.coefs_[0].dtype == np.float32 and est._dtype_ == np.float32
+    auto = tn.MLPClassifier((4,), random_state=0).partial_fit(X.astype(np.float32), Y, classes=[0, 1, 2])
+    auto.partial_fit(X.astype(np.float64), Y)                       # the first call chose float32: kept
+    assert auto._dtype_ == np.float32 and auto.predict_proba(X).dtype == np.float32
+    callback = pytest.importorskip("sklearn.callback")  # noqa: F841
+    from test_estimator_callbacks import Recorder
+
+    rec = Recorder()
+    tn.MLPClassifier((4,), random_state=0).set_callbacks(rec).partial_fit(X, Y, classes=[0, 1, 2])
+    assert [c[2] for c in rec.calls if c[1] == "fit"] == [1, 1]
+
+
+def test_integer_X_fits_in_float64_and_a_regressor_refuses_text_targets():
+    est = tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit((X * 10).astype(np.int64), X[:, 0])
+    assert est._dtype_ == np.float64 and est.coefs_[0].dtype == np.float64
+    with pytest.raises(ValueError):
+        tn.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X, np.array(["a", "b"] * 20))
+
+
+def test_a_hidden_layer_of_one_unit_is_allowed():
+    est = tn.MLPClassifier(hidden_layer_sizes=(1,), max_iter=2, random_state=0).fit(X, Y)
+    assert [c.shape for c in est.coefs_] == [(4, 1), (1, 3)]

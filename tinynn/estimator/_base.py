@@ -45,13 +45,12 @@ class _BaseMLP(CallbackSupportMixin, HiddenFeaturesMixin, PenaltyMixin, Validati
                StoppingMixin, FilesMixin, BaseEstimator):
     _parameter_constraints: dict = PARAMETER_CONSTRAINTS
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
-                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, init="auto",
-                 optimizer=None, lr_schedule=None, device="cpu", dtype=None, restore_best_weights=True,
-                 snapshots=None, swa=False, ema=None, l1=0.0, l1_mode="subgradient", transform_layer=-1):
+    def __init__(self, hidden_layer_sizes, activation, *, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, momentum,
+                 nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, n_iter_no_change,
+                 max_fun, dropout, batch_norm, init, optimizer, lr_schedule, device, dtype, restore_best_weights,
+                 snapshots, swa, ema, l1, l1_mode, transform_layer):
+        # no defaults here: MLPClassifier and MLPRegressor declare them (sklearn reads each class's signature)
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
