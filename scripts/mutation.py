@@ -222,16 +222,22 @@ COLUMNS = ("killed", "survived", "no tests", "timeout", "not checked")   # the r
 
 def report(out, works, seconds):
     """The report of the suites' copies ``works`` [(suite, folder)]: a module measured in several (runs merged
-    with --from) counts from the last one."""
+    with --from) counts from the one that checked most of its mutants (of those, the last)."""
     from tinynn._write import atomic_open, write_json   # not at the top: mutmut's run must import the mutants
     eq = equivalents()
     table, survivors, seen = {}, {}, set()
+    found_by = {}                                         # module -> (checked mutants, suite, work, rows)
     for suite, work in works:
-        info = json.loads((work / "tinynn-run.json").read_text())
         found = collect(work)
         for path in {p for p, _, _ in found}:
-            table[path] = Counter(suite=suite, commit=info["commit"])
-            survivors[path] = []
+            rows = [r for r in found if r[0] == path]
+            checked = sum(status != "not checked" for _, _, status in rows)
+            if path not in found_by or checked >= found_by[path][0]:
+                found_by[path] = (checked, suite, work, rows)
+    for path, (_, suite, work, found) in found_by.items():
+        info = json.loads((work / "tinynn-run.json").read_text())
+        table[path] = Counter(suite=suite, commit=info["commit"])
+        survivors[path] = []
         for path, name, status in found:
             seen.add(name)
             c = table[path]
@@ -279,7 +285,8 @@ def main(argv=None):
     p.add_argument("--tests", nargs="*", default=[], help="test files (names in tests/) instead of the suite's")
     p.add_argument("--max-children", type=int, default=os.cpu_count(), help="mutants run at once")
     p.add_argument("--from", dest="runs", nargs="*", default=[],
-                   help="earlier --out folders to merge into one report instead of running (later ones win)")
+                   help="earlier --out folders to merge into one report instead of running (a module counts from "
+                        "the run that checked most of its mutants; of those, the last given)")
     p.add_argument("--mutmut-run", action="store_true", help=argparse.SUPPRESS)   # inside a suite's copy
     a = p.parse_args(argv)
     if a.mutmut_run:

@@ -121,3 +121,33 @@ def test_a_mutant_killed_inside_a_progress_bar_blocks_no_later_mutant():
     if second.exitcode is None:
         second.kill()
     assert first.exitcode == 0 and second.exitcode == 7
+
+
+@needs_mutmut
+def test_a_merged_module_counts_from_the_run_that_checked_most_of_it(tmp_path):
+    """--from: a later run that stopped early does not hide an earlier complete one; of equally complete runs
+    the last given counts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def run_folder(name, codes, commit):
+        work = tmp_path / name / "core"
+        meta = work / "mutants" / "tinynn" / "schedules.py.meta"
+        meta.parent.mkdir(parents=True)
+        meta.write_text(json.dumps({"exit_code_by_key": {f"tinynn.schedules.x_f__mutmut_{i}": c
+                                                          for i, c in enumerate(codes)}}))
+        (work / "tinynn-run.json").write_text(json.dumps({"commit": commit}))
+        return ("core", work)
+
+    complete = run_folder("a", [1, 1, 1, 1], "aaa")
+    stopped = run_folder("b", [1, None, None, None], "bbb")
+    again = run_folder("c", [1, 1, 1, 1], "ccc")
+    mod.report(tmp_path / "r1", [complete, stopped], 0)
+    (row,) = json.loads((tmp_path / "r1" / "report.json").read_text())["modules"]
+    assert row["commit"] == "aaa" and row["killed"] == 4
+    mod.report(tmp_path / "r2", [complete, stopped, again], 0)
+    (row,) = json.loads((tmp_path / "r2" / "report.json").read_text())["modules"]
+    assert row["commit"] == "ccc"
