@@ -179,16 +179,20 @@ def equivalents():
     return out
 
 
-def collect(work):
-    """[(module path, mutant name, status)] from mutmut's result files in ``work``."""
+def collect(work, hashes=None):
+    """[(module path, mutant name, status)] from mutmut's result files in ``work``; ``hashes`` (a dict) gets
+    {mutant name: hash of its function's source} (mutmut's per-function hash)."""
     from mutmut.stats import status_by_exit_code
     rows = []
     for meta in sorted((work / "mutants").rglob("*.py.meta")):
         path = repo_path(str(meta.relative_to(work / "mutants"))[:-len(".meta")])
         if path in NOT_MUTATED:                       # measured by a run made before it was left out
             continue
-        for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        for name, code in data["exit_code_by_key"].items():
             rows.append((path, name, status_by_exit_code[code]))
+            if hashes is not None:
+                hashes[name] = data.get("hash_by_function_name", {}).get(name.rpartition(".")[2].split("__mutmut_")[0])
     return rows
 
 
@@ -222,19 +226,24 @@ COLUMNS = ("killed", "survived", "no tests", "timeout", "not checked")   # the r
 
 def report(out, works, seconds):
     """The report of the suites' copies ``works`` [(suite, folder)]: a module measured in several (runs merged
-    with --from) counts from the one that checked most of its mutants (of those, the last)."""
+    with --from) counts from the run that checked the largest share of its mutants (of those, the last); a
+    mutant that run did not kill counts as killed when another run killed it in a function of the same source
+    (mutmut's per-function hash): each run's tests are tests CI runs, so a kill by any of them is a kill."""
     from tinynn._write import atomic_open, write_json   # not at the top: mutmut's run must import the mutants
     eq = equivalents()
     table, survivors, seen = {}, {}, set()
-    found_by = {}                                         # module -> (checked mutants, suite, work, rows)
+    found_by = {}                                         # module -> (checked share, suite, work, rows, hashes)
+    killed_in = set()                                     # (mutant, function hash) killed by some run
     for suite, work in works:
-        found = collect(work)
+        hashes = {}
+        found = collect(work, hashes)
+        killed_in |= {(name, hashes[name]) for _, name, status in found if status == "killed" and hashes[name]}
         for path in {p for p, _, _ in found}:
             rows = [r for r in found if r[0] == path]
-            checked = sum(status != "not checked" for _, _, status in rows)
-            if path not in found_by or checked >= found_by[path][0]:
-                found_by[path] = (checked, suite, work, rows)
-    for path, (_, suite, work, found) in found_by.items():
+            share = sum(status != "not checked" for _, _, status in rows) / len(rows)
+            if path not in found_by or share >= found_by[path][0]:
+                found_by[path] = (share, suite, work, rows, hashes)
+    for path, (_, suite, work, found, hashes) in found_by.items():
         info = json.loads((work / "tinynn-run.json").read_text())
         table[path] = Counter(suite=suite, commit=info["commit"])
         survivors[path] = []
@@ -244,6 +253,9 @@ def report(out, works, seconds):
             if name in eq:
                 c["equivalent"] += 1
                 continue
+            if status != "killed" and (name, hashes[name]) in killed_in:   # the same code killed in another run
+                status = "killed"
+                c["killed elsewhere"] += 1
             c[status if status in COLUMNS else "other"] += 1
             if status not in ("killed", "not checked"):
                 survivors[path].append((path, name, status, diff(work, path, name)))
@@ -251,7 +263,7 @@ def report(out, works, seconds):
     rows, lines = [], ["| module | suite | mutants | killed | survived | no tests | timeout | other | equivalent | "
                        "not run | score | tree |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path, c in sorted(table.items()):
-        n = sum(v for k, v in c.items() if k not in ("suite", "commit"))
+        n = sum(v for k, v in c.items() if k not in ("suite", "commit", "killed elsewhere"))
         live = n - c["equivalent"] - c["not checked"]        # a run stopped early: the score of what it ran
         score = c["killed"] / live if live else 1.0
         rows.append(dict(module=path, mutants=n, score=score, **c))
@@ -263,7 +275,9 @@ def report(out, works, seconds):
     head = [f"# Mutation score of tinynn's core", "",
             f"{killed} of {total} non-equivalent mutants killed ({killed / max(total, 1):.1%}); mutmut runs of "
             f"{seconds:.0f} s in all (suites {', '.join(sorted({s for s, _ in works}))}), by `scripts/mutation.py`. "
-            f"*tree*: the commit each module was measured on.", ""]
+            f"*tree*: the commit each module was measured on. Merged runs: a module counts from the run that checked "
+            f"the largest share of its mutants; a mutant it did not kill counts as killed where another run killed "
+            f"it in the same function source ({sum(r.get('killed elsewhere', 0) for r in rows)} such).", ""]
     body = ["", "## Mutants not killed", ""]
     for path, name, status, d in survivors:
         body += [f"`{name}` ({status})", "```diff", d, "```", ""]

@@ -133,12 +133,13 @@ def test_a_merged_module_counts_from_the_run_that_checked_most_of_it(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
 
-    def run_folder(name, codes, commit):
+    def run_folder(name, codes, commit, source_hash="h1"):
         work = tmp_path / name / "core"
         meta = work / "mutants" / "tinynn" / "schedules.py.meta"
         meta.parent.mkdir(parents=True)
         meta.write_text(json.dumps({"exit_code_by_key": {f"tinynn.schedules.x_f__mutmut_{i}": c
-                                                          for i, c in enumerate(codes)}}))
+                                                          for i, c in enumerate(codes)},
+                                    "hash_by_function_name": {"x_f": source_hash}}))
         (work / "tinynn-run.json").write_text(json.dumps({"commit": commit}))
         return ("core", work)
 
@@ -151,3 +152,11 @@ def test_a_merged_module_counts_from_the_run_that_checked_most_of_it(tmp_path):
     mod.report(tmp_path / "r2", [complete, stopped, again], 0)
     (row,) = json.loads((tmp_path / "r2" / "report.json").read_text())["modules"]
     assert row["commit"] == "ccc"
+    # a mutant the chosen run left unchecked counts as killed where another run killed it in the same source
+    mod.report(tmp_path / "r3", [run_folder("d", [1, 1, 1, None], "ddd"), run_folder("e", [None, None, None, 1], "eee")], 0)
+    (row,) = json.loads((tmp_path / "r3" / "report.json").read_text())["modules"]
+    assert (row["commit"], row["killed"], row["killed elsewhere"], row["mutants"]) == ("ddd", 4, 1, 4)
+    mod.report(tmp_path / "r4", [run_folder("f", [1, 1, 1, None], "fff"),
+                                 run_folder("g", [None, None, None, 1], "ggg", source_hash="changed")], 0)
+    (row,) = json.loads((tmp_path / "r4" / "report.json").read_text())["modules"]
+    assert (row["killed"], row.get("killed elsewhere", 0), row["not checked"]) == (3, 0, 1)
