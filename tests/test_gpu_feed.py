@@ -525,3 +525,36 @@ def test_streams_and_events_on_a_gpu_are_the_default_stream_and_untimed_events(m
     assert feed._compute_stream(simulator=True) != "DEFAULT"
     assert feed._event(simulator=False) == "EVENT" and seen == [dict(timing=False)]
     assert feed._event(simulator=True) == "EVENT" and seen[-1] == {}
+
+
+@pytest.mark.gpu
+def test_a_known_free_slot_is_not_waited_for_again_and_buffers_of_the_same_size_are_kept():
+    """wait_free synchronises once per step that used the slot; staging an array of exactly a buffer's size
+    and logging the penalty of a parameter of the same size reuse their buffers."""
+    from tinynn.kernels.cuda.feed import CudaFeed
+
+    f = CudaFeed()
+    f.begin(1)
+    first = f.stage(np.arange(4, dtype=np.float32))
+    f.end(1)
+    f.wait_free(1)
+    f.wait_free(1)
+    assert f.syncs == 1 and f._free == [True, True]
+    f.begin(1)
+    again = f.stage(np.arange(4, dtype=np.float32) + 1)               # the same size: the same buffers
+    assert again.shape == first.shape and f._stage[1][0][0].shape == (4,)
+    pair = f._stage[1][0]
+    f.end(1)
+    f.wait_free(1)
+    assert f.syncs == 2
+    f.begin(1)
+    f.stage(np.ones(4, dtype=np.float32))
+    assert f._stage[1][0] is pair
+    f.end(1)
+    f.log_reserve(2, 3, np.float32)
+    W = kernels.to_device(np.ones(50, np.float32), "cuda")
+    G = kernels.to_device(np.zeros(50, np.float32), "cuda")
+    f.log_l2(0, W, G, 0.5)
+    partial = f._partial
+    f.log_l2(1, W, G, 0.5)
+    assert f._partial is partial
