@@ -182,3 +182,29 @@ def test_integer_X_fits_in_float64_and_a_regressor_refuses_text_targets():
 def test_a_hidden_layer_of_one_unit_is_allowed():
     est = tn.MLPClassifier(hidden_layer_sizes=(1,), max_iter=2, random_state=0).fit(X, Y)
     assert [c.shape for c in est.coefs_] == [(4, 1), (1, 3)]
+
+
+def test_class_labels_keep_their_kind_through_a_file(tmp_path):
+    """Object-dtype string labels come back as objects, numpy strings as numpy strings, numbers as numbers;
+    object labels that are not strings cannot be written without pickle and are refused before writing."""
+    kinds = {"object": np.array(["cat", "dog", "emu"], dtype=object), "str": np.array(["cat", "dog", "emu"]),
+             "int": np.array([3, 5, 7])}
+    for name, labels in kinds.items():
+        est = tn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, labels[Y])
+        est.save(tmp_path / f"{name}.npz")
+        back = tn.MLPClassifier.load(tmp_path / f"{name}.npz")
+        assert back.classes_.dtype == est.classes_.dtype, name
+        assert back.classes_.tolist() == labels.tolist()
+        np.testing.assert_array_equal(back.predict(X), est.predict(X))
+        assert back.predict(X).dtype == est.predict(X).dtype
+    est = tn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, Y)
+    est.classes_ = np.array(["cat", "dog", "emu"], dtype=object)     # sklearn's fit makes none: set by hand
+    est.save(tmp_path / "hand.npz")
+    back = tn.MLPClassifier.load(tmp_path / "hand.npz")
+    assert back.classes_.dtype == object and back.classes_.tolist() == ["cat", "dog", "emu"]
+    assert all(type(c) is str for c in back.classes_)
+    est.classes_ = np.array([1, 2, 3], dtype=object)
+    with pytest.raises(ValueError) as e:
+        est.save(tmp_path / "objects.npz")
+    assert str(e.value) == "save: classes_ must be numbers or strings to be written without pickle"
+    assert not (tmp_path / "objects.npz").exists()
