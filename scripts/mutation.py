@@ -233,6 +233,7 @@ def report(out, works, seconds):
     eq = equivalents()
     table, survivors, seen = {}, {}, set()
     found_by = {}                                         # module -> (checked share, suite, work, rows, hashes)
+    wrongly_listed = []
     killed_in = set()                                     # (mutant, function hash) killed by some run
     for suite, work in works:
         hashes = {}
@@ -250,7 +251,9 @@ def report(out, works, seconds):
         for path, name, status in found:
             seen.add(name)
             c = table[path]
-            if name in eq:
+            if name in eq and status == "killed":      # a test tells it apart: not equivalent after all
+                wrongly_listed.append(name)
+            elif name in eq:
                 c["equivalent"] += 1
                 continue
             if status != "killed" and (name, hashes[name]) in killed_in:   # the same code killed in another run
@@ -281,6 +284,9 @@ def report(out, works, seconds):
     body = ["", "## Mutants not killed", ""]
     for path, name, status, d in survivors:
         body += [f"`{name}` ({status})", "```diff", d, "```", ""]
+    if wrongly_listed:
+        body += ["## Listed as equivalent but killed (counted as killed; remove them from the list)", ""] + \
+            [f"- `{s}`" for s in sorted(wrongly_listed)] + [""]
     stale = sorted(set(eq) - seen)
     if stale:
         body += ["## Listed as equivalent but not generated (stale names)", ""] + [f"- `{s}`" for s in stale]

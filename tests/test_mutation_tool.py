@@ -160,3 +160,14 @@ def test_a_merged_module_counts_from_the_run_that_checked_most_of_it(tmp_path):
                                  run_folder("g", [None, None, None, 1], "ggg", source_hash="changed")], 0)
     (row,) = json.loads((tmp_path / "r4" / "report.json").read_text())["modules"]
     assert (row["killed"], row.get("killed elsewhere", 0), row["not checked"]) == (3, 0, 1)
+    # a mutant listed as equivalent that a test kills is counted as killed and named for removal
+    listed = tmp_path / "equivalent"
+    listed.mkdir()
+    (listed / "x.txt").write_text("tinynn.schedules.x_f__mutmut_0  # thought equivalent\n"
+                                  "tinynn.schedules.x_f__mutmut_3  # really equivalent\n")
+    mod.EQUIVALENT = listed
+    mod.report(tmp_path / "r5", [run_folder("h", [1, 1, 1, None], "hhh")], 0)
+    (row,) = json.loads((tmp_path / "r5" / "report.json").read_text())["modules"]
+    assert (row["killed"], row["equivalent"]) == (3, 1)
+    text = (tmp_path / "r5" / "report.md").read_text()
+    assert "## Listed as equivalent but killed" in text and "`tinynn.schedules.x_f__mutmut_0`" in text
