@@ -131,3 +131,17 @@ def test_binary_early_stopping_splits_stratified_as_sklearn(digits, solver):
     assert ours.n_iter_ == sk.n_iter_ == 6
     np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_, rtol=0, atol=1e-12)
     assert _rel(sk.coefs_ + sk.intercepts_, ours.coefs_ + ours.intercepts_) < 1e-8
+
+
+@pytest.mark.parametrize("kw", [dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.2),
+                                dict(solver="sgd", learning_rate="constant", learning_rate_init=0.05)],
+                         ids=["invscaling", "constant"])
+def test_partial_fit_keeps_sklearns_learning_rate_across_calls(digits, kw):
+    """partial_fit's rate goes on from call to call (invscaling decays with the samples seen so far)."""
+    X, y = digits
+    sk, ours = SkClassifier((16,), random_state=0, **kw), tn.MLPClassifier((16,), random_state=0, **kw)
+    for s in range(0, 1600, 400):
+        sk.partial_fit(X[s:s + 400], y[s:s + 400], classes=np.arange(10))
+        ours.partial_fit(X[s:s + 400], y[s:s + 400], classes=np.arange(10))
+    assert ours.t_ == sk.t_
+    assert _rel(sk.coefs_, ours.coefs_) < 1e-8
