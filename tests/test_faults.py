@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join("scripts", "train_mnist.py")
 
 
-EPOCHS = 30          # long enough that a signal sent after the first checkpoint lands in the middle of the run
+EPOCHS = 60          # long enough that a signal sent after the first checkpoint lands in the middle of the run
 
 
 def _args(mnist, out, epochs=EPOCHS):
@@ -78,9 +78,8 @@ def test_an_interrupted_run_ends_at_once_and_resumes_bitwise(sig, uninterrupted,
     while not ckpt.exists() and p.poll() is None and time.monotonic() < t_end:
         time.sleep(0.02)
     assert ckpt.exists() and p.poll() is None, "the run wrote no checkpoint, or ended, before the signal"
-    time.sleep(0.1)                                          # into the next epoch
     t0 = time.monotonic()
-    p.send_signal(sig)
+    p.send_signal(sig)              # at once: on a loaded machine this poll may see the first checkpoint late
     _, stderr = p.communicate(timeout=30)
     took = time.monotonic() - t0
     assert p.returncode == 128 + sig, (p.returncode, stderr[-2000:])
