@@ -52,3 +52,20 @@ def test_changelog_names_the_current_version():
     with open(os.path.join(ROOT, "CHANGELOG.md"), encoding="utf-8") as f:
         text = f.read()
     assert f"## [{tinynn.__version__}]" in text
+
+
+def test_ci_fails_when_any_step_of_an_and_list_fails():
+    """bash's set -e does not stop at a failing command inside an && list (only the list's last command
+    counts), so a failing pytest in the README's test command would have let CI go on and pass: every && list
+    in .ci/run ends with `|| exit 1`."""
+    import subprocess
+
+    r = subprocess.run(["bash", "-c", "set -e; true && false && true; echo went-on"], capture_output=True, text=True)
+    assert r.stdout.strip() == "went-on"                     # the pitfall itself
+    import re
+
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+        script = f.read()
+    lines = [re.sub(r"\$\([^)]*\)", "", line) for line in script.splitlines()]   # a $( ) runs in a subshell
+    lists = [line for line in lines if "&&" in line and not line.lstrip().startswith("#")]
+    assert lists and all(line.rstrip().endswith("|| exit 1") for line in lists), lists
