@@ -202,6 +202,8 @@ def diff(work, path, name):
     os.chdir(work)
     try:
         text = get_diff_for_mutant(name, path=installed_path(path))
+    except (FileNotFoundError, ValueError) as e:      # the copy's source was refreshed after this run
+        return f"(no diff: {e})"
     finally:
         os.chdir(here)
     return "\n".join(line for line in text.splitlines()[2:] if line[:1] in "+-")
