@@ -246,13 +246,13 @@ def report(out, works, seconds):
             share = sum(status != "not checked" for _, _, status in rows) / len(rows)
             if path not in found_by or share >= found_by[path][0]:
                 found_by[path] = (share, suite, work, rows, hashes)
+    elsewhere = Counter()                                 # module -> mutants counted killed from another run
     for path, (_, suite, work, found, hashes) in found_by.items():
         info = json.loads((work / "tinynn-run.json").read_text())
-        table[path] = Counter(suite=suite, commit=info["commit"])
+        c = table[path] = Counter(suite=suite, commit=info["commit"])
         survivors[path] = []
-        for path, name, status in found:
+        for _, name, status in found:
             seen.add(name)
-            c = table[path]
             if name in eq and status == "killed":      # a test tells it apart: not equivalent after all
                 wrongly_listed.append(name)
             elif name in eq:
@@ -260,7 +260,7 @@ def report(out, works, seconds):
                 continue
             if status != "killed" and (name, hashes[name]) in killed_in:   # the same code killed in another run
                 status = "killed"
-                c["killed elsewhere"] += 1
+                elsewhere[path] += 1
             c[status if status in COLUMNS else "other"] += 1
             if status not in ("killed", "not checked"):
                 survivors[path].append((path, name, status, diff(work, path, name)))
@@ -268,10 +268,10 @@ def report(out, works, seconds):
     rows, lines = [], ["| module | suite | mutants | killed | survived | no tests | timeout | other | equivalent | "
                        "not run | score | tree |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for path, c in sorted(table.items()):
-        n = sum(v for k, v in c.items() if k not in ("suite", "commit", "killed elsewhere"))
+        n = sum(v for k, v in c.items() if k not in ("suite", "commit"))
         live = n - c["equivalent"] - c["not checked"]        # a run stopped early: the score of what it ran
         score = c["killed"] / live if live else 1.0
-        rows.append(dict(module=path, mutants=n, score=score, **c))
+        rows.append(dict(module=path, mutants=n, score=score, **c, **{"killed elsewhere": elsewhere[path]}))
         lines.append(f"| `{path}` | {c['suite']} | {n} | {c['killed']} | {c['survived']} | {c['no tests']} | "
                      f"{c['timeout']} | {c['other']} | {c['equivalent']} | {c['not checked']} | {score:.1%} | "
                      f"{c['commit']} |")
