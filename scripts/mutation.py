@@ -109,23 +109,7 @@ def prepare(suite, work, only, tests=None):
 def patch_mutmut():
     """Let mutmut mutate the kernels (see the module docstring) and the CUDA simulator run their trampolines."""
     import inspect
-
-    import libcst as cst
-    from mutmut.mutation import file_mutation
-
-    def decorator_name(d):
-        node = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
-        return node.attr.value if isinstance(node, cst.Attribute) else getattr(node, "value", None)
-
-    skip = file_mutation.MutationVisitor._skip_node_and_children
-
-    def skip_unless_kernel(self, node):
-        if isinstance(node, cst.FunctionDef) and node.decorators \
-                and all(decorator_name(d) in KERNEL_DECORATORS for d in node.decorators):
-            return skip(self, node.with_changes(decorators=[]))
-        return skip(self, node)
-
-    file_mutation.MutationVisitor._skip_node_and_children = skip_unless_kernel
+    let_kernels_through()
 
     # mutmut 3.8.1's timeout thread sends SIGXCPU to the process id of every mutant whose deadline passes, ended
     # or not: after the ids wrap (32768 here) that can be any process of the machine (it killed test runs and
@@ -168,6 +152,29 @@ def patch_mutmut():
         kernelapi.swapped_cuda_module = kernel.swapped_cuda_module = swapped
 
 
+def let_kernels_through():
+    """mutmut skips decorated functions: the kernel decorators are let through (idempotent)."""
+    import libcst as cst
+    from mutmut.mutation import file_mutation
+
+    def decorator_name(d):
+        node = d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator
+        return node.attr.value if isinstance(node, cst.Attribute) else getattr(node, "value", None)
+
+    skip = file_mutation.MutationVisitor._skip_node_and_children
+
+    def skip_unless_kernel(self, node):
+        if isinstance(node, cst.FunctionDef) and node.decorators \
+                and all(decorator_name(d) in KERNEL_DECORATORS for d in node.decorators):
+            return skip(self, node.with_changes(decorators=[]))
+        return skip(self, node)
+
+    if getattr(file_mutation.MutationVisitor._skip_node_and_children, "tinynn", False):
+        return
+    file_mutation.MutationVisitor._skip_node_and_children = skip_unless_kernel
+    skip_unless_kernel.tinynn = True
+
+
 def equivalents():
     """{mutant name: reason} from scripts/mutation_equivalent/*.txt (``name  # reason`` per line)."""
     out = {}
@@ -196,6 +203,88 @@ def collect(work, hashes=None):
     return rows
 
 
+def suite_paths(suite, only=()):
+    """The repository paths of the suite's modules (those of ``only`` where given)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    spec = SUITES[suite]["mutate"]
+    return [f for f in files if f.endswith(".py") and f not in NOT_MUTATED and any(fnmatch.fnmatch(f, p) for p in spec)
+            and (not only or any(fnmatch.fnmatch(f, o) for o in only))]
+
+
+def current_mutants(work, paths):
+    """{module path: {mutant name: hash of its function's source}} of the source in ``work`` (a suite's copy,
+    whose setup.cfg has the mutmut settings), as mutmut will generate them there."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+    let_kernels_through()
+    here, out = os.getcwd(), {}
+    os.chdir(work)
+    try:
+        for path in paths:
+            ip = installed_path(path)
+            mf = mutate_file_contents(ip, Path(ip).read_text(encoding="utf-8"))
+            if mf.mutant_names:
+                out[path] = {get_mutant_name(Path(ip), n): mf.hash_by_function_name[n.partition("__mutmut_")[0]]
+                             for n in mf.mutant_names}
+    finally:
+        os.chdir(here)
+    return out
+
+
+def rechecked_in(work):
+    """The carried kills that the run in ``work`` ran again (--recheck)."""
+    path = work / "tinynn-recheck.json"
+    return set(json.loads(path.read_text())) if path.exists() else set()
+
+
+def consolidate(works, current):
+    """{module path: {mutant name: (status, exit code, work, rechecked)}} for every mutant of ``current`` (see
+    current_mutants), each verdict from a run whose function source is identical (mutmut's per-function hash):
+    a run that ran a carried kill again (--recheck) decides it; otherwise killed where any run killed it
+    (every run's tests are tests CI runs), else the last given run that checked it; else not checked."""
+    found = {}                                            # (name, hash) -> [(status, code, work, rechecked)]
+    for _, work in works:
+        hashes, codes, again = {}, {}, rechecked_in(work)
+        for meta in (work / "mutants").rglob("*.py.meta"):
+            codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+        for _, name, status in collect(work, hashes):
+            if status != "not checked":
+                found.setdefault((name, hashes[name]), []).append((status, codes[name], work, name in again))
+    out = {}
+    for path, mutants in current.items():
+        out[path] = {}
+        for name, h in mutants.items():
+            got = found.get((name, h), [])
+            pick = ([g for g in got if g[3]] or [g for g in got if g[0] == "killed"] or got or [None])[-1]
+            out[path][name] = pick or ("not checked", None, None, False)
+    return out
+
+
+def seed(work, paths, current, chosen, recheck=0):
+    """Write mutmut's result files in ``work`` before its run: the verdicts of ``chosen`` (consolidate) where
+    they are killed, survived or no tests, so that mutmut (which keeps the verdict of a function whose source
+    is unchanged) runs only the rest; ``recheck`` of the carried kills, drawn with a fixed seed, run again.
+    Returns (mutants to run, the names rechecked)."""
+    import random
+    from tinynn._write import write_json
+    keep = {"killed", "survived", "no tests"}
+    kills = sorted(n for p in paths for n, v in chosen.get(p, {}).items() if v[0] == "killed")
+    again = set(random.Random(30).sample(kills, min(recheck, len(kills))))
+    todo = 0
+    for path in paths:
+        if path not in current:
+            continue
+        codes = {n: (v[1] if v[0] in keep and n not in again else None) for n, v in chosen[path].items()}
+        todo += sum(c is None for c in codes.values())
+        funcs = {n.rpartition(".")[2].partition("__mutmut_")[0]: h for n, h in current[path].items()}
+        meta = work / "mutants" / (installed_path(path) + ".meta")
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        write_json(meta, {"exit_code_by_key": codes, "hash_by_function_name": funcs, "type_check_error_by_key": {},
+                          "durations_by_key": {}, "estimated_durations_by_key": {}})
+    write_json(work / "tinynn-recheck.json", sorted(again))
+    return todo, sorted(again)
+
+
 def diff(work, path, name):
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     here = os.getcwd()
@@ -209,13 +298,17 @@ def diff(work, path, name):
     return "\n".join(line for line in text.splitlines()[2:] if line[:1] in "+-")
 
 
+def stamp_commit():
+    git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return git("rev-parse", "--short", "HEAD") + (" (+changes)" if git("status", "--short", "-uno") else "")
+
+
 def stamp(work, seconds=None):
     """The commit a suite's copy was made from (and whether tracked files had uncommitted changes) and the
     run's seconds: written next to the copy, read back by the report."""
     path = work / "tinynn-run.json"
     if seconds is None:
-        git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        info = dict(commit=git("rev-parse", "--short", "HEAD") + (" (+changes)" if git("status", "--short", "-uno") else ""))
+        info = dict(commit=stamp_commit())
     else:
         info = dict(json.loads(path.read_text()), seconds=round(seconds))
     from tinynn._write import write_json
@@ -226,11 +319,14 @@ def stamp(work, seconds=None):
 COLUMNS = ("killed", "survived", "no tests", "timeout", "not checked")   # the rest (suspicious, segfault): other
 
 
-def report(out, works, seconds):
+def report(out, works, seconds, current=None):
     """The report of the suites' copies ``works`` [(suite, folder)]: a module measured in several (runs merged
     with --from) counts from the run that checked the largest share of its mutants (of those, the last); a
     mutant that run did not kill counts as killed when another run killed it in a function of the same source
-    (mutmut's per-function hash): each run's tests are tests CI runs, so a kill by any of them is a kill."""
+    (mutmut's per-function hash): each run's tests are tests CI runs, so a kill by any of them is a kill.
+    With ``current`` (see current_mutants) the report is of the current source instead: every one of its
+    mutants, each with the verdict consolidate() gives (runs of another source count only for the functions
+    that are identical)."""
     from tinynn._write import atomic_open, write_json   # not at the top: mutmut's run must import the mutants
     eq = equivalents()
     table, survivors, seen = {}, {}, set()
@@ -247,9 +343,23 @@ def report(out, works, seconds):
             if path not in found_by or share >= found_by[path][0]:
                 found_by[path] = (share, suite, work, rows, hashes)
     elsewhere = Counter()                                 # module -> mutants counted killed from another run
-    for path, (_, suite, work, found, hashes) in found_by.items():
-        info = json.loads((work / "tinynn-run.json").read_text())
-        c = table[path] = Counter(suite=suite, commit=info["commit"])
+    if current is not None:
+        suite_of = {}
+        for suite, work in works:
+            suite_of[work] = suite
+        found_by, rechecked = {}, {}
+        for path, verdicts in consolidate(works, current).items():
+            rechecked.update({n: v[0] for n, v in verdicts.items() if v[3]})
+            hashes = {n: "current" for n in verdicts}
+            rows = [(path, n, v[0]) for n, v in verdicts.items()]
+            runs = [w for w in dict.fromkeys(v[2] for v in verdicts.values()) if w is not None]
+            commits = ", ".join(dict.fromkeys(json.loads((w / "tinynn-run.json").read_text())["commit"].split()[0]
+                                              for w in runs))
+            by_work = {n: v[2] for n, v in verdicts.items()}
+            found_by[path] = (1.0, suite_of[runs[0]] if runs else "-", by_work, rows, hashes, commits)
+    for path, (_, suite, work, found, hashes, *commits) in found_by.items():
+        commit = commits[0] if commits else json.loads((work / "tinynn-run.json").read_text())["commit"]
+        c = table[path] = Counter(suite=suite, commit=commit)
         survivors[path] = []
         for _, name, status in found:
             seen.add(name)
@@ -258,12 +368,13 @@ def report(out, works, seconds):
             elif name in eq:
                 c["equivalent"] += 1
                 continue
-            if status != "killed" and (name, hashes[name]) in killed_in:   # the same code killed in another run
+            if current is None and status != "killed" and (name, hashes[name]) in killed_in:   # the same code killed in another run
                 status = "killed"
                 elsewhere[path] += 1
             c[status if status in COLUMNS else "other"] += 1
             if status not in ("killed", "not checked"):
-                survivors[path].append((path, name, status, diff(work, path, name)))
+                where = work[name] if isinstance(work, dict) else work
+                survivors[path].append((path, name, status, diff(where, path, name)))
     survivors = [s for path in sorted(survivors) for s in survivors[path]]
     rows, lines = [], ["| module | suite | mutants | killed | survived | no tests | timeout | other | equivalent | "
                        "not run | score | tree |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -283,6 +394,14 @@ def report(out, works, seconds):
             f"*tree*: the commit each module was measured on. Merged runs: a module counts from the run that checked "
             f"the largest share of its mutants; a mutant it did not kill counts as killed where another run killed "
             f"it in the same function source ({sum(r.get('killed elsewhere', 0) for r in rows)} such).", ""]
+    if current is not None:
+        again = sum(st == "killed" for st in rechecked.values())
+        head[2:3] = [f"{killed} of {total} non-equivalent mutants killed ({killed / max(total, 1):.1%}): every mutant "
+                     f"of the source at {stamp_commit()}, by `scripts/mutation.py --complete`. Each verdict comes "
+                     f"from a run on an identical function source (mutmut's per-function hash): a run at this "
+                     f"commit, else a kill by any run (each run's tests are tests CI runs), else the last run that "
+                     f"checked it, except that a carried kill run again here counts as that run found it; *tree*: the commits of the runs the module's verdicts come from; mutmut runs of "
+                     f"{seconds:.0f} s in all. Carried kills run again here: {again} of {len(rechecked)} killed again."]
     body = ["", "## Mutants not killed", ""]
     for path, name, status, d in survivors:
         body += [f"`{name}` ({status})", "```diff", d, "```", ""]
@@ -309,6 +428,11 @@ def main(argv=None):
     p.add_argument("--from", dest="runs", nargs="*", default=[],
                    help="earlier --out folders to merge into one report instead of running (a module counts from "
                         "the run that checked most of its mutants; of those, the last given)")
+    p.add_argument("--complete", nargs="*", default=None, metavar="RUN",
+                   help="earlier --out folders: report every mutant of the current source, running here only those "
+                        "no run checked on an identical function source (and --recheck of the carried kills)")
+    p.add_argument("--recheck", type=int, default=0, help="with --complete: carried kills per suite to run again")
+    p.add_argument("--dry-run", action="store_true", help="with --complete: say what would run, run nothing")
     p.add_argument("--mutmut-run", action="store_true", help=argparse.SUPPRESS)   # inside a suite's copy
     a = p.parse_args(argv)
     if a.mutmut_run:
@@ -334,12 +458,26 @@ def main(argv=None):
         seconds = sum(json.loads((w / "tinynn-run.json").read_text()).get("seconds", 0) for _, w in works)
         report(out, works, seconds)
         return 0
+    old = []
+    if a.complete is not None:
+        old = [(w.name, w) for r in a.complete for w in sorted(Path(r).resolve().iterdir())
+               if (w / "tinynn-run.json").exists()]
+    current = {}
     for suite in suites:
         work = out / suite
         if not prepare(suite, work, a.only, a.tests):
             shutil.rmtree(work, ignore_errors=True)
             continue
         stamp(work)
+        if a.complete is not None:
+            paths = suite_paths(suite, a.only)
+            mutants = current_mutants(work, paths)
+            current.update(mutants)
+            todo, again = seed(work, paths, mutants, consolidate(old, mutants), a.recheck)
+            print(f"== suite {suite}: {sum(map(len, mutants.values()))} mutants, {todo} to run "
+                  f"({len(again)} carried kills among them, run again)", flush=True)
+            if a.dry_run or not todo:
+                continue
         t1 = time.time()
         env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", **SUITES[suite]["env"]}
         print(f"== suite {suite} in {work}", flush=True)
@@ -350,8 +488,14 @@ def main(argv=None):
             return 1
         stamp(work, time.time() - t1)
         works.append((suite, work))
-    if not works:
+    if not works and not current:
         p.error(f"--only {a.only}: nothing of the core matches ({', '.join(sum((s['mutate'] for s in SUITES.values()), []))})")
+    if a.complete is not None:
+        if a.dry_run:
+            return 0
+        seconds = sum(json.loads((w / "tinynn-run.json").read_text()).get("seconds", 0) for _, w in old)
+        report(out, old + works, seconds + time.time() - t0, current)
+        return 0
     report(out, works, time.time() - t0)
     return 0
 
