@@ -352,7 +352,8 @@ def report(out, works, seconds, current=None):
             rechecked.update({n: v[0] for n, v in verdicts.items() if v[3]})
             hashes = {n: "current" for n in verdicts}
             rows = [(path, n, v[0]) for n, v in verdicts.items()]
-            runs = [w for w in dict.fromkeys(v[2] for v in verdicts.values()) if w is not None]
+            used = {v[2] for v in verdicts.values()}
+            runs = [w for _, w in works if w in used]
             commits = ", ".join(dict.fromkeys(json.loads((w / "tinynn-run.json").read_text())["commit"].split()[0]
                                               for w in runs))
             by_work = {n: v[2] for n, v in verdicts.items()}
@@ -398,9 +399,9 @@ def report(out, works, seconds, current=None):
         again = sum(st == "killed" for st in rechecked.values())
         head[2:3] = [f"{killed} of {total} non-equivalent mutants killed ({killed / max(total, 1):.1%}): every mutant "
                      f"of the source at {stamp_commit()}, by `scripts/mutation.py --complete`. Each verdict comes "
-                     f"from a run on an identical function source (mutmut's per-function hash): a run at this "
-                     f"commit, else a kill by any run (each run's tests are tests CI runs), else the last run that "
-                     f"checked it, except that a carried kill run again here counts as that run found it; *tree*: the commits of the runs the module's verdicts come from; mutmut runs of "
+                     f"from a run on an identical function source (mutmut's per-function hash): a kill by any run "
+                     f"(each run's tests are tests CI runs), else the last run that checked it; a carried kill run "
+                     f"again (`--recheck`) counts as that run found it; *tree*: the commits of the runs the module's verdicts come from; mutmut runs of "
                      f"{seconds:.0f} s in all. Carried kills run again here: {again} of {len(rechecked)} killed again."]
     body = ["", "## Mutants not killed", ""]
     for path, name, status, d in survivors:

@@ -171,3 +171,57 @@ def test_a_merged_module_counts_from_the_run_that_checked_most_of_it(tmp_path):
     assert (row["killed"], row["equivalent"]) == (3, 1)
     text = (tmp_path / "r5" / "report.md").read_text()
     assert "## Listed as equivalent but killed" in text and "`tinynn.schedules.x_f__mutmut_0`" in text
+
+
+@needs_mutmut
+def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp_path):
+    """--complete: a verdict counts only where the run's function source is the current one (mutmut's hash); a
+    kill by any such run is a kill, a carried kill run again (--recheck) counts as that run found it, and what
+    no run checked is seeded as "not checked" so that mutmut runs only that."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.EQUIVALENT = tmp_path / "no-equivalents"
+    mod.diff = lambda work, path, name: f"- {work.parent.name}"
+
+    def run_folder(name, codes, hashes, commit, rechecked=()):
+        work = tmp_path / name / "core"
+        meta = work / "mutants" / "tinynn" / "schedules.py.meta"
+        meta.parent.mkdir(parents=True)
+        meta.write_text(json.dumps({"exit_code_by_key": {f"tinynn.schedules.x_{f}__mutmut_{i}": c
+                                                          for f, cs in codes.items() for i, c in enumerate(cs)},
+                                    "hash_by_function_name": {f"x_{f}": h for f, h in hashes.items()}}))
+        (work / "tinynn-run.json").write_text(json.dumps({"commit": commit}))
+        (work / "tinynn-recheck.json").write_text(json.dumps(list(rechecked)))
+        return ("core", work)
+
+    current = {"tinynn/schedules.py": {**{f"tinynn.schedules.x_f__mutmut_{i}": "F" for i in range(3)},
+                                       **{f"tinynn.schedules.x_g__mutmut_{i}": "G" for i in range(2)}}}
+    old = run_folder("old", {"f": [1, 0, 0], "g": [1, 1]}, {"f": "F", "g": "G-before"}, "aaa")
+    other = run_folder("other", {"f": [0, 1, None], "g": [None, None]}, {"f": "F", "g": "G"}, "bbb")
+    v = mod.consolidate([old, other], current)["tinynn/schedules.py"]
+    assert [v[f"tinynn.schedules.x_f__mutmut_{i}"][0] for i in range(3)] == ["killed", "killed", "survived"]
+    assert v["tinynn.schedules.x_f__mutmut_2"][2] == old[1]              # the survivor's verdict and its run
+    assert {v[f"tinynn.schedules.x_g__mutmut_{i}"][0] for i in range(2)} == {"not checked"}   # g changed since
+    # seeding: kept verdicts as exit codes, the rest None, the current hashes (mutmut keeps unchanged functions)
+    work = tmp_path / "new" / "core"
+    todo, again = mod.seed(work, ["tinynn/schedules.py"], current, {"tinynn/schedules.py": v}, recheck=1)
+    meta = json.loads((work / "mutants" / "tinynn" / "schedules.py.meta").read_text())
+    assert meta["hash_by_function_name"] == {"x_f": "F", "x_g": "G"}
+    assert sorted(meta["exit_code_by_key"].values(), key=str) == sorted([0, None, None, None, 1], key=str)
+    assert todo == 3 and len(again) == 1 and meta["exit_code_by_key"][again[0]] is None
+    assert json.loads((work / "tinynn-recheck.json").read_text()) == again
+    # a recheck that survived overrides the carried kill; the report says so
+    recheck = run_folder("recheck", {"f": [0, None, None], "g": [1, 0]}, {"f": "F", "g": "G"}, "ccc",
+                         rechecked=["tinynn.schedules.x_f__mutmut_0"])
+    mod.report(tmp_path / "r", [old, other, recheck], 0, current)
+    r = json.loads((tmp_path / "r" / "report.json").read_text())
+    (row,) = r["modules"]
+    assert (row["mutants"], row["killed"], row["survived"], row.get("not checked", 0)) == (5, 2, 3, 0)
+    assert row["commit"] == "aaa, bbb, ccc"
+    assert {s["name"]: s["diff"] for s in r["survivors"]} == {"tinynn.schedules.x_f__mutmut_0": "- recheck",
+                                                              "tinynn.schedules.x_f__mutmut_2": "- old",
+                                                              "tinynn.schedules.x_g__mutmut_1": "- recheck"}
+    assert "Carried kills run again here: 0 of 1 killed again." in (tmp_path / "r" / "report.md").read_text()
