@@ -9,6 +9,10 @@ writes the report (per-module scores, then every surviving mutant as a diff)::
 
     .venv/bin/python scripts/mutation.py --out runs/mutation            (every suite: hours on 2 cores)
     .venv/bin/python scripts/mutation.py --out runs/mutation-sched --only tinynn/schedules.py
+    .venv/bin/python scripts/mutation.py --out runs/mutation-now --complete runs/mutation runs/mutation-sched
+
+(``--complete``: a report of every mutant of the current source from earlier runs on identical function
+source, running only the mutants none of them checked; see docs/testing.md.)
 
 The last committed report is docs/mutation.md. Needs the [mutation] extra (mutmut). Three suites, because the
 kernels cannot be mutated where they are compiled:
@@ -231,9 +235,9 @@ def current_mutants(work, paths):
     return out
 
 
-def rechecked_in(work):
-    """The carried kills that the run in ``work`` ran again (--recheck)."""
-    path = work / "tinynn-recheck.json"
+def listed_in(work, what):
+    """The mutants a --complete run in ``work`` ran again ("recheck") or took from other runs ("carried")."""
+    path = work / f"tinynn-{what}.json"
     return set(json.loads(path.read_text())) if path.exists() else set()
 
 
@@ -244,11 +248,11 @@ def consolidate(works, current):
     (every run's tests are tests CI runs), else the last given run that checked it; else not checked."""
     found = {}                                            # (name, hash) -> [(status, code, work, rechecked)]
     for _, work in works:
-        hashes, codes, again = {}, {}, rechecked_in(work)
+        hashes, codes, again, carried = {}, {}, listed_in(work, "recheck"), listed_in(work, "carried")
         for meta in (work / "mutants").rglob("*.py.meta"):
             codes.update(json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
         for _, name, status in collect(work, hashes):
-            if status != "not checked":
+            if status != "not checked" and name not in carried:     # a carried verdict counts where it was found
                 found.setdefault((name, hashes[name]), []).append((status, codes[name], work, name in again))
     out = {}
     for path, mutants in current.items():
@@ -270,11 +274,12 @@ def seed(work, paths, current, chosen, recheck=0):
     keep = {"killed", "survived", "no tests"}
     kills = sorted(n for p in paths for n, v in chosen.get(p, {}).items() if v[0] == "killed")
     again = set(random.Random(30).sample(kills, min(recheck, len(kills))))
-    todo = 0
+    todo, carried = 0, []
     for path in paths:
         if path not in current:
             continue
         codes = {n: (v[1] if v[0] in keep and n not in again else None) for n, v in chosen[path].items()}
+        carried += [n for n, c in codes.items() if c is not None]
         todo += sum(c is None for c in codes.values())
         funcs = {n.rpartition(".")[2].partition("__mutmut_")[0]: h for n, h in current[path].items()}
         meta = work / "mutants" / (installed_path(path) + ".meta")
@@ -282,6 +287,7 @@ def seed(work, paths, current, chosen, recheck=0):
         write_json(meta, {"exit_code_by_key": codes, "hash_by_function_name": funcs, "type_check_error_by_key": {},
                           "durations_by_key": {}, "estimated_durations_by_key": {}})
     write_json(work / "tinynn-recheck.json", sorted(again))
+    write_json(work / "tinynn-carried.json", sorted(carried))
     return todo, sorted(again)
 
 
@@ -481,6 +487,9 @@ def main(argv=None):
                 continue
         t1 = time.time()
         env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", **SUITES[suite]["env"]}
+        mnist = ROOT.parent / "shared" / "data" / "mnist"          # the copy is elsewhere: where the tests look
+        if "TINYNN_DATA_DIR" not in env and mnist.is_dir():
+            env["TINYNN_DATA_DIR"] = str(mnist)
         print(f"== suite {suite} in {work}", flush=True)
         rc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--out", str(work),
                              "--mutmut-run", "--max-children", str(a.max_children)], cwd=work, env=env).returncode

@@ -186,7 +186,7 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
     mod.EQUIVALENT = tmp_path / "no-equivalents"
     mod.diff = lambda work, path, name: f"- {work.parent.name}"
 
-    def run_folder(name, codes, hashes, commit, rechecked=()):
+    def run_folder(name, codes, hashes, commit, rechecked=(), carried=()):
         work = tmp_path / name / "core"
         meta = work / "mutants" / "tinynn" / "schedules.py.meta"
         meta.parent.mkdir(parents=True)
@@ -195,6 +195,7 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
                                     "hash_by_function_name": {f"x_{f}": h for f, h in hashes.items()}}))
         (work / "tinynn-run.json").write_text(json.dumps({"commit": commit}))
         (work / "tinynn-recheck.json").write_text(json.dumps(list(rechecked)))
+        (work / "tinynn-carried.json").write_text(json.dumps(list(carried)))
         return ("core", work)
 
     current = {"tinynn/schedules.py": {**{f"tinynn.schedules.x_f__mutmut_{i}": "F" for i in range(3)},
@@ -213,9 +214,12 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
     assert sorted(meta["exit_code_by_key"].values(), key=str) == sorted([0, None, None, None, 1], key=str)
     assert todo == 3 and len(again) == 1 and meta["exit_code_by_key"][again[0]] is None
     assert json.loads((work / "tinynn-recheck.json").read_text()) == again
+    assert json.loads((work / "tinynn-carried.json").read_text()) == sorted(
+        n for n, c in meta["exit_code_by_key"].items() if c is not None)
     # a recheck that survived overrides the carried kill; the report says so
-    recheck = run_folder("recheck", {"f": [0, None, None], "g": [1, 0]}, {"f": "F", "g": "G"}, "ccc",
-                         rechecked=["tinynn.schedules.x_f__mutmut_0"])
+    recheck = run_folder("recheck", {"f": [0, 1, 0], "g": [1, 0]}, {"f": "F", "g": "G"}, "ccc",
+                         rechecked=["tinynn.schedules.x_f__mutmut_0"],          # carried: counted where found
+                         carried=["tinynn.schedules.x_f__mutmut_1", "tinynn.schedules.x_f__mutmut_2"])
     mod.report(tmp_path / "r", [old, other, recheck], 0, current)
     r = json.loads((tmp_path / "r" / "report.json").read_text())
     (row,) = r["modules"]
