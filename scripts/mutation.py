@@ -57,11 +57,17 @@ KERNEL_TESTS = ["test_kernels.py", "test_kinks.py", "test_optim.py", "test_optim
                 "test_holes.py", "test_custom_layers.py", "test_augment.py", "test_sparse.py", "test_l1.py",
                 "test_cpu_kernel_edges.py"]
 
+# mutmut forks every mutant's test run from a process that has run parallel kernels already; Numba's default
+# threading layer here is GNU OpenMP, which is not fork-safe: a forked child's first parallel kernel sends
+# itself SIGTERM ("Terminating: fork() called from a process already using GNU OpenMP"), so a mutant whose tests
+# reach one was reported "suspicious" instead of killed or survived. workqueue is fork-safe.
+FORK_SAFE = {"NUMBA_THREADING_LAYER": "workqueue"}
 SUITES = {
-    "core": dict(mutate=CORE, env={}, tests=None, args=["-m", "not slow and not gpu"]),
-    "cpu": dict(mutate=["kernels/cpu/*"], env={"NUMBA_DISABLE_JIT": "1"}, tests=KERNEL_TESTS,
+    "core": dict(mutate=CORE, env=FORK_SAFE, tests=None, args=["-m", "not slow and not gpu"]),
+    "cpu": dict(mutate=["kernels/cpu/*"], env={"NUMBA_DISABLE_JIT": "1", **FORK_SAFE}, tests=KERNEL_TESTS,
                 args=["-m", "not slow and not gpu"]),
-    "cuda": dict(mutate=["kernels/cuda/*"], env={"NUMBA_ENABLE_CUDASIM": "1", "HYPOTHESIS_PROFILE": "cudasim"},
+    "cuda": dict(mutate=["kernels/cuda/*"],
+                 env={"NUMBA_ENABLE_CUDASIM": "1", "HYPOTHESIS_PROFILE": "cudasim", **FORK_SAFE},
                  tests=["test_kernels.py", "test_kinks.py", "test_optim_backends.py", "test_cuda.py", "test_gpu_feed.py",
                         "test_holes.py", "test_custom_layers.py", "test_augment.py"],
                  args=["-m", "gpu and not slow"]),

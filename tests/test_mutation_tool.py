@@ -229,3 +229,37 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
                                                               "tinynn.schedules.x_f__mutmut_2": "- old",
                                                               "tinynn.schedules.x_g__mutmut_1": "- recheck"}
     assert "Carried kills run again here: 0 of 1 killed again." in (tmp_path / "r" / "report.md").read_text()
+
+
+FORK_AFTER_KERNEL = """
+import os, numpy as np
+from numba import njit, prange
+@njit(parallel=True)
+def total(a):
+    s = 0.0
+    for i in prange(a.shape[0]):
+        s += a[i]
+    return s
+total(np.ones(1000))
+pid = os.fork()
+if pid == 0:
+    total(np.ones(1000))
+    os._exit(0)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.parametrize("suite", ["core", "cuda"])
+def test_a_suite_forks_mutants_safely_after_parallel_kernels(suite):
+    """mutmut forks each mutant's test run from a process that ran parallel kernels; under GNU OpenMP (Numba's
+    default layer where libgomp is found) the child's first parallel kernel killed it with SIGTERM, and the
+    mutant was reported "suspicious". Each suite's environment picks a fork-safe layer."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mutation_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    env = {**os.environ, **mod.SUITES[suite]["env"]}
+    p = subprocess.run([sys.executable, "-c", FORK_AFTER_KERNEL], capture_output=True, text=True, env=env,
+                       timeout=300, cwd=ROOT)
+    assert p.returncode == 0 and p.stdout.strip() == "0", (p.stdout, p.stderr[-2000:])
