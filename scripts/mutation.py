@@ -270,14 +270,15 @@ def consolidate(works, current):
     return out
 
 
-def seed(work, paths, current, chosen, recheck=0):
+def seed(work, paths, current, chosen, recheck=0, rerun_survivors=False):
     """Write mutmut's result files in ``work`` before its run: the verdicts of ``chosen`` (consolidate) where
     they are killed, survived or no tests, so that mutmut (which keeps the verdict of a function whose source
     is unchanged) runs only the rest; ``recheck`` of the carried kills, drawn with a fixed seed, run again.
-    Returns (mutants to run, the names rechecked)."""
+    ``rerun_survivors``: survivors run again too (after tests were added). Returns (mutants to run, the names
+    rechecked)."""
     import random
     from tinynn._write import write_json
-    keep = {"killed", "survived", "no tests"}
+    keep = {"killed", "no tests"} if rerun_survivors else {"killed", "survived", "no tests"}
     kills = sorted(n for p in paths for n, v in chosen.get(p, {}).items() if v[0] == "killed")
     again = set(random.Random(30).sample(kills, min(recheck, len(kills))))
     todo, carried = 0, []
@@ -445,6 +446,8 @@ def main(argv=None):
                    help="earlier --out folders: report every mutant of the current source, running here only those "
                         "no run checked on an identical function source (and --recheck of the carried kills)")
     p.add_argument("--recheck", type=int, default=0, help="with --complete: carried kills per suite to run again")
+    p.add_argument("--rerun-survivors", action="store_true",
+                   help="with --complete: run the survivors again too (after tests were added)")
     p.add_argument("--dry-run", action="store_true", help="with --complete: say what would run, run nothing")
     p.add_argument("--mutmut-run", action="store_true", help=argparse.SUPPRESS)   # inside a suite's copy
     a = p.parse_args(argv)
@@ -486,7 +489,7 @@ def main(argv=None):
             paths = suite_paths(suite, a.only)
             mutants = current_mutants(work, paths)
             current.update(mutants)
-            todo, again = seed(work, paths, mutants, consolidate(old, mutants), a.recheck)
+            todo, again = seed(work, paths, mutants, consolidate(old, mutants), a.recheck, a.rerun_survivors)
             print(f"== suite {suite}: {sum(map(len, mutants.values()))} mutants, {todo} to run "
                   f"({len(again)} carried kills among them, run again)", flush=True)
             if a.dry_run or not todo:

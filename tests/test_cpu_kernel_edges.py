@@ -260,3 +260,40 @@ def test_spmm_t_beyond_one_column_block():
     _cpu("spmm_t", indptr, indices, data, D, got)
     _ref("spmm_t", indptr, indices, data, D, ref)
     np.testing.assert_allclose(got, ref, rtol=1e-15, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- augmentation at exact borders
+@pytest.mark.parametrize("tx, ty", [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)])
+def test_warp_samples_exactly_one_pixel_outside_are_zero_whatever_the_border_holds(tx, ty):
+    """A shift of exactly one pixel puts the first (or last) output column's source at -1 (or W): outside,
+    so 0, even where the border pixel it would weigh by 0 is infinite (0 * inf is NaN) or lies past the edge."""
+    n, H, W = 2, 4, 5
+    X = np.arange(n * H * W, dtype=F32).reshape(n, H, W)
+    X[:, 0, :] = np.inf
+    X[:, :, 0] = -np.inf
+    X[:, -1, :] = np.inf
+    X[:, :, -1] = np.inf
+    A = np.zeros((n, 2, 3), F32)
+    A[:, 0, 0] = A[:, 1, 1] = 1.0
+    A[:, 0, 2], A[:, 1, 2] = tx, ty
+    out_cpu = _cpu("warp_affine", X, A)
+    out_ref = _ref("warp_affine", X, A)
+    np.testing.assert_array_equal(out_cpu, out_ref)
+    edge = {(-1.0, 0.0): (slice(None), 0), (1.0, 0.0): (slice(None), W - 1),
+            (0.0, -1.0): (0, slice(None)), (0.0, 1.0): (H - 1, slice(None))}[(tx, ty)]
+    assert np.all(out_cpu[(slice(None), *edge)] == 0)
+
+
+@pytest.mark.parametrize("name", ["brightness_contrast", "add_noise"])
+def test_clip_keeps_a_value_equal_to_its_bound_with_its_sign(name):
+    """numpy.clip returns v itself when v equals a bound: -0.0 clipped to [0, 1] stays -0.0, and 0.0 clipped
+    to [-1, -0.0] stays 0.0. The CPU kernels match the reference bit for bit there."""
+    X = np.array([[[-0.0, 0.0, 0.5]]], F32)
+    for lo, hi, want in ((0.0, 1.0, [True, False, False]), (-1.0, -0.0, [True, False, True])):
+        if name == "brightness_contrast":
+            args = (X, np.ones(1, F32), np.full(1, -0.0, F32), lo, hi)
+        else:
+            args = (X, np.full_like(X, -0.0), lo, hi)
+        a, b = _cpu(name, *args), _ref(name, *args)
+        np.testing.assert_array_equal(np.signbit(a), np.signbit(b))
+        assert np.signbit(a).ravel()[:2].tolist() == want[:2]

@@ -216,6 +216,12 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
     assert json.loads((work / "tinynn-recheck.json").read_text()) == again
     assert json.loads((work / "tinynn-carried.json").read_text()) == sorted(
         n for n, c in meta["exit_code_by_key"].items() if c is not None)
+    # --rerun-survivors: the survivor runs again too
+    todo, _ = mod.seed(tmp_path / "again" / "core", ["tinynn/schedules.py"], current, {"tinynn/schedules.py": v},
+                       rerun_survivors=True)
+    meta = json.loads((tmp_path / "again" / "core" / "mutants" / "tinynn" / "schedules.py.meta").read_text())
+    assert todo == 3 and meta["exit_code_by_key"]["tinynn.schedules.x_f__mutmut_2"] is None
+    assert meta["exit_code_by_key"]["tinynn.schedules.x_f__mutmut_0"] == 1
     # a recheck that survived overrides the carried kill; the report says so
     recheck = run_folder("recheck", {"f": [0, 1, 0], "g": [1, 0]}, {"f": "F", "g": "G"}, "ccc",
                          rechecked=["tinynn.schedules.x_f__mutmut_0"],          # carried: counted where found
