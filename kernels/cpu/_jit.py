@@ -20,6 +20,7 @@ import glob
 import os
 import warnings
 
+import numba
 from numba import njit
 from numba.core.caching import FunctionCache
 
@@ -97,3 +98,35 @@ kernel = cached(nogil=True, error_model="numpy")
 # one row formula serves both backends. A shared body uses only ``math`` and its arguments: CUDA resolves its
 # globals in this package, where another helper would be a CPU dispatcher.
 inline = cached(inline="always")
+
+# Forked children. Numba's GNU OpenMP threading layer (its default where libgomp is found) cannot run in a child
+# forked from a process whose pool has run: the child's first parallel kernel sends itself SIGTERM ("fork()
+# called from a process already using GNU OpenMP"). multiprocessing forks by default on Linux, so a Pool made
+# after a fit that augmented its data lost every worker. Such a child runs the parallel kernels serially.
+_fork_unsafe = [False]
+_serial = {}
+
+
+def _after_fork_in_child():
+    try:
+        layer = numba.threading_layer()
+    except ValueError:                 # no parallel kernel ran before the fork: the child starts its own pool
+        return
+    if layer == "omp":
+        from numba.np.ufunc import omppool
+        _fork_unsafe[0] = getattr(omppool, "openmp_vendor", "GNU") == "GNU"
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_safe(kernel):
+    """A ``parallel=True`` kernel, or in a forked child where its thread pool cannot run (above) a serial
+    compile of the same function (made once per child, not cached on disk: same loops, same results)."""
+    if not _fork_unsafe[0]:
+        return kernel
+    serial = _serial.get(kernel)
+    if serial is None:
+        serial = _serial[kernel] = njit(nogil=True)(getattr(kernel, "py_func", kernel))
+    return serial
+

@@ -12,13 +12,14 @@ from numba import prange
 
 from .. import config
 from ..dispatch import ops
-from ._jit import cached, inline
+from ._jit import _fork_unsafe, cached, fork_safe, inline
 
 parallel_kernel = cached(parallel=True, nogil=True)
 
 
 def _threads():
-    numba.set_num_threads(config.CPU_THREADS)
+    if not _fork_unsafe[0]:             # a forked child runs them serially (kernels/cpu/_jit.py)
+        numba.set_num_threads(config.CPU_THREADS)
 
 
 def sample(X, k, sx, sy, H, W):
@@ -86,7 +87,7 @@ def warp_affine(X, A, out=None):
     if out is None:
         out = np.empty_like(X)
     _threads()
-    _warp(X, A, X[:, None, :1, :1], False, out)
+    fork_safe(_warp)(X, A, X[:, None, :1, :1], False, out)
     return out
 
 
@@ -95,7 +96,7 @@ def warp_elastic(X, A, D, out=None):
     if out is None:
         out = np.empty_like(X)
     _threads()
-    _warp(X, A, D, True, out)
+    fork_safe(_warp)(X, A, D, True, out)
     return out
 
 
@@ -145,7 +146,7 @@ def blur_separable(F, k, scale, out=None):
     if out is None:
         out = np.empty_like(F)
     _threads()
-    _blur(F, k, scale, out)
+    fork_safe(_blur)(F, k, scale, out)
     return out
 
 
@@ -178,7 +179,7 @@ def brightness_contrast(X, c, b, lo, hi, out=None):
     if out is None:
         out = np.empty_like(X)
     _threads()
-    _bc(X, c, b, lo, hi, out)
+    fork_safe(_bc)(X, c, b, lo, hi, out)
     return out
 
 
@@ -198,5 +199,5 @@ def add_noise(X, N, lo, hi, out=None):
     if out is None:
         out = np.empty_like(X)
     _threads()
-    _noise(X, N, lo, hi, out)
+    fork_safe(_noise)(X, N, lo, hi, out)
     return out

@@ -3,7 +3,7 @@ import numpy as np
 from numba import prange
 
 from ..dispatch import ops
-from ._jit import cached
+from ._jit import cached, fork_safe
 
 
 @ops.matmul.register("cpu")
@@ -41,4 +41,4 @@ def matmul_numba(A, B, trans_a=False, trans_b=False, out=None, block=64):
     b = np.ascontiguousarray(B.T if trans_b else B)
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
-    return _matmul_blocked(a, b, out, block)
+    return fork_safe(_matmul_blocked)(a, b, out, block)
