@@ -234,7 +234,14 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
     assert {s["name"]: s["diff"] for s in r["survivors"]} == {"tinynn.schedules.x_f__mutmut_0": "- recheck",
                                                               "tinynn.schedules.x_f__mutmut_2": "- old",
                                                               "tinynn.schedules.x_g__mutmut_1": "- recheck"}
-    assert "Carried kills run again here: 0 of 1 killed again." in (tmp_path / "r" / "report.md").read_text()
+    assert "killed again (`--recheck`): 0 of 1 in the core suite at ccc (not: `tinynn.schedules.x_f__mutmut_0`)" \
+        in (tmp_path / "r" / "report.md").read_text()
+    # a run given after the recheck that kills it (a wider test selection) decides again
+    wider = run_folder("wider", {"f": [1, None, None], "g": [None, None]}, {"f": "F", "g": "G"}, "ddd")
+    v = mod.consolidate([old, other, recheck, wider], current)["tinynn/schedules.py"]
+    assert v["tinynn.schedules.x_f__mutmut_0"][:3] == ("killed", 1, wider[1])
+    v = mod.consolidate([wider, recheck], current)["tinynn/schedules.py"]        # given before it: void
+    assert v["tinynn.schedules.x_f__mutmut_0"][0] == "survived"
 
 
 FORK_AFTER_KERNEL = """
