@@ -280,13 +280,15 @@ def seed(work, paths, current, chosen, recheck=0, rerun_survivors=False):
     import random
     from tinynn._write import write_json
     keep = {"killed", "no tests"} if rerun_survivors else {"killed", "survived", "no tests"}
+    eq = equivalents() if rerun_survivors else {}        # a listed equivalent survives by definition: not again
     kills = sorted(n for p in paths for n, v in chosen.get(p, {}).items() if v[0] == "killed")
     again = set(random.Random(30).sample(kills, min(recheck, len(kills))))
     todo, carried = 0, []
     for path in paths:
         if path not in current:
             continue
-        codes = {n: (v[1] if v[0] in keep and n not in again else None) for n, v in chosen[path].items()}
+        codes = {n: (v[1] if (v[0] in keep or n in eq) and v[1] is not None and n not in again else None)
+                 for n, v in chosen[path].items()}
         carried += [n for n, c in codes.items() if c is not None]
         todo += sum(c is None for c in codes.values())
         funcs = {n.rpartition(".")[2].partition("__mutmut_")[0]: h for n, h in current[path].items()}

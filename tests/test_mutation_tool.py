@@ -222,6 +222,12 @@ def test_complete_reports_every_current_mutant_from_runs_on_identical_source(tmp
     meta = json.loads((tmp_path / "again" / "core" / "mutants" / "tinynn" / "schedules.py.meta").read_text())
     assert todo == 3 and meta["exit_code_by_key"]["tinynn.schedules.x_f__mutmut_2"] is None
     assert meta["exit_code_by_key"]["tinynn.schedules.x_f__mutmut_0"] == 1
+    mod.EQUIVALENT.mkdir()                                  # ... but not a survivor listed as equivalent
+    (mod.EQUIVALENT / "x.txt").write_text("tinynn.schedules.x_f__mutmut_2  # the same on every input\n")
+    todo, _ = mod.seed(tmp_path / "eq" / "core", ["tinynn/schedules.py"], current, {"tinynn/schedules.py": v},
+                       rerun_survivors=True)
+    assert todo == 2
+    (mod.EQUIVALENT / "x.txt").unlink()
     # a recheck that survived overrides the carried kill; the report says so
     recheck = run_folder("recheck", {"f": [0, 1, 0], "g": [1, 0]}, {"f": "F", "g": "G"}, "ccc",
                          rechecked=["tinynn.schedules.x_f__mutmut_0"],          # carried: counted where found
