@@ -91,6 +91,30 @@ def test_device_labels_out_of_range_give_nan_not_a_crash():
     assert np.isnan(value)
 
 
+def test_device_indices_at_the_size_are_out_of_range():
+    """The first index past the end is out of range on the device as -1 is: a label equal to the class count
+    gives NaN, an embedding row equal to the row count gathers NaN and scatters nothing (no read or write past
+    the end)."""
+    import tinynn as tn
+
+    assert np.isnan(tn.SoftmaxCrossEntropy()(dev(np.zeros((2, 4), np.float32)), dev(np.array([0, 4]))))
+    W = dev(np.arange(6, dtype=np.float32).reshape(3, 2))
+    out = host(ops.embedding_gather(W, dev(np.array([0, 3, 2], np.int64))))
+    assert out[0].tolist() == [0, 1] and np.isnan(out[1]).all() and out[2].tolist() == [4, 5]
+    dW = dev(np.full((3, 2), 7, np.float32))
+    ops.embedding_scatter(dev(np.ones((2, 2), np.float32)), dev(np.array([3, 1], np.int64)), dW)
+    assert host(dW).tolist() == [[0, 0], [1, 1], [0, 0]]
+
+
+@pytest.mark.parametrize("name, args", [("act_forward", (1, 0.0)), ("bias_act", (np.zeros(3, np.float32), 1, 0.0))])
+def test_device_relu_of_negative_zero_is_positive_zero(name, args):
+    """max(-0.0, 0) is +0.0 in the reference (numpy.maximum); the CUDA kernel agrees to the sign bit."""
+    X = np.array([[-0.0, 0.0, -1.0]], np.float32)
+    dargs = [dev(a) if isinstance(a, np.ndarray) else a for a in args]
+    got = host(ops[name](dev(X), *dargs, dev(np.empty_like(X))))
+    assert got.tolist() == [[0.0, 0.0, 0.0]] and not np.signbit(got).any()
+
+
 def test_dropout_on_device_draws_a_mask():
     import tinynn as tn
 

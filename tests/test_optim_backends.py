@@ -88,6 +88,7 @@ VARIANTS = {
     "adam-lazy": lambda ps: optim.Adam(ps, lr=0.05, lazy=True),
     "adamw-lazy-amsgrad": lambda ps: optim.AdamW(ps, lr=0.05, amsgrad=True, lazy=True),
     "adagrad-lazy": lambda ps: optim.Adagrad(ps, lr=0.1, lazy=True),
+    "adagrad-large-eps": lambda ps: optim.Adagrad(ps, lr=0.1, eps=0.5),      # eps where it shows: √s + eps
     "rmsprop-centered-momentum": lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
     "adadelta-wd": lambda ps: optim.Adadelta(ps, lr=0.5, weight_decay=0.1),
 }
