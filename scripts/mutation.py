@@ -370,7 +370,7 @@ def report(out, works, seconds, current=None):
             used = {v[2] for v in verdicts.values()}
             runs = [w for _, w in works if w in used]
             commits = ", ".join(dict.fromkeys(json.loads((w / "tinynn-run.json").read_text())["commit"].split()[0]
-                                              for w in runs))
+                                              .rstrip(",") for w in runs))
             by_work = {n: v[2] for n, v in verdicts.items()}
             found_by[path] = (1.0, suite_of[runs[0]] if runs else "-", by_work, rows, hashes, commits)
     for path, (_, suite, work, found, hashes, *commits) in found_by.items():
