@@ -459,7 +459,8 @@ def main(argv=None):
     p.add_argument("--recheck", type=int, default=0, help="with --complete: carried kills per suite to run again")
     p.add_argument("--rerun-survivors", action="store_true",
                    help="with --complete: run the survivors again too (after tests were added)")
-    p.add_argument("--dry-run", action="store_true", help="with --complete: say what would run, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --complete: say what would run and report what the runs have, running nothing")
     p.add_argument("--mutmut-run", action="store_true", help=argparse.SUPPRESS)   # inside a suite's copy
     a = p.parse_args(argv)
     if a.mutmut_run:
@@ -521,8 +522,6 @@ def main(argv=None):
     if not works and not current:
         p.error(f"--only {a.only}: nothing of the core matches ({', '.join(sum((s['mutate'] for s in SUITES.values()), []))})")
     if a.complete is not None:
-        if a.dry_run:
-            return 0
         seconds = sum(json.loads((w / "tinynn-run.json").read_text()).get("seconds", 0) for _, w in old)
         report(out, old + works, seconds + time.time() - t0, current)
         return 0
