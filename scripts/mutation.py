@@ -349,7 +349,7 @@ def report(out, works, seconds, current=None):
     found_by = {}                                         # module -> (checked share, suite, work, rows, hashes)
     wrongly_listed = []
     killed_in = set()                                     # (mutant, function hash) killed by some run
-    for suite, work in works:
+    for suite, work in works if current is None else ():   # --complete: consolidate() below instead
         hashes = {}
         found = collect(work, hashes)
         killed_in |= {(name, hashes[name]) for _, name, status in found if status == "killed" and hashes[name]}
@@ -360,10 +360,7 @@ def report(out, works, seconds, current=None):
                 found_by[path] = (share, suite, work, rows, hashes)
     elsewhere = Counter()                                 # module -> mutants counted killed from another run
     if current is not None:
-        suite_of = {}
-        for suite, work in works:
-            suite_of[work] = suite
-        found_by = {}
+        suite_of = {work: suite for suite, work in works}
         for path, verdicts in consolidate(works, current).items():
             hashes = {n: "current" for n in verdicts}
             rows = [(path, n, v[0]) for n, v in verdicts.items()]
